@@ -1,0 +1,160 @@
+//! A lab: namespaces standing for hosts, a switch and containers, with vland's state and pins in
+//! private directories. Modelled on the seed's topology: a "switch" namespace with a bridge that
+//! holds the gateway address, and "hosts" whose uplink veth is the parent of vland's networks.
+use crate::sh::{run, run_ok};
+use crate::{TEST_PREFIX, vland_bin};
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub struct Lab {
+    /// Unique per lab: `vlt-<pid>-<n>-`.
+    pub prefix: String,
+    namespaces: Vec<String>,
+    pub dir: PathBuf,
+    pub bpf_dir: PathBuf,
+    /// Host namespaces vland ran in, with their config: `down` runs there on drop.
+    vland_hosts: Vec<(String, PathBuf)>,
+}
+
+impl Lab {
+    pub fn new() -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("{TEST_PREFIX}{}-{n}-", std::process::id());
+        let dir = std::env::temp_dir().join(format!("{prefix}lab"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bpf_dir = PathBuf::from(format!("/sys/fs/bpf/{prefix}bpf"));
+        Lab { prefix, namespaces: Vec::new(), dir, bpf_dir, vland_hosts: Vec::new() }
+    }
+
+    /// The full name of lab namespace `short`.
+    pub fn ns(&self, short: &str) -> String {
+        format!("{}{short}", self.prefix)
+    }
+
+    /// Creates a namespace with IPv6 off, so no ND/MLD frames disturb exact counts.
+    pub fn add_ns(&mut self, short: &str) -> String {
+        let name = self.ns(short);
+        run_ok("ip", &["netns", "add", &name]);
+        self.namespaces.push(name.clone());
+        self.exec(&name, &["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+        self.exec(&name, &["ip", "link", "set", "lo", "up"]);
+        name
+    }
+
+    /// Marks a namespace that vland creates, so the lab removes it if the test fails early.
+    pub fn expect_ns(&mut self, short: &str) -> String {
+        let name = self.ns(short);
+        self.namespaces.push(name.clone());
+        name
+    }
+
+    pub fn exec(&self, ns: &str, cmd: &[&str]) -> String {
+        let mut args = vec!["netns", "exec", ns];
+        args.extend_from_slice(cmd);
+        run_ok("ip", &args)
+    }
+
+    pub fn exec_status(&self, ns: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["netns", "exec", ns];
+        args.extend_from_slice(cmd);
+        run("ip", &args)
+    }
+
+    /// The seed's L2 segment: switch namespace `sw` with bridge br0 holding `gateway_cidr`.
+    pub fn add_switch(&mut self, gateway_cidr: &str) -> String {
+        let sw = self.add_ns("sw");
+        self.exec(&sw, &["ip", "link", "add", "br0", "type", "bridge"]);
+        self.exec(&sw, &["ip", "link", "set", "br0", "up"]);
+        self.exec(&sw, &["ip", "addr", "add", gateway_cidr, "dev", "br0"]);
+        sw
+    }
+
+    /// A host namespace `short` whose `eth0` is a veth plugged into the switch's bridge,
+    /// optionally with the host's own address on it (as in the seed: 172.16.10.2/24).
+    pub fn add_host(&mut self, short: &str, host_cidr: Option<&str>) -> String {
+        let host = self.add_ns(short);
+        let sw = self.ns("sw");
+        let port = format!("p-{short}");
+        run_ok("ip", &["link", "add", "eth0", "netns", &host, "type", "veth", "peer", "name", &port, "netns", &sw]);
+        self.exec(&sw, &["ip", "link", "set", &port, "master", "br0", "up"]);
+        self.exec(&host, &["ip", "link", "set", "eth0", "up"]);
+        if let Some(cidr) = host_cidr {
+            self.exec(&host, &["ip", "addr", "add", cidr, "dev", "eth0"]);
+        }
+        host
+    }
+
+    /// Writes a config whose [daemon] table points at this lab's private dirs, then `body`.
+    pub fn config(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.toml"));
+        let state = self.dir.join(format!("{name}-state"));
+        let text = format!(
+            "[daemon]\nstate_dir = \"{}\"\nbpf_dir = \"{}-{name}\"\n\n{body}",
+            state.display(),
+            self.bpf_dir.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs `vland ARGS` inside host namespace `host` (where the parents live).
+    pub fn vland(&mut self, host: &str, config: &std::path::Path, args: &[&str]) -> Output {
+        if !self.vland_hosts.iter().any(|(h, c)| h == host && c == config) {
+            self.vland_hosts.push((host.to_string(), config.to_path_buf()));
+        }
+        let netns = format!("--net=/run/netns/{host}");
+        let bin = vland_bin();
+        let mut full: Vec<&str> = vec![&netns, bin.to_str().unwrap()];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--config", config.to_str().unwrap()]);
+        run("nsenter", &full)
+    }
+
+    /// Like `vland`, but panics with vland's output unless it succeeds.
+    pub fn vland_ok(&mut self, host: &str, config: &std::path::Path, args: &[&str]) -> String {
+        let out = self.vland(host, config, args);
+        assert!(
+            out.status.success(),
+            "vland {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `vland stats --json` as parsed JSON.
+    pub fn stats(&mut self, host: &str, config: &std::path::Path) -> serde_json::Value {
+        let text = self.vland_ok(host, config, &["stats", "--json"]);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("stats --json printed non-JSON ({e}): {text}"))
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // vland's own teardown first (the path under test), then whatever is left, by force.
+        for (host, config) in std::mem::take(&mut self.vland_hosts) {
+            let _ = self.vland(&host, &config, &["down"]);
+        }
+        for ns in self.namespaces.iter().rev() {
+            let _ = run("ip", &["netns", "del", ns]);
+        }
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/bpf") {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&self.prefix) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

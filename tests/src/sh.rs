@@ -1,0 +1,28 @@
+//! Running commands and reading the kernel's JSON views.
+use std::process::{Command, Output};
+
+pub fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+}
+
+/// Runs and panics with the command's stderr when it fails.
+pub fn run_ok(program: &str, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed ({}): {}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ip -j -d ARGS` inside namespace `ns`, parsed.
+pub fn ip_json(ns: &str, args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["-n", ns, "-j", "-d"];
+    full.extend_from_slice(args);
+    let text = run_ok("ip", &full);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("ip {} printed non-JSON ({e}): {text}", full.join(" ")))
+}

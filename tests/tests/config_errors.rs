@@ -1,0 +1,65 @@
+//! A bad config is reported whole, every error naming its key, and changes nothing in the kernel.
+use vland_tests::{Lab, run_ok};
+
+#[test]
+fn all_errors_are_reported_at_once_and_nothing_is_created() {
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    let ns = lab.ns("never");
+    let body = format!(
+        r#"
+[networks.lan]
+driver = "macvlan"
+parent = "eth0"
+mode = "bridged"
+subnet = "172.16.10.1/24"
+gateway = "172.16.11.1"
+mtuu = 1400
+
+[networks.ghost]
+driver = "macvlan"
+parent = "nosuch0"
+
+[endpoints.a]
+network = "lan"
+netns = "{ns}"
+ip = "172.16.10.300"
+
+[endpoints.b]
+network = "wan"
+netns = "{ns}"
+"#
+    );
+    let config = lab.config("h1", &body);
+    let out = lab.vland(&host, &config, &["apply"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "networks.lan.mtuu (line 12)",
+        "networks.lan.mode",
+        "networks.lan.subnet: invalid subnet 172.16.10.1/24: it should be 172.16.10.0/24",
+        "networks.lan.gateway",
+        "endpoints.a.ip",
+        "endpoints.b.network",
+        "nothing was changed",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
+    }
+    assert!(!run_ok("ip", &["netns", "list"]).contains(&ns), "a namespace was created for a bad config");
+}
+
+#[test]
+fn a_missing_parent_is_reported_before_anything_is_created() {
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    let ns = lab.ns("never");
+    let body = format!("[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth9\"\n\n[endpoints.a]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n");
+    let config = lab.config("h1", &body);
+    let out = lab.vland(&host, &config, &["apply"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("networks.lan.parent: interface eth9 does not exist"), "{err}");
+    assert!(!run_ok("ip", &["netns", "list"]).contains(&ns));
+}

@@ -1,0 +1,13 @@
+//! The declarative config: TOML as written by the user (`schema`), read with every unknown key
+//! reported (`parse`), and checked into the typed model the rest of vland uses (`validate`).
+mod errors;
+mod model;
+mod parse;
+mod schema;
+mod validate;
+
+pub use errors::ConfigErrors;
+pub use model::*;
+pub use parse::{load, load_daemon_section};
+pub use validate::parse_mac;
+pub use schema::DaemonConfig;

@@ -1,0 +1,107 @@
+//! Reading the config file: syntax and type errors, then every unknown key with its line, then
+//! the semantic checks, all reported together.
+use super::errors::{ConfigError, ConfigErrors};
+use super::model::Config;
+use super::schema::{DaemonConfig, RawConfig};
+use super::validate::validate;
+use anyhow::Context;
+use std::path::Path;
+use toml::de::{DeTable, DeValue};
+
+pub enum LoadError {
+    /// The file could not be read at all.
+    Io(anyhow::Error),
+    Invalid(ConfigErrors),
+}
+
+impl From<LoadError> for anyhow::Error {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Io(e) => e,
+            LoadError::Invalid(errors) => anyhow::Error::new(errors),
+        }
+    }
+}
+
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))
+        .map_err(LoadError::Io)?;
+    parse_str(&text, &path.display().to_string()).map_err(LoadError::Invalid)
+}
+
+pub fn parse_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
+    let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
+    let mut unknown: Vec<Vec<String>> = Vec::new();
+    let raw = toml::Deserializer::parse(text).and_then(|de| {
+        serde_ignored::deserialize(de, |path| unknown.push(segments(&path)))
+            .map(|r: RawConfig| r)
+    });
+    let raw = match raw {
+        Ok(raw) => raw,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start));
+            errors.errors.push(ConfigError { key: "config".into(), line, message: e.message().trim().to_string() });
+            return Err(errors);
+        }
+    };
+    let spans = DeTable::parse(text).ok();
+    for path in unknown {
+        let line = spans.as_ref().and_then(|t| key_line(text, t.get_ref(), &path));
+        errors.errors.push(ConfigError {
+            key: path.join("."),
+            line,
+            message: format!("unknown key `{}`: remove it or check its spelling against the README's config reference", path.last().map(String::as_str).unwrap_or("")),
+        });
+    }
+    let config = validate(raw, &mut errors);
+    if errors.is_empty() { Ok(config) } else { Err(errors) }
+}
+
+fn segments(path: &serde_ignored::Path<'_>) -> Vec<String> {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => Vec::new(),
+        P::Map { parent, key } => {
+            let mut v = segments(parent);
+            v.push(key.clone());
+            v
+        }
+        P::Seq { parent, index } => {
+            let mut v = segments(parent);
+            v.push(index.to_string());
+            v
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => segments(parent),
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+fn key_line(text: &str, table: &DeTable<'_>, path: &[String]) -> Option<usize> {
+    let (first, rest) = path.split_first()?;
+    let (key, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == first.as_str())?;
+    if rest.is_empty() {
+        return Some(line_of(text, key.span().start));
+    }
+    match value.get_ref() {
+        DeValue::Table(inner) => key_line(text, inner, rest),
+        _ => None,
+    }
+}
+
+
+/// Only the `[daemon]` table: `down` and `stats` must work even when the rest of the config has
+/// since become invalid (or its networks were deleted from it).
+pub fn load_daemon_section(path: &Path) -> anyhow::Result<DaemonConfig> {
+    #[derive(serde::Deserialize)]
+    struct DaemonOnly {
+        #[serde(default)]
+        daemon: DaemonConfig,
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let parsed: DaemonOnly = toml::from_str(&text).with_context(|| format!("cannot read the [daemon] table of {}", path.display()))?;
+    Ok(parsed.daemon)
+}

@@ -1,0 +1,36 @@
+//! macvlan children. The mode is always sent: the kernel's own default is vepa, Docker's bridge.
+use super::ChildSpec;
+use crate::config::MacvlanMode;
+use netlink_packet_route::link::{LinkMessage, MacVlanMode};
+use rtnetlink::LinkMacVlan;
+
+fn kernel_mode(mode: MacvlanMode) -> MacVlanMode {
+    match mode {
+        MacvlanMode::Bridge => MacVlanMode::Bridge,
+        MacvlanMode::Vepa => MacVlanMode::Vepa,
+        MacvlanMode::Private => MacVlanMode::Private,
+        MacvlanMode::Passthru => MacVlanMode::Passthrough,
+    }
+}
+
+/// The mode as `LinkFacts::mode` spells it (the lower-cased netlink enum name).
+pub fn kernel_mode_name(mode: MacvlanMode) -> &'static str {
+    match mode {
+        MacvlanMode::Bridge => "bridge",
+        MacvlanMode::Vepa => "vepa",
+        MacvlanMode::Private => "private",
+        MacvlanMode::Passthru => "passthrough",
+    }
+}
+
+pub fn child(spec: &ChildSpec<'_>, mode: MacvlanMode) -> LinkMessage {
+    let mut b = LinkMacVlan::new(spec.temp_name, spec.parent_index, kernel_mode(mode)).setns_by_fd(spec.target_netns);
+    // passthru always takes the parent's MAC; asking for another one is refused.
+    if mode != MacvlanMode::Passthru {
+        b = b.address(spec.mac.to_vec());
+    }
+    if let Some(mtu) = spec.network.mtu {
+        b = b.mtu(mtu);
+    }
+    b.build()
+}

@@ -1,0 +1,35 @@
+//! Per-driver knowledge: the netlink request that creates a child link of a network, and
+//! whether an existing link is still what the network asks for.
+mod ipvlan;
+mod macvlan;
+
+use crate::config::{Driver, Network};
+use crate::netlink::LinkFacts;
+use netlink_packet_route::link::LinkMessage;
+use std::os::fd::RawFd;
+
+/// Everything the kernel needs to create one endpoint's child link.
+pub struct ChildSpec<'a> {
+    pub network: &'a Network,
+    pub parent_index: u32,
+    /// Temporary name inside the target namespace; renamed to the endpoint's ifname afterwards.
+    pub temp_name: &'a str,
+    pub mac: [u8; 6],
+    pub target_netns: RawFd,
+}
+
+pub fn child_link_message(spec: &ChildSpec<'_>) -> LinkMessage {
+    match spec.network.driver {
+        Driver::Macvlan(mode) => macvlan::child(spec, mode),
+        Driver::Ipvlan(mode) => ipvlan::child(spec, mode),
+    }
+}
+
+/// True when `link` has the kind and mode the network asks for (MTU is corrected in place).
+pub fn link_matches(link: &LinkFacts, network: &Network) -> bool {
+    let mode = match network.driver {
+        Driver::Macvlan(m) => macvlan::kernel_mode_name(m),
+        Driver::Ipvlan(m) => ipvlan::kernel_mode_name(m),
+    };
+    link.kind.as_deref() == Some(network.driver.kind()) && link.mode.as_deref() == Some(mode)
+}

@@ -1,0 +1,109 @@
+//! Attaching the counting programs to endpoint devices. One program instance is loaded per
+//! namespace (its NETNS_INUM patched in), attached as XDP (ingress) and tcx egress, and each
+//! attachment is pinned as a bpf_link: the programs keep counting after vland exits.
+use super::OBJECT;
+use super::pins::{Direction, Pins};
+use crate::netns;
+use anyhow::Context;
+use aya::maps::{PerCpuHashMap, PerCpuValues};
+use aya::programs::links::FdLink;
+use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+use std::fs::File;
+use vlan_common::{EndpointKey, Traffic, names};
+
+pub struct EndpointDevice {
+    pub ifindex: u32,
+    pub ifname: String,
+}
+
+fn load(pins: &Pins, netns_inum: u32) -> anyhow::Result<Ebpf> {
+    let mut bpf = EbpfLoader::new()
+        .default_map_pin_directory(&pins.dir)
+        .override_global(names::NETNS_INUM_GLOBAL, &netns_inum, true)
+        .load(OBJECT)
+        .context("cannot load vland's eBPF object")?;
+    let xdp: &mut Xdp = program(&mut bpf, names::INGRESS_PROGRAM)?.try_into()?;
+    xdp.load().context("the kernel rejected the XDP counting program")?;
+    let tc: &mut SchedClassifier = program(&mut bpf, names::EGRESS_PROGRAM)?.try_into()?;
+    tc.load().context("the kernel rejected the TC counting program")?;
+    Ok(bpf)
+}
+
+fn program<'a>(bpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
+    bpf.program_mut(name).with_context(|| format!("the eBPF object has no program {name}"))
+}
+
+/// Creates the endpoint's zeroed counter entry unless it exists (re-attaching keeps counts).
+fn register(bpf: &mut Ebpf, key: EndpointKey) -> anyhow::Result<()> {
+    let map = bpf.map_mut(names::ENDPOINT_TRAFFIC_MAP).context("the eBPF object has no traffic map")?;
+    let mut map: PerCpuHashMap<_, EndpointKey, Traffic> = PerCpuHashMap::try_from(map)?;
+    if map.get(&key, 0).is_err() {
+        let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+        map.insert(key, PerCpuValues::try_from(vec![Traffic::default(); cpus])?, 0)?;
+    }
+    Ok(())
+}
+
+/// Attaches to every device in `devices` (all inside namespace `ns`) that has no pinned links yet.
+pub fn attach_endpoints(pins: &Pins, ns: &File, netns_inum: u32, devices: &[EndpointDevice]) -> anyhow::Result<()> {
+    let missing: Vec<&EndpointDevice> = devices
+        .iter()
+        .filter(|d| {
+            let key = EndpointKey { netns_inum, ifindex: d.ifindex };
+            !(pins.endpoint_link(key, Direction::Ingress).exists() && pins.endpoint_link(key, Direction::Egress).exists())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // Attaching resolves ifindexes in the caller's namespace, so it runs on a thread inside `ns`.
+    netns::run_in(ns, || {
+        let mut bpf = load(pins, netns_inum)?;
+        for dev in missing {
+            let key = EndpointKey { netns_inum, ifindex: dev.ifindex };
+            register(&mut bpf, key)?;
+            attach_one(&mut bpf, pins, key, dev).with_context(|| format!("cannot attach counters to {}", dev.ifname))?;
+        }
+        Ok(())
+    })
+}
+
+fn attach_one(bpf: &mut Ebpf, pins: &Pins, key: EndpointKey, dev: &EndpointDevice) -> anyhow::Result<()> {
+    let ingress = pins.endpoint_link(key, Direction::Ingress);
+    let egress = pins.endpoint_link(key, Direction::Egress);
+    // A half-attached device (crash between the two pins) is redone from scratch.
+    let _ = std::fs::remove_file(&ingress);
+    let _ = std::fs::remove_file(&egress);
+
+    let xdp: &mut Xdp = program(bpf, names::INGRESS_PROGRAM)?.try_into()?;
+    // Native where the driver has it, generic (SKB) otherwise: macvlan/ipvlan/vlan are generic-only.
+    let id = xdp.attach_to_if_index(dev.ifindex, XdpMode::Default).context("XDP attach")?;
+    let link: FdLink = xdp.take_link(id)?.try_into().context("XDP attached without a bpf_link (kernel < 5.9?)")?;
+    link.pin(&ingress).with_context(|| format!("cannot pin {}", ingress.display()))?;
+
+    let tc: &mut SchedClassifier = program(bpf, names::EGRESS_PROGRAM)?.try_into()?;
+    let id = tc.attach(&dev.ifname, TcAttachType::Egress).context("TC egress attach")?;
+    let link: FdLink = tc.take_link(id)?.try_into().context("TC attached without tcx (kernel < 6.6?)")?;
+    link.pin(&egress).with_context(|| format!("cannot pin {}", egress.display()))?;
+    Ok(())
+}
+
+/// Unpins the endpoint's links (which detaches them) and drops its counters.
+pub fn detach_endpoint(pins: &Pins, key: EndpointKey) -> anyhow::Result<()> {
+    for dir in [Direction::Ingress, Direction::Egress] {
+        let path = pins.endpoint_link(key, dir);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot unpin {}", path.display())),
+        }
+    }
+    let map_path = pins.traffic_map();
+    if map_path.exists() {
+        let data = aya::maps::MapData::from_pin(&map_path)?;
+        let mut map: PerCpuHashMap<_, EndpointKey, Traffic> = PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(data))?;
+        let _ = map.remove(&key);
+    }
+    Ok(())
+}

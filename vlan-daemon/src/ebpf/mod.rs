@@ -1,0 +1,14 @@
+//! vland's eBPF side in userspace: the embedded object, bpffs, attaching per-endpoint counting
+//! programs with pinned links (so they outlive vland), and reading the pinned counters.
+mod attach;
+mod bpffs;
+mod counters;
+mod pins;
+
+pub use attach::{attach_endpoints, detach_endpoint, EndpointDevice};
+pub use bpffs::{ensure_bpffs, is_bpffs};
+pub use counters::read_endpoint_traffic;
+pub use pins::Pins;
+
+/// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VLAND_EBPF_OBJECT_PATH"));

@@ -1,0 +1,31 @@
+//! Where vland's objects are pinned under its bpf_dir.
+use std::path::{Path, PathBuf};
+use vlan_common::{EndpointKey, names};
+
+pub struct Pins {
+    pub dir: PathBuf,
+}
+
+#[derive(Clone, Copy)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl Pins {
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf() }
+    }
+
+    pub fn traffic_map(&self) -> PathBuf {
+        self.dir.join(names::ENDPOINT_TRAFFIC_MAP)
+    }
+
+    pub fn endpoint_link(&self, key: EndpointKey, dir: Direction) -> PathBuf {
+        let suffix = match dir {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        };
+        self.dir.join("links").join(format!("ep_{}_{}_{suffix}", key.netns_inum, key.ifindex))
+    }
+}

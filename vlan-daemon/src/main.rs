@@ -1,0 +1,100 @@
+//! vland: Docker-style macvlan/ipvlan networks for containers on the physical network, made
+//! declarative, with eBPF counters on every endpoint.
+mod config;
+mod daemon;
+mod doctor;
+mod drivers;
+mod ebpf;
+mod ipam;
+mod netlink;
+mod netns;
+mod preflight;
+mod reconcile;
+mod state;
+mod stats;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "vland", version, about = "Declarative macvlan/ipvlan container networking with eBPF counters")]
+#[command(args_conflicts_with_subcommands = false, subcommand_negates_reqs = true)]
+struct Cli {
+    /// The declarative config (TOML). Without a subcommand, vland runs as the daemon on it.
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make the kernel match the config once, then exit.
+    Apply,
+    /// Remove everything vland created for this config's state dir, and nothing else.
+    Down,
+    /// Per-endpoint traffic counters, read from the pinned eBPF maps.
+    Stats {
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which kernel features this machine has, found by trying them in a scratch namespace.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VLAND_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vland: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn require_config(config: &Option<PathBuf>) -> anyhow::Result<&Path> {
+    config.as_deref().context("--config FILE is required for this command")
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // One thread: netlink work is sequential, and namespace work runs on threads of its own.
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => {
+            let path = require_config(&cli.config)?;
+            runtime()?.block_on(daemon::run(path))
+        }
+        Some(Command::Apply) => {
+            let path = require_config(&cli.config)?;
+            let config = config::load(path)?;
+            runtime()?.block_on(reconcile::apply(&config, &path.display().to_string()))?;
+            Ok(())
+        }
+        Some(Command::Down) => {
+            let daemon = config::load_daemon_section(require_config(&cli.config)?)?;
+            runtime()?.block_on(reconcile::down(&daemon.state_dir, &daemon.bpf_dir))?;
+            Ok(())
+        }
+        Some(Command::Stats { json }) => {
+            let daemon = match &cli.config {
+                Some(path) => config::load_daemon_section(path)?,
+                None => config::DaemonConfig::default(),
+            };
+            stats::run(&daemon, json)
+        }
+        Some(Command::Doctor { json }) => doctor::run(json),
+    }
+}

@@ -1,0 +1,109 @@
+//! Links: lookup, the facts vland reads back from them, creation, rename, up, delete.
+use super::{Netlink, errno, nl_err};
+use futures::TryStreamExt;
+use netlink_packet_route::link::{InfoData, InfoIpVlan, InfoKind, InfoMacVlan, LinkAttribute, LinkInfo, LinkMessage};
+use rtnetlink::LinkUnspec;
+
+/// What vland needs to know about an existing link.
+#[derive(Debug, Clone)]
+pub struct LinkFacts {
+    pub index: u32,
+    pub name: String,
+    pub kind: Option<String>,
+    pub alias: Option<String>,
+    pub mtu: Option<u32>,
+    pub mac: Option<[u8; 6]>,
+    /// The macvlan or ipvlan mode, as the kernel reports it.
+    pub mode: Option<String>,
+}
+
+impl LinkFacts {
+    pub fn from_message(msg: &LinkMessage) -> Self {
+        let mut facts = LinkFacts {
+            index: msg.header.index,
+            name: String::new(),
+            kind: None,
+            alias: None,
+            mtu: None,
+            mac: None,
+            mode: None,
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => facts.name = n.clone(),
+                LinkAttribute::IfAlias(a) => facts.alias = Some(a.clone()),
+                LinkAttribute::Mtu(m) => facts.mtu = Some(*m),
+                LinkAttribute::Address(a) if a.len() == 6 => facts.mac = a.as_slice().try_into().ok(),
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        match info {
+                            LinkInfo::Kind(k) => facts.kind = Some(kind_name(k)),
+                            LinkInfo::Data(InfoData::MacVlan(d)) => {
+                                facts.mode = d.iter().find_map(|i| match i {
+                                    InfoMacVlan::Mode(m) => Some(format!("{m:?}").to_lowercase()),
+                                    _ => None,
+                                })
+                            }
+                            LinkInfo::Data(InfoData::IpVlan(d)) => {
+                                facts.mode = d.iter().find_map(|i| match i {
+                                    InfoIpVlan::Mode(m) => Some(format!("{m:?}").to_lowercase()),
+                                    _ => None,
+                                })
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        facts
+    }
+}
+
+fn kind_name(kind: &InfoKind) -> String {
+    match kind {
+        InfoKind::Other(s) => s.clone(),
+        k => format!("{k}"),
+    }
+}
+
+impl Netlink {
+    pub async fn link_by_name(&self, name: &str) -> anyhow::Result<Option<LinkFacts>> {
+        let mut stream = self.handle.link().get().match_name(name.to_string()).execute();
+        match stream.try_next().await {
+            Ok(Some(msg)) => Ok(Some(LinkFacts::from_message(&msg))),
+            Ok(None) => Ok(None),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(nl_err(&format!("look up link {name}"))(e)),
+        }
+    }
+
+    pub async fn add_link(&self, msg: LinkMessage, what: &str) -> anyhow::Result<()> {
+        self.handle.link().add(msg).execute().await.map_err(nl_err(what))
+    }
+
+    pub async fn rename_and_tag(&self, index: u32, name: &str, alias: &str) -> anyhow::Result<()> {
+        let msg = LinkUnspec::new_with_index(index).name(name.to_string()).alias(alias.to_string()).build();
+        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("rename link {index} to {name}")))
+    }
+
+    pub async fn set_up(&self, index: u32) -> anyhow::Result<()> {
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("bring link {index} up")))
+    }
+
+    pub async fn set_up_by_name(&self, name: &str) -> anyhow::Result<()> {
+        let msg = LinkUnspec::new_with_name(name).up().build();
+        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("bring {name} up")))
+    }
+
+    /// Deletes a link; one that is already gone is not an error.
+    pub async fn delete_link(&self, index: u32) -> anyhow::Result<()> {
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
+            Err(e) => Err(nl_err(&format!("delete link {index}"))(e)),
+        }
+    }
+}

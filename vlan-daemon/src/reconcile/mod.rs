@@ -1,0 +1,151 @@
+//! Making the kernel match the config: compare config, recorded state and what the kernel has,
+//! then change only the difference. State is saved after every step that creates something,
+//! so a crash at any point leaves records that the next run repairs from.
+mod addresses;
+mod endpoint;
+
+use crate::config::{Config, ConfigErrors, NetnsRef};
+use crate::ebpf::{self, EndpointDevice, Pins};
+use crate::netlink::Netlink;
+use crate::netns;
+use crate::state::{EndpointRecord, State, StateStore};
+use anyhow::Context;
+use std::collections::BTreeMap;
+use tracing::info;
+
+
+/// What one apply did, for logs and tests.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub created: Vec<String>,
+    pub repaired: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary> {
+    let host = Netlink::current()?;
+    let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
+    crate::preflight::check(config, &host, &mut errors).await?;
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let store = StateStore::open_locked(&config.daemon.state_dir)?;
+    let mut state = store.load()?;
+    let planned = addresses::plan(config, &state, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    ebpf::ensure_bpffs(&config.daemon.bpf_dir)?;
+    let pins = Pins::new(&config.daemon.bpf_dir);
+    let mut summary = Summary::default();
+
+    endpoint::clean_pending(&store, &mut state).await?;
+
+    // Endpoints that left the config, or whose placement changed, go first (frees names and IPs).
+    let stale: Vec<String> = state
+        .endpoints
+        .iter()
+        .filter(|(name, rec)| !config.endpoints.get(*name).is_some_and(|ep| endpoint::same_placement(ep, rec, config)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in stale {
+        let rec = state.endpoints[&name].clone();
+        endpoint::teardown(&pins, &name, &rec).await?;
+        state.endpoints.remove(&name);
+        store.save(&state)?;
+        summary.removed.push(name);
+    }
+    remove_unused_namespaces(config, &store, &mut state)?;
+
+    // Reserve every address before touching the kernel.
+    for (name, ep) in &config.endpoints {
+        let net = &config.networks[&ep.network];
+        let rec = state.endpoints.entry(name.clone()).or_insert_with(|| EndpointRecord {
+            network: ep.network.clone(),
+            parent: net.parent.clone(),
+            netns: ep.netns.clone(),
+            ifname: ep.ifname.clone(),
+            ip: None,
+            prefix_len: None,
+            mac: None,
+            link: None,
+        });
+        rec.ip = planned.get(name).copied();
+        rec.prefix_len = net.ipam.as_ref().map(|i| i.subnet.prefix());
+        if rec.mac.is_none() {
+            rec.mac = Some(endpoint::format_mac(ep.mac.unwrap_or_else(endpoint::random_mac)));
+        }
+    }
+    store.save(&state)?;
+
+    let mut by_netns: BTreeMap<NetnsRef, Vec<EndpointDevice>> = BTreeMap::new();
+    for (name, ep) in &config.endpoints {
+        let net = &config.networks[&ep.network];
+        let outcome = endpoint::ensure(&host, &store, &mut state, ep, net).await.with_context(|| format!("endpoint {name}"))?;
+        match outcome {
+            endpoint::Outcome::Created => summary.created.push(name.clone()),
+            endpoint::Outcome::Repaired => summary.repaired.push(name.clone()),
+            endpoint::Outcome::Unchanged => {}
+        }
+        let link = state.endpoints[name].link.expect("ensure records the link");
+        by_netns.entry(ep.netns.clone()).or_default().push(EndpointDevice { ifindex: link.ifindex, ifname: ep.ifname.clone() });
+    }
+
+    for (ns_ref, devices) in &by_netns {
+        let ns = netns::open(&ns_ref.path())?;
+        let inum = netns::inum(&ns)?;
+        ebpf::attach_endpoints(&pins, &ns, inum, devices).with_context(|| format!("namespace {ns_ref}"))?;
+    }
+    info!(created = summary.created.len(), repaired = summary.repaired.len(), removed = summary.removed.len(), "apply done");
+    Ok(summary)
+}
+
+/// Removes named namespaces vland created that no configured endpoint uses any more.
+fn remove_unused_namespaces(config: &Config, store: &StateStore, state: &mut State) -> anyhow::Result<()> {
+    let unused: Vec<String> = state
+        .namespaces
+        .keys()
+        .filter(|n| !config.endpoints.values().any(|e| e.netns == NetnsRef::Named((*n).clone())))
+        .cloned()
+        .collect();
+    for name in unused {
+        netns::remove(&name)?;
+        state.namespaces.remove(&name);
+        store.save(state)?;
+        info!(netns = %name, "removed namespace");
+    }
+    Ok(())
+}
+
+/// Removes everything vland recorded as its own for this state dir, and nothing else.
+pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> anyhow::Result<Summary> {
+    let store = StateStore::open_locked(state_dir)?;
+    let mut state = store.load()?;
+    let pins = Pins::new(bpf_dir);
+    let mut summary = Summary::default();
+    endpoint::clean_pending(&store, &mut state).await?;
+    let names: Vec<String> = state.endpoints.keys().cloned().collect();
+    for name in names {
+        let rec = state.endpoints[&name].clone();
+        endpoint::teardown(&pins, &name, &rec).await?;
+        state.endpoints.remove(&name);
+        store.save(&state)?;
+        summary.removed.push(name);
+    }
+    let empty = Config { daemon: Default::default(), networks: Default::default(), endpoints: Default::default() };
+    remove_unused_namespaces(&empty, &store, &mut state)?;
+    remove_empty_pins(bpf_dir);
+    info!(removed = summary.removed.len(), "down done");
+    Ok(summary)
+}
+
+/// With no endpoint left, the shared counter map and the pin directory go too.
+fn remove_empty_pins(bpf_dir: &std::path::Path) {
+    let links = bpf_dir.join("links");
+    let no_links = std::fs::read_dir(&links).map(|mut d| d.next().is_none()).unwrap_or(true);
+    if no_links {
+        let _ = std::fs::remove_dir(&links);
+        let _ = std::fs::remove_file(Pins::new(bpf_dir).traffic_map());
+        let _ = std::fs::remove_dir(bpf_dir);
+    }
+}

@@ -1,0 +1,112 @@
+//! What vland created, recorded in the state dir so that `down`, a restart or a repair after a
+//! crash touch only vland's own objects. Every write is atomic (temp file, fsync, rename), and an
+//! exclusive lock keeps two vland processes from applying (and allocating) at the same time.
+use crate::config::NetnsRef;
+use anyhow::Context;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "lock";
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct State {
+    pub version: u32,
+    /// Named namespaces vland made itself (and so may remove).
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, NamespaceRecord>,
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, EndpointRecord>,
+    /// Links being created: written before the request, so a crash mid-way leaves a name to clean.
+    #[serde(default)]
+    pub pending_links: Vec<PendingLink>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NamespaceRecord {}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndpointRecord {
+    pub network: String,
+    /// The parent the child was made on: a changed parent means a new child.
+    pub parent: String,
+    pub netns: NetnsRef,
+    pub ifname: String,
+    /// The address this endpoint holds; recorded before the link exists, so it is never handed out
+    /// twice, even across a crash.
+    pub ip: Option<Ipv4Addr>,
+    pub prefix_len: Option<u8>,
+    pub mac: Option<String>,
+    /// Set once the child link exists: (namespace inode, ifindex) keys its eBPF counters.
+    pub link: Option<LinkRecord>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkRecord {
+    pub netns_inum: u32,
+    pub ifindex: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingLink {
+    pub netns: NetnsRef,
+    pub temp_name: String,
+}
+
+/// The state dir, held under an exclusive lock for as long as this value lives.
+pub struct StateStore {
+    dir: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl StateStore {
+    pub fn open_locked(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create state dir {}", dir.display()))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        Ok(Self { dir: dir.to_path_buf(), _lock: lock })
+    }
+
+    pub fn load(&self) -> anyhow::Result<State> {
+        read(&self.dir)
+    }
+
+    pub fn save(&self, state: &State) -> anyhow::Result<()> {
+        let path = self.dir.join(STATE_FILE);
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
+        let mut f = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(&serde_json::to_vec_pretty(state)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+        // The rename itself must reach the disk before we act on the new state.
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+/// Reads the state without the lock: for `stats`, which only looks.
+pub fn read(dir: &Path) -> anyhow::Result<State> {
+    let path = dir.join(STATE_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let state: State = serde_json::from_slice(&bytes).with_context(|| format!("{} is corrupt", path.display()))?;
+            Ok(state)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State { version: STATE_VERSION, ..Default::default() }),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}

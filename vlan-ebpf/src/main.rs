@@ -1,0 +1,35 @@
+//! vland's eBPF programs. One instance is loaded per network namespace that holds endpoints
+//! (NETNS_INUM is patched in at load time), so counters are keyed by (namespace, ifindex).
+#![no_std]
+#![no_main]
+
+mod counters;
+
+use aya_ebpf::{
+    bindings::{xdp_action, TC_ACT_UNSPEC},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+
+/// Counts every frame an endpoint receives. Runs in generic (SKB) mode on macvlan/ipvlan children,
+/// so it sees exactly what the endpoint's stack will see, including sibling-to-sibling traffic.
+#[xdp]
+pub fn vland_ingress(ctx: XdpContext) -> u32 {
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    counters::count_rx(ctx.ingress_ifindex() as u32, len);
+    xdp_action::XDP_PASS
+}
+
+/// Counts every frame an endpoint sends. Returns "unspecified" so other tcx programs on the
+/// device still run and the kernel's default action applies.
+#[classifier]
+pub fn vland_egress(ctx: TcContext) -> i32 {
+    counters::count_tx(unsafe { (*ctx.skb.skb).ifindex }, ctx.len() as u64);
+    TC_ACT_UNSPEC
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

@@ -1,0 +1,1 @@
+pub fn run(_keep: bool) -> anyhow::Result<()> { anyhow::bail!("not yet") }
