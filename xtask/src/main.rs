@@ -2,6 +2,7 @@
 mod demo;
 mod ebpf;
 mod paths;
+mod prereqs;
 mod process;
 mod test;
 mod toolchain;
@@ -35,11 +36,21 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::BuildEbpf => ebpf::build().map(|_| ()),
         Command::Build => ebpf::build_daemon().map(|_| ()),
         Command::Demo { keep } => demo::run(keep),
-        Command::Test { args } => test::run(&args),
+        Command::Test { args } => test::run_all(&args),
     }
 }

@@ -1,1 +1,55 @@
-pub fn run(_args: &[String]) -> anyhow::Result<()> { anyhow::bail!("not yet") }
+//! `cargo xtask test`: every test, with its prerequisites installed first. Unit tests and the
+//! namespace integration tests run on this machine's kernel; tests needing kernel features this
+//! kernel lacks run in the VM suite.
+use crate::ebpf;
+use crate::paths::workspace_root;
+use crate::prereqs::ensure_host_tools;
+use crate::process::{clean_cargo_env, run, step};
+use std::process::Command;
+
+/// Test namespaces and bpffs dirs all start with this (see tests/src/lib.rs).
+const TEST_PREFIX: &str = "vlt-";
+
+pub fn run_all(args: &[String]) -> anyhow::Result<()> {
+    ensure_host_tools(&[])?;
+    sweep_leftovers();
+    let object = ebpf::build()?;
+    step("building vland (debug) for the tests");
+    let mut build = Command::new("cargo");
+    clean_cargo_env(&mut build)
+        .current_dir(workspace_root())
+        .args(["build", "--package", "vlan-daemon", "--bin", "vland"])
+        .env("VLAND_EBPF_OBJECT", &object);
+    run(&mut build)?;
+
+    step("running unit and namespace integration tests");
+    let mut test = Command::new("cargo");
+    clean_cargo_env(&mut test)
+        .current_dir(workspace_root())
+        .arg("test")
+        .env("VLAND_EBPF_OBJECT", &object)
+        .env("VLAND_BIN", workspace_root().join("target/debug/vland"));
+    if !args.is_empty() {
+        test.arg("--").args(args);
+    }
+    run(&mut test)
+}
+
+/// A test run that was killed cannot clean up after itself; the next one does it.
+fn sweep_leftovers() {
+    if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(name) = line.split_whitespace().next().filter(|n| n.starts_with(TEST_PREFIX)) {
+                step(&format!("removing namespace {name} left by an interrupted test run"));
+                let _ = Command::new("ip").args(["netns", "del", name]).status();
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/bpf") {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(TEST_PREFIX) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}

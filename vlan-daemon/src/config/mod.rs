@@ -11,3 +11,6 @@ pub use model::*;
 pub use parse::{load, load_daemon_section};
 pub use validate::parse_mac;
 pub use schema::DaemonConfig;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+use super::parse::parse_str;
+use super::*;
+
+fn errors_of(text: &str) -> Vec<String> {
+    match parse_str(text, "test.toml") {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn has(errors: &[String], needle: &str) -> bool {
+    errors.iter().any(|e| e.contains(needle))
+}
+
+const GOOD: &str = r#"
+[networks.lan]
+driver = "macvlan"
+parent = "eth0"
+subnet = "172.16.10.0/24"
+ip_range = "172.16.10.0/25"
+gateway = "172.16.10.1"
+aux_addresses = { host1 = "172.16.10.2" }
+
+[endpoints.web1]
+network = "lan"
+netns = "web1"
+"#;
+
+#[test]
+fn a_good_config_gets_docker_defaults() {
+    let c = parse_str(GOOD, "t").unwrap();
+    let lan = &c.networks["lan"];
+    assert_eq!(lan.driver, Driver::Macvlan(MacvlanMode::Bridge));
+    assert_eq!(lan.default_gateway(), Some("172.16.10.1".parse().unwrap()));
+    let ipam = lan.ipam.as_ref().unwrap();
+    assert_eq!(ipam.range.to_string(), "172.16.10.0/25");
+    assert_eq!(ipam.reserved["host1"].to_string(), "172.16.10.2");
+    let ep = &c.endpoints["web1"];
+    assert_eq!(ep.ifname, "eth0");
+    assert_eq!(ep.netns, NetnsRef::Named("web1".into()));
+    assert_eq!(c.daemon.state_dir, std::path::PathBuf::from("/var/lib/vland"));
+    assert_eq!(c.daemon.bpf_dir, std::path::PathBuf::from("/sys/fs/bpf/vland"));
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_line() {
+    let text = GOOD.replace("gateway = \"172.16.10.1\"", "gateway = \"172.16.10.1\"\nmtuu = 1400") + "\n[daemon]\nsokcet = \"/x\"\n";
+    let errors = errors_of(&text);
+    assert!(has(&errors, "networks.lan.mtuu (line 8): unknown key `mtuu`"), "{errors:?}");
+    assert!(has(&errors, "daemon.sokcet (line 16)"), "{errors:?}");
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let text = r#"
+[networks.a]
+driver = "macvlan"
+parent = "lo"
+mode = "bridged"
+subnet = "10.0.0.1/24"
+ip_range = "10.1.0.0/25"
+gateway = "10.0.1.1"
+aux_addresses = { x = "10.9.9.9" }
+
+[networks.b]
+driver = "vxlan"
+parent = "averyveryverylongname0"
+
+[endpoints.e1]
+network = "a"
+netns = "n1"
+ip = "10.0.0.300"
+mac = "01:00:00:00:00:01"
+ifname = "eth0/1"
+
+[endpoints.e2]
+network = "nope"
+"#;
+    let errors = errors_of(text);
+    for needle in [
+        "networks.a.parent: the loopback device cannot be a parent",
+        "networks.a.mode: macvlan mode `bridged` is not valid",
+        "networks.a.subnet: invalid subnet 10.0.0.1/24: it should be 10.0.0.0/24",
+        "networks.a.ip_range: 10.1.0.0/25 is not inside subnet 10.0.0.0/24",
+        "networks.a.gateway: gateway 10.0.1.1 is outside subnet",
+        "networks.a.aux_addresses.x: aux address 10.9.9.9 is outside subnet",
+        "networks.b.driver: unknown driver `vxlan`",
+        "networks.b.parent: interface name `averyveryverylongname0` is 22 bytes",
+        "endpoints.e1.ip: `10.0.0.300` is not an IPv4 address",
+        "endpoints.e1.mac: 01:00:00:00:00:01 is a multicast MAC",
+        "endpoints.e1.ifname",
+        "endpoints.e2.network: no network `nope`",
+        "endpoints.e2.netns: missing",
+    ] {
+        assert!(has(&errors, needle), "missing `{needle}` in {errors:#?}");
+    }
+}
+
+#[test]
+fn static_addresses_are_checked_against_the_network() {
+    let body = |ip: &str| format!("{GOOD}\n[endpoints.s]\nnetwork = \"lan\"\nnetns = \"s\"\nip = \"{ip}\"\n");
+    assert!(has(&errors_of(&body("172.16.10.1")), "is the gateway"));
+    assert!(has(&errors_of(&body("172.16.10.2")), "reserved as aux address `host1`"));
+    assert!(has(&errors_of(&body("172.16.11.5")), "is outside subnet"));
+    assert!(has(&errors_of(&body("172.16.10.255")), "network or broadcast"));
+    assert!(errors_of(&body("172.16.10.200")).is_empty(), "outside ip_range but inside the subnet is fine for a static IP");
+    let dup = format!("{}\n[endpoints.t]\nnetwork = \"lan\"\nnetns = \"t\"\nip = \"172.16.10.200\"\n", body("172.16.10.200"));
+    assert!(has(&errors_of(&dup), "already taken by endpoint"));
+}
+
+#[test]
+fn kernel_rules_per_parent_are_said_up_front() {
+    let mixed = "[networks.m]\ndriver = \"macvlan\"\nparent = \"eth0\"\n[networks.i]\ndriver = \"ipvlan\"\nparent = \"eth0\"\n";
+    assert!(has(&errors_of(mixed), "cannot put macvlan and ipvlan children on one parent"));
+    let modes = "[networks.a]\ndriver = \"ipvlan\"\nparent = \"eth0\"\nmode = \"l2\"\n[networks.b]\ndriver = \"ipvlan\"\nparent = \"eth0\"\nmode = \"l3\"\n";
+    assert!(has(&errors_of(modes), "share one mode"));
+    let same_mode = modes.replace("mode = \"l3\"", "mode = \"l2\"");
+    assert!(errors_of(&same_mode).is_empty(), "ipvlan networks with one mode may share a parent");
+    let passthru = "[networks.p]\ndriver = \"macvlan\"\nparent = \"eth0\"\nmode = \"passthru\"\n[networks.q]\ndriver = \"macvlan\"\nparent = \"eth0\"\n";
+    assert!(has(&errors_of(passthru), "cannot use mode passthru"));
+    let overlap = "[networks.a]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"10.0.0.0/16\"\n[networks.b]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"10.0.5.0/24\"\n";
+    assert!(has(&errors_of(overlap), "overlaps"));
+}
+
+#[test]
+fn syntax_errors_carry_a_line() {
+    let errors = errors_of("[networks.a]\ndriver = macvlan\n");
+    assert!(errors.iter().any(|e| e.contains("(line 2)")), "{errors:?}");
+}

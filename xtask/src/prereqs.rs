@@ -1,0 +1,20 @@
+//! Host tools the demo and the tests drive, installed from Debian's packages when missing.
+use crate::process::{run, step};
+use std::process::Command;
+
+/// (command, Debian package providing it)
+const TOOLS: &[(&str, &str)] = &[("ip", "iproute2"), ("ping", "iputils-ping"), ("nsenter", "util-linux")];
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output().is_ok_and(|o| o.status.success())
+}
+
+pub fn ensure_host_tools(extra: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = TOOLS.iter().chain(extra).filter(|(cmd, _)| !have(cmd)).map(|(_, pkg)| *pkg).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(&format!("installing {} with apt-get", missing.join(" ")));
+    run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+}
