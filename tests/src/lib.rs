@@ -1,8 +1,10 @@
 //! Test harness: labs of network namespaces joined by veth, the `vland` binary run inside a lab
 //! "host", and readers for what the kernel shows (`ip -j`). Every lab removes what it made when
 //! dropped, also when the test panics.
+pub mod capture;
 pub mod lab;
 pub mod sh;
+pub mod vm;
 
 pub use lab::Lab;
 pub use sh::{ip_json, run, run_ok};

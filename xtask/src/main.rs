@@ -6,6 +6,7 @@ mod prereqs;
 mod process;
 mod test;
 mod toolchain;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,23 @@ enum Command {
         /// Keep the lab after the demo instead of removing it.
         #[arg(long)]
         keep: bool,
+    },
+    /// Run CMD inside a fresh VM booting a Debian kernel; exits with CMD's exit code.
+    VmRun {
+        #[arg(long, value_enum, default_value = "bookworm")]
+        kernel: vm::KernelChoice,
+        /// Seconds before the guest is stopped and the run reported as a timeout.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        #[arg(long, default_value_t = 512)]
+        memory_mb: u32,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Download and prepare a VM kernel image (done on first use by vm-run and test).
+    VmPrepare {
+        #[arg(long, value_enum, default_value = "bookworm")]
+        kernel: vm::KernelChoice,
     },
     /// Install prerequisites and run every test: unit, namespace integration, VM suite.
     Test {
@@ -51,6 +69,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BuildEbpf => ebpf::build().map(|_| ()),
         Command::Build => ebpf::build_daemon().map(|_| ()),
         Command::Demo { keep } => demo::run(keep),
+        Command::VmRun { kernel, timeout, memory_mb, command } => {
+            let opts = vm::RunOptions { kernel, timeout: std::time::Duration::from_secs(timeout), memory_mb };
+            let code = vm::run(&opts, &command)?;
+            std::process::exit(code);
+        }
+        Command::VmPrepare { kernel } => {
+            let image = vm::prepare(kernel)?;
+            println!("{} {}", image.kernel_version, image.vmlinux.display());
+            Ok(())
+        }
         Command::Test { args } => test::run_all(&args),
     }
 }

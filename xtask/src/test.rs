@@ -1,7 +1,7 @@
 //! `cargo xtask test`: every test, with its prerequisites installed first. Unit tests and the
 //! namespace integration tests run on this machine's kernel; tests needing kernel features this
 //! kernel lacks run in the VM suite.
-use crate::ebpf;
+use crate::{ebpf, vm};
 use crate::paths::workspace_root;
 use crate::prereqs::ensure_host_tools;
 use crate::process::{clean_cargo_env, run, step};
@@ -14,6 +14,12 @@ pub fn run_all(args: &[String]) -> anyhow::Result<()> {
     ensure_host_tools(&[])?;
     sweep_leftovers();
     let object = ebpf::build()?;
+    // Prepared here, not inside a test: the first run downloads a kernel (about 70 MB).
+    let kernel = match std::env::var("VLAND_VM_KERNEL").as_deref() {
+        Ok("backports") => vm::KernelChoice::Backports,
+        _ => vm::KernelChoice::Bookworm,
+    };
+    vm::prepare(kernel)?;
     step("building vland (debug) for the tests");
     let mut build = Command::new("cargo");
     clean_cargo_env(&mut build)
@@ -28,7 +34,9 @@ pub fn run_all(args: &[String]) -> anyhow::Result<()> {
         .current_dir(workspace_root())
         .arg("test")
         .env("VLAND_EBPF_OBJECT", &object)
-        .env("VLAND_BIN", workspace_root().join("target/debug/vland"));
+        .env("VLAND_BIN", workspace_root().join("target/debug/vland"))
+        // The kernel-feature tests boot the VM through this very binary.
+        .env("VLAND_XTASK", std::env::current_exe()?);
     if !args.is_empty() {
         test.arg("--").args(args);
     }
