@@ -9,9 +9,20 @@ use crate::process::step;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const PREFIX: &str = "vdemo-";
+
+/// Set by Ctrl-C: the demo stops at the next step, and the lab's Drop cleans up.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn check_interrupted() -> anyhow::Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
 const HOST_TEMPLATE: &str = include_str!("../demo/host.toml");
 
 struct Host {
@@ -34,11 +45,13 @@ fn ns(short: &str) -> String {
 fn show(args: &[&str]) -> anyhow::Result<bool> {
     println!("$ {}", args.join(" "));
     let status = Command::new(args[0]).args(&args[1..]).status().with_context(|| format!("cannot run {}", args[0]))?;
+    check_interrupted()?;
     Ok(status.success())
 }
 
 fn quiet(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("cannot run {}", args[0]))?;
+    check_interrupted()?;
     if !out.status.success() {
         bail!("`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -155,6 +168,7 @@ fn wait_for_endpoint(lab: &Lab, host: &Host) -> anyhow::Result<()> {
         if out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&format!("\"endpoint\": \"{}\"", host.endpoint)) {
             return Ok(());
         }
+        check_interrupted()?;
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(lab.dir.join(format!("{}.log", host.name))).unwrap_or_default();
             bail!("vland on {} did not bring up {} within 30 s; its log:\n{log}", host.name, host.endpoint);
@@ -205,7 +219,11 @@ pub fn run(keep: bool) -> anyhow::Result<()> {
     let dir = target_dir().join("demo");
     std::fs::create_dir_all(&dir)?;
     // Ctrl-C: let the running step fail, so the lab's Drop cleans up.
-    ctrlc::set_handler(|| eprintln!("\ninterrupted: cleaning up")).context("cannot install the Ctrl-C handler")?;
+    ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        eprintln!("\ninterrupted: cleaning up");
+    })
+    .context("cannot install the Ctrl-C handler")?;
     let mut lab = Lab { vland, dir, daemons: Vec::new(), keep };
     sweep(&lab);
     lab.build()?;
@@ -231,6 +249,7 @@ pub fn run(keep: bool) -> anyhow::Result<()> {
     for h in &HOSTS {
         heading(&format!("vland stats on {} (read from the pinned eBPF maps)", h.name));
         let status = lab.vland(h.name, &["stats"]).status()?;
+        check_interrupted()?;
         ok &= status.success();
     }
     lab.stop_daemons();
