@@ -1,26 +1,44 @@
-//! Checks of the config against the running kernel, made before anything is changed and
-//! reported together with the config's own errors.
-use crate::config::{Config, ConfigErrors};
+//! Checks of the config against the running kernel and vland's records, made before anything
+//! is changed and reported together with the config's own errors.
+use crate::config::{Config, ConfigErrors, ParentKind};
 use crate::netlink::Netlink;
+use crate::state::State;
 
-pub async fn check(config: &Config, host: &Netlink, errors: &mut ConfigErrors) -> anyhow::Result<()> {
+pub async fn check(config: &Config, state: &State, host: &Netlink, errors: &mut ConfigErrors) -> anyhow::Result<()> {
     for net in config.networks.values() {
         let key = |k: &str| format!("networks.{}.{k}", net.name);
-        match host.link_by_name(&net.parent).await? {
-            None => errors.push(
+        let name = &net.parent.name;
+        let existing = host.link_by_name(name).await?;
+        // The link whose MTU bounds the children's: the parent, or the base of a VLAN to be made.
+        let mut mtu_source = existing.clone();
+        match (&net.parent.kind, &existing) {
+            (ParentKind::Existing, None) => errors.push(
                 key("parent"),
-                format!("interface {} does not exist in vland's network namespace: create it or name an existing one (see `ip link`)", net.parent),
+                format!("interface {name} does not exist in vland's network namespace: create it or name an existing one (see `ip link`)"),
             ),
-            Some(parent) => {
-                if parent.kind.as_deref() == Some(net.driver.kind()) {
-                    errors.push(key("parent"), format!("{} is itself a {} child; use its parent instead", net.parent, net.driver.kind()));
-                }
-                if let (Some(want), Some(have)) = (net.mtu, parent.mtu)
-                    && want > have
-                {
-                    errors.push(key("mtu"), format!("{want} is above the MTU {have} of parent {}: use at most {have}", net.parent));
+            (ParentKind::Existing, Some(link)) if link.kind.as_deref() == Some(net.driver.kind()) => {
+                errors.push(key("parent"), format!("{name} is itself a {} child; use its parent instead", net.driver.kind()))
+            }
+            (ParentKind::Vlan { vid, .. }, Some(link)) if link.kind.as_deref() != Some("vlan") || link.vlan_id != Some(*vid) => {
+                errors.push(key("parent"), format!("{name} exists but is not a VLAN sub-interface with id {vid}: rename it or pick another parent"))
+            }
+            (ParentKind::Vlan { base, .. }, None) => {
+                mtu_source = host.link_by_name(base).await?;
+                if mtu_source.is_none() {
+                    errors.push(key("parent"), format!("base interface {base} of {name} does not exist: create it or fix the parent"));
                 }
             }
+            (ParentKind::Dummy, Some(_)) if !state.parents.contains_key(name) => errors.push(
+                key("parent"),
+                format!("the internal network's dummy parent would be {name}, but an interface of that name exists that vland did not create: rename the network"),
+            ),
+            _ => {}
+        }
+        if let (Some(want), Some(have)) = (net.mtu, mtu_source.and_then(|l| l.mtu))
+            && net.parent.kind != ParentKind::Dummy
+            && want > have
+        {
+            errors.push(key("mtu"), format!("{want} is above the MTU {have} of parent {name}: use at most {have}"));
         }
     }
     Ok(())

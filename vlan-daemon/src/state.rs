@@ -1,14 +1,15 @@
 //! What vland created, recorded in the state dir so that `down`, a restart or a repair after a
 //! crash touch only vland's own objects. Every write is atomic (temp file, fsync, rename), and an
 //! exclusive lock keeps two vland processes from applying (and allocating) at the same time.
-use crate::config::NetnsRef;
+use crate::config::{NetnsRef, VlanProtocol};
+use crate::netlink::RouteSpec;
 use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 const STATE_FILE: &str = "state.json";
@@ -23,6 +24,9 @@ pub struct State {
     pub namespaces: BTreeMap<String, NamespaceRecord>,
     #[serde(default)]
     pub endpoints: BTreeMap<String, EndpointRecord>,
+    /// Parent links vland made itself (802.1Q sub-interfaces, dummies of internal networks).
+    #[serde(default)]
+    pub parents: BTreeMap<String, ParentRecord>,
     /// Links being created: written before the request, so a crash mid-way leaves a name to clean.
     #[serde(default)]
     pub pending_links: Vec<PendingLink>,
@@ -30,6 +34,13 @@ pub struct State {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NamespaceRecord {}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ParentRecord {
+    Vlan { base: String, vid: u16, protocol: VlanProtocol },
+    Dummy,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EndpointRecord {
@@ -41,10 +52,19 @@ pub struct EndpointRecord {
     /// The address this endpoint holds; recorded before the link exists, so it is never handed out
     /// twice, even across a crash.
     pub ip: Option<Ipv4Addr>,
-    pub prefix_len: Option<u8>,
+    pub ip6: Option<Ipv6Addr>,
     pub mac: Option<String>,
     /// Set once the child link exists: (namespace inode, ifindex) keys its eBPF counters.
     pub link: Option<LinkRecord>,
+    /// Routes vland added through the child (default and extra), so it removes only its own.
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+}
+
+impl EndpointRecord {
+    pub fn address(&self, v6: bool) -> Option<IpAddr> {
+        if v6 { self.ip6.map(IpAddr::V6) } else { self.ip.map(IpAddr::V4) }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

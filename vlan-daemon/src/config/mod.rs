@@ -9,7 +9,7 @@ mod validate;
 pub use errors::ConfigErrors;
 pub use model::*;
 pub use parse::{load, load_daemon_section};
-pub use validate::parse_mac;
+pub use validate::{is_network_or_broadcast, parse_mac};
 pub use schema::DaemonConfig;
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! The validated config: every value parsed, every cross-reference checked.
 use super::schema::DaemonConfig;
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,7 @@ pub enum MacvlanMode {
     Vepa,
     Private,
     Passthru,
+    Source,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,77 +29,110 @@ pub enum IpvlanMode {
     L3s,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpvlanFlag {
+    Bridge,
+    Private,
+    Vepa,
+}
+
 /// The link kind a network's endpoints get, with its mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Driver {
     Macvlan(MacvlanMode),
-    Ipvlan(IpvlanMode),
+    Ipvlan(IpvlanMode, IpvlanFlag),
 }
 
 impl Driver {
     pub fn kind(&self) -> &'static str {
         match self {
             Driver::Macvlan(_) => "macvlan",
-            Driver::Ipvlan(_) => "ipvlan",
+            Driver::Ipvlan(..) => "ipvlan",
         }
     }
 
     /// ipvlan l3/l3s children route everything out of their own device: no gateway is used.
     pub fn routes_by_device(&self) -> bool {
-        matches!(self, Driver::Ipvlan(IpvlanMode::L3 | IpvlanMode::L3s))
+        matches!(self, Driver::Ipvlan(IpvlanMode::L3 | IpvlanMode::L3s, _))
     }
 }
 
-impl fmt::Display for MacvlanMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            MacvlanMode::Bridge => "bridge",
-            MacvlanMode::Vepa => "vepa",
-            MacvlanMode::Private => "private",
-            MacvlanMode::Passthru => "passthru",
-        })
-    }
+macro_rules! display_as {
+    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self { $(Self::$variant => $text),* })
+            }
+        }
+    };
+}
+display_as!(MacvlanMode { Bridge => "bridge", Vepa => "vepa", Private => "private", Passthru => "passthru", Source => "source" });
+display_as!(IpvlanMode { L2 => "l2", L3 => "l3", L3s => "l3s" });
+display_as!(IpvlanFlag { Bridge => "bridge", Private => "private", Vepa => "vepa" });
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum VlanProtocol {
+    #[serde(rename = "802.1Q")]
+    Dot1Q,
+    #[serde(rename = "802.1ad")]
+    Dot1Ad,
 }
 
-impl fmt::Display for IpvlanMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IpvlanMode::L2 => "l2",
-            IpvlanMode::L3 => "l3",
-            IpvlanMode::L3s => "l3s",
-        })
-    }
+/// Where a network's children hang.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParentKind {
+    /// An interface that must exist; vland never changes or deletes it.
+    Existing,
+    /// `base.vid`: an 802.1Q (or 802.1ad) sub-interface, created if missing.
+    Vlan { base: String, vid: u16, protocol: VlanProtocol },
+    /// No parent in the config: an internal network on a dummy link vland creates.
+    Dummy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parent {
+    /// The interface name children are created on.
+    pub name: String,
+    pub kind: ParentKind,
+}
+
+/// Addressing of one family on one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ipam {
-    pub subnet: Ipv4Network,
-    /// Where automatic allocation draws from; the whole subnet when no `ip_range` is given.
-    pub range: Ipv4Network,
-    pub gateway: Option<Ipv4Addr>,
-    /// Reserved addresses (`aux_addresses`), never allocated.
-    pub reserved: BTreeMap<String, Ipv4Addr>,
+    pub subnet: IpNetwork,
+    /// Where automatic allocation draws from; the whole subnet when no range is given.
+    pub range: IpNetwork,
+    pub gateway: Option<IpAddr>,
+    /// Reserved addresses (`aux_addresses` of this family), never allocated.
+    pub reserved: BTreeMap<String, IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Network {
     pub name: String,
     pub driver: Driver,
-    pub parent: String,
-    pub ipam: Option<Ipam>,
-    /// No gateway and no default route for endpoints.
+    pub parent: Parent,
+    pub ipam4: Option<Ipam>,
+    pub ipam6: Option<Ipam>,
+    /// No gateway and no default route for endpoints (always so without a parent).
     pub internal: bool,
+    pub ipv6_autoconf: bool,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
+    pub source_macs: Vec<[u8; 6]>,
 }
 
 impl Network {
-    /// The default-route gateway endpoints use, if any.
-    pub fn default_gateway(&self) -> Option<Ipv4Addr> {
+    pub fn ipam(&self, v6: bool) -> Option<&Ipam> {
+        if v6 { self.ipam6.as_ref() } else { self.ipam4.as_ref() }
+    }
+
+    /// The default-route gateway of one family endpoints use, if any.
+    pub fn default_gateway(&self, v6: bool) -> Option<IpAddr> {
         if self.internal || self.driver.routes_by_device() {
             return None;
         }
-        self.ipam.as_ref().and_then(|i| i.gateway)
+        self.ipam(v6).and_then(|i| i.gateway)
     }
 }
 
@@ -131,12 +165,28 @@ impl fmt::Display for NetnsRef {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub to: IpNetwork,
+    /// None: a device route (`dev eth0`).
+    pub via: Option<IpAddr>,
+    pub metric: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub name: String,
     pub network: String,
     pub netns: NetnsRef,
-    /// A static address; None = allocate from the network's range.
+    /// Static addresses; None = allocate from the network's range of that family.
     pub ip: Option<Ipv4Addr>,
+    pub ip6: Option<Ipv6Addr>,
     pub mac: Option<[u8; 6]>,
     pub ifname: String,
+    pub routes: Vec<Route>,
+}
+
+impl Endpoint {
+    pub fn static_ip(&self, v6: bool) -> Option<IpAddr> {
+        if v6 { self.ip6.map(IpAddr::V6) } else { self.ip.map(IpAddr::V4) }
+    }
 }

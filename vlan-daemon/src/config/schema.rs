@@ -43,14 +43,34 @@ pub struct RawNetwork {
     pub driver: Option<String>,
     pub parent: Option<String>,
     pub mode: Option<String>,
+    /// macvlan mode "source": the MACs whose frames the children receive.
+    #[serde(default)]
+    pub source_macs: Vec<String>,
+    pub ipvlan_flag: Option<String>,
+    /// For a dotted parent (`eth1.19`): "802.1Q" (default) or "802.1ad".
+    pub vlan_protocol: Option<String>,
     pub subnet: Option<String>,
     pub ip_range: Option<String>,
     pub gateway: Option<String>,
+    pub subnet6: Option<String>,
+    pub ip_range6: Option<String>,
+    pub gateway6: Option<String>,
+    /// Reserved addresses of either family.
     #[serde(default)]
     pub aux_addresses: BTreeMap<String, String>,
     #[serde(default)]
     pub internal: bool,
+    /// Let endpoints accept router advertisements and autoconfigure IPv6 (off by default).
+    #[serde(default)]
+    pub ipv6_autoconf: bool,
     pub mtu: Option<u32>,
+    pub metric: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRoute {
+    pub to: Option<String>,
+    pub via: Option<String>,
     pub metric: Option<u32>,
 }
 
@@ -60,6 +80,9 @@ pub struct RawEndpoint {
     pub netns: Option<String>,
     pub netns_path: Option<PathBuf>,
     pub ip: Option<String>,
+    pub ip6: Option<String>,
     pub mac: Option<String>,
     pub ifname: Option<String>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
 }

@@ -31,8 +31,8 @@ fn a_good_config_gets_docker_defaults() {
     let c = parse_str(GOOD, "t").unwrap();
     let lan = &c.networks["lan"];
     assert_eq!(lan.driver, Driver::Macvlan(MacvlanMode::Bridge));
-    assert_eq!(lan.default_gateway(), Some("172.16.10.1".parse().unwrap()));
-    let ipam = lan.ipam.as_ref().unwrap();
+    assert_eq!(lan.default_gateway(false), Some("172.16.10.1".parse().unwrap()));
+    let ipam = lan.ipam4.as_ref().unwrap();
     assert_eq!(ipam.range.to_string(), "172.16.10.0/25");
     assert_eq!(ipam.reserved["host1"].to_string(), "172.16.10.2");
     let ep = &c.endpoints["web1"];

@@ -2,10 +2,10 @@
 //! reports everything; nothing here touches the kernel.
 use super::errors::ConfigErrors;
 use super::model::*;
-use super::schema::{RawConfig, RawEndpoint, RawNetwork};
-use ipnetwork::Ipv4Network;
+use super::schema::{RawConfig, RawEndpoint, RawNetwork, RawRoute};
+use ipnetwork::IpNetwork;
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// The kernel's IFNAMSIZ minus the terminating NUL.
 pub const MAX_IFNAME_LEN: usize = 15;
@@ -41,172 +41,293 @@ pub fn check_ifname(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Collects errors for one table, then says whether any were added.
+struct Scope<'a> {
+    errors: &'a mut ConfigErrors,
+    prefix: String,
+    before: usize,
+}
+
+impl<'a> Scope<'a> {
+    fn new(errors: &'a mut ConfigErrors, prefix: String) -> Self {
+        let before = errors.errors.len();
+        Scope { errors, prefix, before }
+    }
+
+    fn err(&mut self, key: &str, msg: impl Into<String>) {
+        self.errors.push(format!("{}.{key}", self.prefix), msg);
+    }
+
+    fn ok(&self) -> bool {
+        self.errors.errors.len() == self.before
+    }
+}
+
 fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Option<Network> {
-    let key = |k: &str| format!("networks.{name}.{k}");
-    let before = errors.errors.len();
-
-    let driver = match raw.driver.as_deref() {
-        Some("macvlan") => Some(macvlan_mode(raw.mode.as_deref()).map(Driver::Macvlan)),
-        Some("ipvlan") => Some(ipvlan_mode(raw.mode.as_deref()).map(Driver::Ipvlan)),
-        Some(other) => {
-            errors.push(key("driver"), format!("unknown driver `{other}`: use \"macvlan\" or \"ipvlan\""));
-            None
+    let mut s = Scope::new(errors, format!("networks.{name}"));
+    let driver = driver(raw, &mut s);
+    let parent = parent(name, raw, &mut s);
+    let source_macs = source_macs(raw, driver, &mut s);
+    let ipam4 = ipam(raw.subnet.as_deref(), raw.ip_range.as_deref(), raw.gateway.as_deref(), &raw.aux_addresses, false, &mut s);
+    let ipam6 = ipam(raw.subnet6.as_deref(), raw.ip_range6.as_deref(), raw.gateway6.as_deref(), &raw.aux_addresses, true, &mut s);
+    for (host, text) in &raw.aux_addresses {
+        match text.parse::<IpAddr>() {
+            Err(_) => s.err(&format!("aux_addresses.{host}"), format!("`{text}` is not an IP address")),
+            Ok(a) if (a.is_ipv6() && raw.subnet6.is_none()) || (a.is_ipv4() && raw.subnet.is_none()) => s.err(
+                &format!("aux_addresses.{host}"),
+                format!("{a} needs a `{}` on this network to be reserved from", if a.is_ipv6() { "subnet6" } else { "subnet" }),
+            ),
+            Ok(_) => {}
         }
-        None => {
-            errors.push(key("driver"), "missing: set driver = \"macvlan\" or \"ipvlan\"");
-            None
-        }
-    };
-    let driver = match driver {
-        Some(Ok(d)) => Some(d),
-        Some(Err(msg)) => {
-            errors.push(key("mode"), msg);
-            None
-        }
-        None => None,
-    };
-
-    let parent = match raw.parent.as_deref() {
-        None => {
-            errors.push(key("parent"), "missing: set the parent interface, e.g. parent = \"eth0\" (networks without a parent are not supported yet)");
-            None
-        }
-        Some("lo") => {
-            errors.push(key("parent"), "the loopback device cannot be a parent: name a physical or veth interface");
-            None
-        }
-        Some(p) if p.contains('.') => {
-            errors.push(key("parent"), format!("`{p}` names an 802.1Q sub-interface, which this version cannot create yet: create it yourself and name it without a dot"));
-            None
-        }
-        Some(p) => match check_ifname(p) {
-            Ok(()) => Some(p.to_string()),
-            Err(msg) => {
-                errors.push(key("parent"), msg);
-                None
-            }
-        },
-    };
-
-    let ipam = ipam(name, raw, errors);
+    }
     if let Some(mtu) = raw.mtu
         && !(68..=65535).contains(&mtu)
     {
-        errors.push(key("mtu"), format!("{mtu} is out of range: use 68 to 65535 (and not above the parent's MTU)"));
+        s.err("mtu", format!("{mtu} is out of range: use 68 to 65535 (and not above the parent's MTU)"));
     }
-
-    if errors.errors.len() != before {
+    if !s.ok() {
         return None;
     }
+    let parent = parent?;
     Some(Network {
         name: name.to_string(),
         driver: driver?,
-        parent: parent?,
-        ipam,
-        internal: raw.internal,
+        internal: raw.internal || parent.kind == ParentKind::Dummy,
+        parent,
+        ipam4,
+        ipam6,
+        ipv6_autoconf: raw.ipv6_autoconf,
         mtu: raw.mtu,
         metric: raw.metric,
+        source_macs,
     })
 }
 
-fn macvlan_mode(mode: Option<&str>) -> Result<MacvlanMode, String> {
-    Ok(match mode.unwrap_or("bridge") {
-        "bridge" => MacvlanMode::Bridge,
-        "vepa" => MacvlanMode::Vepa,
-        "private" => MacvlanMode::Private,
-        "passthru" => MacvlanMode::Passthru,
-        other => {
-            return Err(format!(
-                "macvlan mode `{other}` is not valid: use bridge (the default), vepa, private or passthru"
-            ));
+fn driver(raw: &RawNetwork, s: &mut Scope<'_>) -> Option<Driver> {
+    let mode = raw.mode.as_deref();
+    match raw.driver.as_deref() {
+        Some("macvlan") => {
+            if raw.ipvlan_flag.is_some() {
+                s.err("ipvlan_flag", "only ipvlan networks have a flag: remove it or use driver = \"ipvlan\"");
+            }
+            let m = match mode.unwrap_or("bridge") {
+                "bridge" => MacvlanMode::Bridge,
+                "vepa" => MacvlanMode::Vepa,
+                "private" => MacvlanMode::Private,
+                "passthru" => MacvlanMode::Passthru,
+                "source" => MacvlanMode::Source,
+                other => {
+                    s.err("mode", format!("macvlan mode `{other}` is not valid: use bridge (the default), vepa, private, passthru or source"));
+                    return None;
+                }
+            };
+            Some(Driver::Macvlan(m))
         }
-    })
+        Some("ipvlan") => {
+            let m = match mode.unwrap_or("l2") {
+                "l2" => IpvlanMode::L2,
+                "l3" => IpvlanMode::L3,
+                "l3s" => IpvlanMode::L3s,
+                other => {
+                    s.err("mode", format!("ipvlan mode `{other}` is not valid: use l2 (the default), l3 or l3s"));
+                    return None;
+                }
+            };
+            let f = match raw.ipvlan_flag.as_deref().unwrap_or("bridge") {
+                "bridge" => IpvlanFlag::Bridge,
+                "private" => IpvlanFlag::Private,
+                "vepa" => IpvlanFlag::Vepa,
+                other => {
+                    s.err("ipvlan_flag", format!("ipvlan flag `{other}` is not valid: use bridge (the default), private or vepa"));
+                    return None;
+                }
+            };
+            Some(Driver::Ipvlan(m, f))
+        }
+        Some(other) => {
+            s.err("driver", format!("unknown driver `{other}`: use \"macvlan\" or \"ipvlan\""));
+            None
+        }
+        None => {
+            s.err("driver", "missing: set driver = \"macvlan\" or \"ipvlan\"");
+            None
+        }
+    }
 }
 
-fn ipvlan_mode(mode: Option<&str>) -> Result<IpvlanMode, String> {
-    Ok(match mode.unwrap_or("l2") {
-        "l2" => IpvlanMode::L2,
-        "l3" => IpvlanMode::L3,
-        "l3s" => IpvlanMode::L3s,
-        other => return Err(format!("ipvlan mode `{other}` is not valid: use l2 (the default), l3 or l3s")),
-    })
+fn source_macs(raw: &RawNetwork, driver: Option<Driver>, s: &mut Scope<'_>) -> Vec<[u8; 6]> {
+    let is_source = driver == Some(Driver::Macvlan(MacvlanMode::Source));
+    if is_source && raw.source_macs.is_empty() {
+        s.err("source_macs", "mode source needs the MACs to accept: source_macs = [\"02:00:00:00:00:01\"]");
+    }
+    if !is_source && !raw.source_macs.is_empty() {
+        s.err("source_macs", "only macvlan mode \"source\" uses source_macs: remove them or set mode = \"source\"");
+    }
+    raw.source_macs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| match parse_mac(m) {
+            Ok(mac) => Some(mac),
+            Err(msg) => {
+                s.err(&format!("source_macs.{i}"), msg);
+                None
+            }
+        })
+        .collect()
 }
 
-fn parse_v4(s: &str) -> Option<Ipv4Addr> {
-    s.parse().ok()
+/// Docker's `parent` forms: "eth0" (existing), "eth0.19" (802.1Q sub-interface), none (internal).
+fn parent(network: &str, raw: &RawNetwork, s: &mut Scope<'_>) -> Option<Parent> {
+    let protocol = match raw.vlan_protocol.as_deref() {
+        None | Some("802.1Q") | Some("802.1q") => VlanProtocol::Dot1Q,
+        Some("802.1ad") | Some("802.1AD") => VlanProtocol::Dot1Ad,
+        Some(other) => {
+            s.err("vlan_protocol", format!("`{other}` is not a VLAN protocol: use \"802.1Q\" (the default) or \"802.1ad\""));
+            VlanProtocol::Dot1Q
+        }
+    };
+    let Some(name) = raw.parent.as_deref() else {
+        if raw.vlan_protocol.is_some() {
+            s.err("vlan_protocol", "only a parent of the form \"eth1.19\" has a VLAN protocol");
+        }
+        return Some(Parent { name: dummy_name(network), kind: ParentKind::Dummy });
+    };
+    if name == "lo" {
+        s.err("parent", "the loopback device cannot be a parent: name a physical or veth interface");
+        return None;
+    }
+    if let Err(msg) = check_ifname(name) {
+        s.err("parent", msg);
+        return None;
+    }
+    if !name.contains('.') {
+        if raw.vlan_protocol.is_some() {
+            s.err("vlan_protocol", format!("{name} is not a VLAN sub-interface: write the parent as \"{name}.VID\""));
+        }
+        return Some(Parent { name: name.to_string(), kind: ParentKind::Existing });
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() != 2 || parts[0].is_empty() {
+        s.err("parent", format!("`{name}`: the required interface name format is name.vlan_id, e.g. \"eth1.19\""));
+        return None;
+    }
+    let vid = match parts[1].parse::<u16>() {
+        Ok(v) if (1..=4094).contains(&v) => v,
+        _ => {
+            s.err("parent", format!("vlan id must be between 1-4094, received: {}", parts[1]));
+            return None;
+        }
+    };
+    if parts[0] == "lo" {
+        s.err("parent", "the loopback device cannot carry VLANs: name a physical or veth interface");
+        return None;
+    }
+    Some(Parent { name: name.to_string(), kind: ParentKind::Vlan { base: parts[0].to_string(), vid, protocol } })
 }
 
-fn ipam(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Option<Ipam> {
-    let key = |k: &str| format!("networks.{name}.{k}");
-    let Some(subnet_text) = raw.subnet.as_deref() else {
-        for (k, present) in [("ip_range", raw.ip_range.is_some()), ("gateway", raw.gateway.is_some()), ("aux_addresses", !raw.aux_addresses.is_empty())] {
+/// The dummy parent of an internal network: readable when the name fits, hashed when not.
+pub fn dummy_name(network: &str) -> String {
+    let readable = format!("vd-{network}");
+    if readable.len() <= MAX_IFNAME_LEN && check_ifname(&readable).is_ok() && !network.contains('.') {
+        return readable;
+    }
+    // FNV-1a: stable across versions and machines, unlike std's hasher.
+    let hash = network.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    format!("vd-{:012x}", hash & 0xffff_ffff_ffff)
+}
+
+fn ipam(
+    subnet: Option<&str>,
+    range: Option<&str>,
+    gateway: Option<&str>,
+    aux: &BTreeMap<String, String>,
+    v6: bool,
+    s: &mut Scope<'_>,
+) -> Option<Ipam> {
+    let sfx = if v6 { "6" } else { "" };
+    let family = if v6 { "IPv6" } else { "IPv4" };
+    let example = if v6 { "fd00:10::/64" } else { "172.16.10.0/24" };
+    let Some(subnet_text) = subnet else {
+        for (k, present) in [("ip_range", range.is_some()), ("gateway", gateway.is_some())] {
             if present {
-                errors.push(key(k), "needs a `subnet` on the same network: add subnet = \"A.B.C.0/NN\"");
+                s.err(&format!("{k}{sfx}"), format!("needs a `subnet{sfx}` on the same network: add subnet{sfx} = \"{example}\""));
             }
         }
         return None;
     };
-    let subnet: Ipv4Network = match subnet_text.parse() {
-        Ok(s) => s,
-        Err(_) => {
-            errors.push(key("subnet"), format!("`{subnet_text}` is not an IPv4 CIDR: write it like \"172.16.10.0/24\""));
-            return None;
-        }
+    let parse_net = |text: &str| text.parse::<IpNetwork>().ok().filter(|n| n.is_ipv6() == v6);
+    let Some(net) = parse_net(subnet_text) else {
+        s.err(&format!("subnet{sfx}"), format!("`{subnet_text}` is not an {family} CIDR: write it like \"{example}\""));
+        return None;
     };
-    if subnet.ip() != subnet.network() {
-        errors.push(key("subnet"), format!("invalid subnet {subnet_text}: it should be {}/{}", subnet.network(), subnet.prefix()));
+    let canonical = IpNetwork::new(net.network(), net.prefix()).ok()?;
+    if net.ip() != net.network() {
+        s.err(&format!("subnet{sfx}"), format!("invalid subnet {subnet_text}: it should be {canonical}"));
     }
-    if subnet.prefix() > 30 {
-        errors.push(key("subnet"), format!("{subnet_text} is too small to allocate from: use a /30 or larger"));
+    let max_prefix = if v6 { 126 } else { 30 };
+    if net.prefix() > max_prefix {
+        s.err(&format!("subnet{sfx}"), format!("{subnet_text} is too small to allocate from: use a /{max_prefix} or larger"));
     }
-    let subnet = Ipv4Network::new(subnet.network(), subnet.prefix()).ok()?;
+    let subnet = canonical;
 
-    let range = match raw.ip_range.as_deref() {
+    let range = match range {
         None => subnet,
-        Some(text) => match text.parse::<Ipv4Network>() {
-            Err(_) => {
-                errors.push(key("ip_range"), format!("`{text}` is not an IPv4 CIDR: write it like \"172.16.10.0/25\""));
+        Some(text) => match parse_net(text) {
+            None => {
+                s.err(&format!("ip_range{sfx}"), format!("`{text}` is not an {family} CIDR inside {subnet}"));
                 subnet
             }
-            Ok(r) => {
+            Some(r) => {
+                let canonical_r = IpNetwork::new(r.network(), r.prefix()).unwrap_or(subnet);
                 if r.ip() != r.network() {
-                    errors.push(key("ip_range"), format!("invalid ip_range {text}: it should be {}/{}", r.network(), r.prefix()));
+                    s.err(&format!("ip_range{sfx}"), format!("invalid ip_range{sfx} {text}: it should be {canonical_r}"));
                 }
                 if r.prefix() < subnet.prefix() || !subnet.contains(r.network()) {
-                    errors.push(key("ip_range"), format!("{text} is not inside subnet {subnet}: pick a range within it, no bigger than it"));
+                    s.err(&format!("ip_range{sfx}"), format!("{text} is not inside subnet{sfx} {subnet}: pick a range within it, no bigger than it"));
                 }
-                Ipv4Network::new(r.network(), r.prefix()).unwrap_or(subnet)
+                canonical_r
             }
         },
     };
 
-    let mut in_subnet = |k: String, what: &str, text: &str| -> Option<Ipv4Addr> {
-        let Some(addr) = parse_v4(text) else {
-            errors.push(k, format!("`{text}` is not an IPv4 address"));
-            return None;
-        };
+    let host_address = |s: &mut Scope<'_>, key: String, what: &str, text: &str| -> Option<IpAddr> {
+        let addr = text.parse::<IpAddr>().ok().filter(|a| a.is_ipv6() == v6)?;
         if !subnet.contains(addr) {
-            errors.push(k, format!("{what} {addr} is outside subnet {subnet}: use an address inside it"));
-        } else if addr == subnet.network() || addr == subnet.broadcast() {
-            errors.push(k, format!("{what} {addr} is the subnet's network or broadcast address: use a host address"));
+            s.err(&key, format!("{what} {addr} is outside subnet{sfx} {subnet}: use an address inside it"));
+        } else if is_network_or_broadcast(&subnet, addr) {
+            s.err(&key, format!("{what} {addr} is the subnet's network or broadcast address: use a host address"));
         }
         Some(addr)
     };
-    let gateway = raw.gateway.as_deref().and_then(|g| in_subnet(key("gateway"), "gateway", g));
+    let gateway = gateway.and_then(|g| {
+        let parsed = host_address(s, format!("gateway{sfx}"), "gateway", g);
+        if parsed.is_none() {
+            s.err(&format!("gateway{sfx}"), format!("`{g}` is not an {family} address"));
+        }
+        parsed
+    });
     let mut reserved = BTreeMap::new();
-    for (host, text) in &raw.aux_addresses {
-        if let Some(a) = in_subnet(format!("networks.{name}.aux_addresses.{host}"), "aux address", text) {
+    for (host, text) in aux {
+        if let Some(a) = host_address(s, format!("aux_addresses.{host}"), "aux address", text) {
             reserved.insert(host.clone(), a);
         }
     }
     Some(Ipam { subnet, range, gateway, reserved })
 }
 
+pub fn is_network_or_broadcast(subnet: &IpNetwork, addr: IpAddr) -> bool {
+    match subnet {
+        IpNetwork::V4(n) => addr == IpAddr::V4(n.network()) || addr == IpAddr::V4(n.broadcast()),
+        // IPv6 has no broadcast; the subnet-router anycast address is the network address.
+        IpNetwork::V6(n) => addr == IpAddr::V6(n.network()),
+    }
+}
+
 /// What the kernel enforces per parent, said before the kernel says EBUSY or EINVAL.
 fn check_parent_sharing(networks: &BTreeMap<String, Network>, errors: &mut ConfigErrors) {
     let mut by_parent: BTreeMap<&str, Vec<&Network>> = BTreeMap::new();
     for n in networks.values() {
-        by_parent.entry(&n.parent).or_default().push(n);
+        by_parent.entry(&n.parent.name).or_default().push(n);
     }
     for (parent, nets) in by_parent {
         let first = nets[0];
@@ -220,13 +341,16 @@ fn check_parent_sharing(networks: &BTreeMap<String, Network>, errors: &mut Confi
                         first.name
                     ),
                 );
-            } else if let (Driver::Ipvlan(a), Driver::Ipvlan(b)) = (first.driver, n.driver)
-                && a != b
+            } else if let (Driver::Ipvlan(am, af), Driver::Ipvlan(bm, bf)) = (first.driver, n.driver)
+                && (am, af) != (bm, bf)
             {
                 errors.push(
                     format!("networks.{}.mode", n.name),
-                    format!("all ipvlan children of one parent share one mode; `{}` on {parent} uses {a}: use {a} here too or another parent", first.name),
+                    format!("all ipvlan children of one parent share one mode and flag; `{}` on {parent} uses {am}/{af}: use the same here or another parent", first.name),
                 );
+            }
+            if n.parent.kind != first.parent.kind {
+                errors.push(format!("networks.{}.parent", n.name), format!("`{}` describes parent {parent} differently (vlan protocol)", first.name));
             }
         }
         for n in &nets {
@@ -239,13 +363,15 @@ fn check_parent_sharing(networks: &BTreeMap<String, Network>, errors: &mut Confi
         }
         for (i, a) in nets.iter().enumerate() {
             for b in &nets[i + 1..] {
-                if let (Some(x), Some(y)) = (&a.ipam, &b.ipam)
-                    && (x.subnet.contains(y.subnet.network()) || y.subnet.contains(x.subnet.network()))
-                {
-                    errors.push(
-                        format!("networks.{}.subnet", b.name),
-                        format!("{} overlaps {} of network `{}` on the same parent {parent}: use disjoint subnets", y.subnet, x.subnet, a.name),
-                    );
+                for (x, y) in [(&a.ipam4, &b.ipam4), (&a.ipam6, &b.ipam6)] {
+                    if let (Some(x), Some(y)) = (x, y)
+                        && (x.subnet.contains(y.subnet.network()) || y.subnet.contains(x.subnet.network()))
+                    {
+                        errors.push(
+                            format!("networks.{}.subnet", b.name),
+                            format!("{} overlaps {} of network `{}` on the same parent {parent}: use disjoint subnets", y.subnet, x.subnet, a.name),
+                        );
+                    }
                 }
             }
         }
@@ -259,15 +385,14 @@ fn endpoint(
     networks: &BTreeMap<String, Network>,
     errors: &mut ConfigErrors,
 ) -> Option<Endpoint> {
-    let key = |k: &str| format!("endpoints.{name}.{k}");
-    let before = errors.errors.len();
+    let mut s = Scope::new(errors, format!("endpoints.{name}"));
     let network = match raw.network.as_deref() {
         None => {
-            errors.push(key("network"), "missing: name the network this endpoint joins");
+            s.err("network", "missing: name the network this endpoint joins");
             None
         }
         Some(n) if !raw_networks.contains_key(n) => {
-            errors.push(key("network"), format!("no network `{n}` is defined: add [networks.{n}] or fix the name"));
+            s.err("network", format!("no network `{n}` is defined: add [networks.{n}] or fix the name"));
             None
         }
         Some(n) => Some(n),
@@ -276,16 +401,16 @@ fn endpoint(
 
     let netns = match (&raw.netns, &raw.netns_path) {
         (Some(_), Some(_)) => {
-            errors.push(key("netns"), "set either `netns` or `netns_path`, not both");
+            s.err("netns", "set either `netns` or `netns_path`, not both");
             None
         }
         (None, None) => {
-            errors.push(key("netns"), "missing: set netns = \"NAME\" (under /run/netns) or netns_path = \"/proc/PID/ns/net\"");
+            s.err("netns", "missing: set netns = \"NAME\" (under /run/netns) or netns_path = \"/proc/PID/ns/net\"");
             None
         }
         (Some(n), None) => {
             if n.is_empty() || n == "." || n == ".." || n.contains('/') || n.len() > 200 {
-                errors.push(key("netns"), format!("`{n}` is not a usable namespace name: use letters, digits, `-` or `_`"));
+                s.err("netns", format!("`{n}` is not a usable namespace name: use letters, digits, `-` or `_`"));
                 None
             } else {
                 Some(NetnsRef::Named(n.clone()))
@@ -293,7 +418,7 @@ fn endpoint(
         }
         (None, Some(p)) => {
             if !p.is_absolute() {
-                errors.push(key("netns_path"), format!("{} is relative: give an absolute path such as /proc/PID/ns/net", p.display()));
+                s.err("netns_path", format!("{} is relative: give an absolute path such as /proc/PID/ns/net", p.display()));
                 None
             } else {
                 Some(NetnsRef::Path(p.clone()))
@@ -303,47 +428,99 @@ fn endpoint(
 
     let ifname = raw.ifname.clone().unwrap_or_else(|| "eth0".to_string());
     if let Err(msg) = check_ifname(&ifname) {
-        errors.push(key("ifname"), msg);
+        s.err("ifname", msg);
     }
 
-    let ip = raw.ip.as_deref().and_then(|text| {
-        let Some(addr) = parse_v4(text) else {
-            errors.push(key("ip"), format!("`{text}` is not an IPv4 address"));
+    let mut static_ip = |key: &str, text: Option<&str>, v6: bool| -> Option<IpAddr> {
+        let text = text?;
+        let Some(addr) = text.parse::<IpAddr>().ok().filter(|a| a.is_ipv6() == v6) else {
+            s.err(key, format!("`{text}` is not an {} address", if v6 { "IPv6" } else { "IPv4" }));
             return None;
         };
         if let Some(net) = net {
-            check_static_ip(addr, net, &key("ip"), errors);
+            check_static_ip(addr, net, v6, key, &mut s);
         }
         Some(addr)
-    });
+    };
+    let ip = static_ip("ip", raw.ip.as_deref(), false);
+    let ip6 = static_ip("ip6", raw.ip6.as_deref(), true);
 
     let mac = raw.mac.as_deref().and_then(|text| match parse_mac(text) {
         Ok(m) => Some(m),
         Err(msg) => {
-            errors.push(key("mac"), msg);
+            s.err("mac", msg);
             None
         }
     });
+    if mac.is_some() && net.is_some_and(|n| matches!(n.driver, Driver::Ipvlan(..) | Driver::Macvlan(MacvlanMode::Passthru))) {
+        s.err("mac", "this network's children take the parent's MAC (ipvlan, macvlan passthru): remove `mac`");
+    }
+    let routes: Vec<Route> = raw.routes.iter().enumerate().filter_map(|(i, r)| route(i, r, net, &mut s)).collect();
 
-    if errors.errors.len() != before {
+    if !s.ok() {
         return None;
     }
-    Some(Endpoint { name: name.to_string(), network: network?.to_string(), netns: netns?, ip, mac, ifname })
+    Some(Endpoint {
+        name: name.to_string(),
+        network: network?.to_string(),
+        netns: netns?,
+        ip: ip.map(|a| match a {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => unreachable!(),
+        }),
+        ip6: ip6.map(|a| match a {
+            IpAddr::V6(v6) => v6,
+            IpAddr::V4(_) => unreachable!(),
+        }),
+        mac,
+        ifname,
+        routes,
+    })
 }
 
-fn check_static_ip(addr: Ipv4Addr, net: &Network, key: &str, errors: &mut ConfigErrors) {
-    let Some(ipam) = &net.ipam else {
-        errors.push(key, format!("network `{}` has no subnet, so it cannot hold a static ip: add a subnet to it", net.name));
+fn route(i: usize, raw: &RawRoute, net: Option<&Network>, s: &mut Scope<'_>) -> Option<Route> {
+    let key = format!("routes.{i}");
+    let Some(to_text) = raw.to.as_deref() else {
+        s.err(&key, "a route needs `to`, e.g. { to = \"10.20.0.0/16\", via = \"172.16.10.254\" }");
+        return None;
+    };
+    let Ok(to) = to_text.parse::<IpNetwork>() else {
+        s.err(&format!("{key}.to"), format!("`{to_text}` is not a CIDR"));
+        return None;
+    };
+    let via = match raw.via.as_deref() {
+        None => None,
+        Some(text) => match text.parse::<IpAddr>() {
+            Ok(v) if v.is_ipv6() == to.is_ipv6() => Some(v),
+            _ => {
+                s.err(&format!("{key}.via"), format!("`{text}` is not an address of the same family as {to}"));
+                return None;
+            }
+        },
+    };
+    // The kernel wants a gateway it can reach on the link (else ENETUNREACH).
+    if let (Some(v), Some(net)) = (via, net)
+        && !net.ipam(v.is_ipv6()).is_some_and(|i| i.subnet.contains(v))
+    {
+        s.err(&format!("{key}.via"), format!("{v} is not inside a subnet of network `{}`: use a gateway on the endpoint's link", net.name));
+    }
+    Some(Route { to: IpNetwork::new(to.network(), to.prefix()).unwrap_or(to), via, metric: raw.metric })
+}
+
+fn check_static_ip(addr: IpAddr, net: &Network, v6: bool, key: &str, s: &mut Scope<'_>) {
+    let sfx = if v6 { "6" } else { "" };
+    let Some(ipam) = net.ipam(v6) else {
+        s.err(key, format!("network `{}` has no subnet{sfx}, so it cannot hold a static address of this family: add subnet{sfx} to it", net.name));
         return;
     };
     if !ipam.subnet.contains(addr) {
-        errors.push(key, format!("{addr} is outside subnet {} of network `{}`: use an address inside it", ipam.subnet, net.name));
-    } else if addr == ipam.subnet.network() || addr == ipam.subnet.broadcast() {
-        errors.push(key, format!("{addr} is the network or broadcast address of {}: use a host address", ipam.subnet));
+        s.err(key, format!("{addr} is outside subnet{sfx} {} of network `{}`: use an address inside it", ipam.subnet, net.name));
+    } else if is_network_or_broadcast(&ipam.subnet, addr) {
+        s.err(key, format!("{addr} is the network or broadcast address of {}: use a host address", ipam.subnet));
     } else if Some(addr) == ipam.gateway {
-        errors.push(key, format!("{addr} is the gateway of network `{}`: pick another address", net.name));
+        s.err(key, format!("{addr} is the gateway of network `{}`: pick another address", net.name));
     } else if let Some((host, _)) = ipam.reserved.iter().find(|(_, a)| **a == addr) {
-        errors.push(key, format!("{addr} is reserved as aux address `{host}` of network `{}`: pick another address", net.name));
+        s.err(key, format!("{addr} is reserved as aux address `{host}` of network `{}`: pick another address", net.name));
     }
 }
 
@@ -370,20 +547,28 @@ pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
 }
 
 fn check_endpoint_uniqueness(endpoints: &BTreeMap<String, Endpoint>, networks: &BTreeMap<String, Network>, errors: &mut ConfigErrors) {
-    let mut ips: HashMap<(&str, Ipv4Addr), &str> = HashMap::new();
+    let mut ips: HashMap<(&str, IpAddr), &str> = HashMap::new();
     let mut ifnames: HashMap<(&NetnsRef, &str), &str> = HashMap::new();
+    let mut macs: HashMap<(&str, [u8; 6]), &str> = HashMap::new();
     let mut per_network: HashMap<&str, usize> = HashMap::new();
     for e in endpoints.values() {
-        if let Some(ip) = e.ip
-            && let Some(other) = ips.insert((&e.network, ip), &e.name)
-        {
-            errors.push(format!("endpoints.{}.ip", e.name), format!("{ip} is already taken by endpoint `{other}`: pick another address"));
+        for (key, ip) in [("ip", e.static_ip(false)), ("ip6", e.static_ip(true))] {
+            if let Some(ip) = ip
+                && let Some(other) = ips.insert((&e.network, ip), &e.name)
+            {
+                errors.push(format!("endpoints.{}.{key}", e.name), format!("{ip} is already taken by endpoint `{other}`: pick another address"));
+            }
         }
         if let Some(other) = ifnames.insert((&e.netns, &e.ifname), &e.name) {
             errors.push(
                 format!("endpoints.{}.ifname", e.name),
                 format!("endpoint `{other}` already uses {} in namespace {}: set a different ifname", e.ifname, e.netns),
             );
+        }
+        if let (Some(mac), Some(net)) = (e.mac, networks.get(&e.network))
+            && let Some(other) = macs.insert((&net.parent.name, mac), &e.name)
+        {
+            errors.push(format!("endpoints.{}.mac", e.name), format!("endpoint `{other}` already uses this MAC on parent {}: MACs must be unique per parent", net.parent.name));
         }
         *per_network.entry(&e.network).or_default() += 1;
     }

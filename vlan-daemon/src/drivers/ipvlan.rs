@@ -1,7 +1,7 @@
 //! ipvlan children: they share the parent's MAC, so no MAC is sent.
 use super::ChildSpec;
-use crate::config::IpvlanMode;
-use netlink_packet_route::link::{IpVlanMode, LinkMessage};
+use crate::config::{IpvlanFlag, IpvlanMode};
+use netlink_packet_route::link::{IpVlanFlags, IpVlanMode, LinkMessage};
 use rtnetlink::LinkIpVlan;
 
 fn kernel_mode(mode: IpvlanMode) -> IpVlanMode {
@@ -20,8 +20,19 @@ pub fn kernel_mode_name(mode: IpvlanMode) -> &'static str {
     }
 }
 
-pub fn child(spec: &ChildSpec<'_>, mode: IpvlanMode) -> LinkMessage {
-    let mut b = LinkIpVlan::new(spec.temp_name, spec.parent_index, kernel_mode(mode)).setns_by_fd(spec.target_netns);
+fn kernel_flag(flag: IpvlanFlag) -> IpVlanFlags {
+    match flag {
+        // "bridge" is the absence of the other two flags.
+        IpvlanFlag::Bridge => IpVlanFlags::empty(),
+        IpvlanFlag::Private => IpVlanFlags::Private,
+        IpvlanFlag::Vepa => IpVlanFlags::Vepa,
+    }
+}
+
+pub fn child(spec: &ChildSpec<'_>, mode: IpvlanMode, flag: IpvlanFlag) -> LinkMessage {
+    let mut b = LinkIpVlan::new(spec.temp_name, spec.parent_index, kernel_mode(mode))
+        .flag(kernel_flag(flag))
+        .setns_by_fd(spec.target_netns);
     if let Some(mtu) = spec.network.mtu {
         b = b.mtu(mtu);
     }

@@ -1,7 +1,7 @@
 //! macvlan children. The mode is always sent: the kernel's own default is vepa, Docker's bridge.
 use super::ChildSpec;
 use crate::config::MacvlanMode;
-use netlink_packet_route::link::{LinkMessage, MacVlanMode};
+use netlink_packet_route::link::{InfoMacVlan, LinkMessage, MacVlanMacAddressMode, MacVlanMode};
 use rtnetlink::LinkMacVlan;
 
 fn kernel_mode(mode: MacvlanMode) -> MacVlanMode {
@@ -10,6 +10,7 @@ fn kernel_mode(mode: MacvlanMode) -> MacVlanMode {
         MacvlanMode::Vepa => MacVlanMode::Vepa,
         MacvlanMode::Private => MacVlanMode::Private,
         MacvlanMode::Passthru => MacVlanMode::Passthrough,
+        MacvlanMode::Source => MacVlanMode::Source,
     }
 }
 
@@ -20,6 +21,7 @@ pub fn kernel_mode_name(mode: MacvlanMode) -> &'static str {
         MacvlanMode::Vepa => "vepa",
         MacvlanMode::Private => "private",
         MacvlanMode::Passthru => "passthrough",
+        MacvlanMode::Source => "source",
     }
 }
 
@@ -28,6 +30,12 @@ pub fn child(spec: &ChildSpec<'_>, mode: MacvlanMode) -> LinkMessage {
     // passthru always takes the parent's MAC; asking for another one is refused.
     if mode != MacvlanMode::Passthru {
         b = b.address(spec.mac.to_vec());
+    }
+    if mode == MacvlanMode::Source {
+        // The child receives frames from exactly these source MACs.
+        b = b.append_info_data(InfoMacVlan::MacAddrMode(MacVlanMacAddressMode::Set)).append_info_data(InfoMacVlan::MacAddrData(
+            spec.network.source_macs.iter().map(|m| InfoMacVlan::MacAddr(*m)).collect(),
+        ));
     }
     if let Some(mtu) = spec.network.mtu {
         b = b.mtu(mtu);

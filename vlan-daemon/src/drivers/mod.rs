@@ -21,7 +21,7 @@ pub struct ChildSpec<'a> {
 pub fn child_link_message(spec: &ChildSpec<'_>) -> LinkMessage {
     match spec.network.driver {
         Driver::Macvlan(mode) => macvlan::child(spec, mode),
-        Driver::Ipvlan(mode) => ipvlan::child(spec, mode),
+        Driver::Ipvlan(mode, flag) => ipvlan::child(spec, mode, flag),
     }
 }
 
@@ -29,7 +29,7 @@ pub fn child_link_message(spec: &ChildSpec<'_>) -> LinkMessage {
 pub fn link_matches(link: &LinkFacts, network: &Network) -> bool {
     let mode = match network.driver {
         Driver::Macvlan(m) => macvlan::kernel_mode_name(m),
-        Driver::Ipvlan(m) => ipvlan::kernel_mode_name(m),
+        Driver::Ipvlan(m, _) => ipvlan::kernel_mode_name(m),
     };
     link.kind.as_deref() == Some(network.driver.kind()) && link.mode.as_deref() == Some(mode)
 }

@@ -1,7 +1,7 @@
 //! Links: lookup, the facts vland reads back from them, creation, rename, up, delete.
 use super::{Netlink, errno, nl_err};
 use futures::TryStreamExt;
-use netlink_packet_route::link::{InfoData, InfoIpVlan, InfoKind, InfoMacVlan, LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::LinkUnspec;
 
 /// What vland needs to know about an existing link.
@@ -12,9 +12,14 @@ pub struct LinkFacts {
     pub kind: Option<String>,
     pub alias: Option<String>,
     pub mtu: Option<u32>,
+    pub up: bool,
     pub mac: Option<[u8; 6]>,
     /// The macvlan or ipvlan mode, as the kernel reports it.
     pub mode: Option<String>,
+    /// 802.1Q/802.1ad sub-interfaces: their VLAN id.
+    pub vlan_id: Option<u16>,
+    /// The lower device's ifindex (in the link's own or its link-netns namespace).
+    pub lower: Option<u32>,
 }
 
 impl LinkFacts {
@@ -25,14 +30,18 @@ impl LinkFacts {
             kind: None,
             alias: None,
             mtu: None,
+            up: msg.header.flags.contains(LinkFlags::Up),
             mac: None,
             mode: None,
+            vlan_id: None,
+            lower: None,
         };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => facts.name = n.clone(),
                 LinkAttribute::IfAlias(a) => facts.alias = Some(a.clone()),
                 LinkAttribute::Mtu(m) => facts.mtu = Some(*m),
+                LinkAttribute::Link(l) => facts.lower = Some(*l),
                 LinkAttribute::Address(a) if a.len() == 6 => facts.mac = a.as_slice().try_into().ok(),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
@@ -41,6 +50,12 @@ impl LinkFacts {
                             LinkInfo::Data(InfoData::MacVlan(d)) => {
                                 facts.mode = d.iter().find_map(|i| match i {
                                     InfoMacVlan::Mode(m) => Some(format!("{m:?}").to_lowercase()),
+                                    _ => None,
+                                })
+                            }
+                            LinkInfo::Data(InfoData::Vlan(d)) => {
+                                facts.vlan_id = d.iter().find_map(|i| match i {
+                                    InfoVlan::Id(id) => Some(*id),
                                     _ => None,
                                 })
                             }
@@ -80,12 +95,22 @@ impl Netlink {
     }
 
     pub async fn add_link(&self, msg: LinkMessage, what: &str) -> anyhow::Result<()> {
-        self.handle.link().add(msg).execute().await.map_err(nl_err(what))
+        self.try_add_link(msg).await.map_err(nl_err(what))
+    }
+
+    /// Like `add_link`, keeping the kernel's error so callers can act on its errno.
+    pub async fn try_add_link(&self, msg: LinkMessage) -> Result<(), rtnetlink::Error> {
+        self.handle.link().add(msg).execute().await
     }
 
     pub async fn rename_and_tag(&self, index: u32, name: &str, alias: &str) -> anyhow::Result<()> {
         let msg = LinkUnspec::new_with_index(index).name(name.to_string()).alias(alias.to_string()).build();
         self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("rename link {index} to {name}")))
+    }
+
+    pub async fn set_mtu(&self, index: u32, mtu: u32) -> anyhow::Result<()> {
+        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("set MTU {mtu} on link {index}")))
     }
 
     pub async fn set_up(&self, index: u32) -> anyhow::Result<()> {

@@ -6,10 +6,12 @@ pub use links::*;
 
 use anyhow::Context;
 use futures::TryStreamExt;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use ipnetwork::IpNetwork;
+use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope};
+use netlink_packet_route::route::{RouteMessage, RouteScope};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A netlink handle bound to one network namespace (the one its socket was opened in).
 #[derive(Clone)]
@@ -36,15 +38,17 @@ impl Netlink {
         Ok(Self { handle })
     }
 
-    pub async fn ipv4_addresses(&self, index: u32) -> anyhow::Result<Vec<(Ipv4Addr, u8, AddressMessage)>> {
+    /// Global (scope universe) addresses of one family on a link: the ones vland manages.
+    /// Kernel-made IPv6 link-local addresses are left alone.
+    pub async fn global_addresses(&self, index: u32, v6: bool) -> anyhow::Result<Vec<(IpAddr, u8, AddressMessage)>> {
         let mut out = Vec::new();
         let mut stream = self.handle.address().get().set_link_index_filter(index).execute();
         while let Some(msg) = stream.try_next().await.map_err(nl_err("list addresses"))? {
-            if msg.header.index != index {
+            if msg.header.index != index || msg.header.scope != AddressScope::Universe {
                 continue;
             }
             let addr = msg.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Address(IpAddr::V4(v4)) => Some(*v4),
+                AddressAttribute::Address(ip) if ip.is_ipv6() == v6 => Some(*ip),
                 _ => None,
             });
             if let Some(addr) = addr {
@@ -54,10 +58,10 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Makes `addr/prefix` the link's only IPv4 address (the link is vland's own).
-    pub async fn set_only_ipv4(&self, index: u32, addr: Ipv4Addr, prefix: u8) -> anyhow::Result<()> {
+    /// Makes `addr/prefix` the link's only global address of its family (the link is vland's).
+    pub async fn set_only_address(&self, index: u32, addr: IpAddr, prefix: u8) -> anyhow::Result<()> {
         let mut present = false;
-        for (a, p, msg) in self.ipv4_addresses(index).await? {
+        for (a, p, msg) in self.global_addresses(index, addr.is_ipv6()).await? {
             if a == addr && p == prefix {
                 present = true;
             } else {
@@ -65,39 +69,76 @@ impl Netlink {
             }
         }
         if !present {
-            self.handle
-                .address()
-                .add(index, IpAddr::V4(addr), prefix)
-                .execute()
-                .await
-                .map_err(nl_err(&format!("add address {addr}/{prefix}")))?;
+            let mut req = self.handle.address().add(index, addr, prefix);
+            if addr.is_ipv6() {
+                // The address is vland's to give out: no duplicate detection delay (as Docker).
+                req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+            }
+            req.execute().await.map_err(nl_err(&format!("add address {addr}/{prefix}")))?;
         }
         Ok(())
     }
 
-    pub async fn replace_default_route_via(&self, index: u32, gateway: Ipv4Addr, metric: Option<u32>) -> anyhow::Result<()> {
-        let mut route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(index);
-        if let Some(m) = metric {
-            route = route.priority(m);
-        }
-        self.handle
-            .route()
-            .add(route.build())
-            .replace()
-            .execute()
-            .await
-            .map_err(nl_err(&format!("add default route via {gateway}")))
+    /// Adds or replaces a route out of link `index`: via a gateway, or on-link (`dev X`).
+    pub async fn replace_route(&self, index: u32, route: &RouteSpec) -> anyhow::Result<()> {
+        self.handle.route().add(route.message(index)).replace().execute().await.map_err(nl_err(&format!("add route {route}")))
     }
 
-    /// `default dev X`: for ipvlan l3/l3s, where there is no gateway to resolve.
-    pub async fn replace_default_route_dev(&self, index: u32, metric: Option<u32>) -> anyhow::Result<()> {
-        let mut route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .output_interface(index)
-            .scope(netlink_packet_route::route::RouteScope::Link);
-        if let Some(m) = metric {
-            route = route.priority(m);
+    /// Deletes a route vland added earlier; one that is gone already is fine.
+    pub async fn delete_route(&self, index: u32, route: &RouteSpec) -> anyhow::Result<()> {
+        match self.handle.route().del(route.message(index)).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(()),
+            Err(e) => Err(nl_err(&format!("delete route {route}"))(e)),
         }
-        self.handle.route().add(route.build()).replace().execute().await.map_err(nl_err("add default dev route"))
+    }
+}
+
+/// A route as vland records it in its state (so it can remove exactly its own routes later).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RouteSpec {
+    pub to: IpNetwork,
+    pub via: Option<IpAddr>,
+    pub metric: Option<u32>,
+}
+
+impl std::fmt::Display for RouteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.to)?;
+        match self.via {
+            Some(v) => write!(f, " via {v}")?,
+            None => write!(f, " dev")?,
+        }
+        if let Some(m) = self.metric {
+            write!(f, " metric {m}")?;
+        }
+        Ok(())
+    }
+}
+
+impl RouteSpec {
+    fn message(&self, index: u32) -> RouteMessage {
+        let mut msg = match (self.to, self.via) {
+            (IpNetwork::V4(to), via) => {
+                let mut b = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(to.network(), to.prefix()).output_interface(index);
+                match via {
+                    Some(IpAddr::V4(gw)) => b = b.gateway(gw),
+                    _ => b = b.scope(RouteScope::Link),
+                }
+                b.build()
+            }
+            (IpNetwork::V6(to), via) => {
+                let mut b = RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(to.network(), to.prefix()).output_interface(index);
+                if let Some(IpAddr::V6(gw)) = via {
+                    b = b.gateway(gw);
+                }
+                b.build()
+            }
+        };
+        if let Some(m) = self.metric {
+            msg.attributes.push(netlink_packet_route::route::RouteAttribute::Priority(m));
+        }
+        msg
     }
 }
 

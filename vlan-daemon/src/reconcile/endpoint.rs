@@ -1,12 +1,13 @@
 //! One endpoint: its namespace, its child link (created in place under a temporary name, then
-//! renamed and tagged as vland's), its address, sysctls and default route.
-use crate::config::{Config, Endpoint, NetnsRef, Network};
+//! renamed and tagged as vland's), its addresses, sysctls and routes.
+use crate::config::{Config, Endpoint, NetnsRef, Network, parse_mac};
 use crate::drivers::{self, ChildSpec};
 use crate::ebpf::{self, Pins};
-use crate::netlink::Netlink;
+use crate::netlink::{LinkFacts, Netlink, RouteSpec, errno};
 use crate::netns;
 use crate::state::{EndpointRecord, LinkRecord, NamespaceRecord, PendingLink, State, StateStore};
 use anyhow::{Context, bail};
+use ipnetwork::IpNetwork;
 use std::os::fd::AsRawFd;
 use tracing::{info, warn};
 use vlan_common::EndpointKey;
@@ -38,7 +39,7 @@ pub fn format_mac(mac: [u8; 6]) -> String {
 pub fn same_placement(ep: &Endpoint, rec: &EndpointRecord, config: &Config) -> bool {
     let net = &config.networks[&ep.network];
     rec.network == ep.network
-        && rec.parent == net.parent
+        && rec.parent == net.parent.name
         && rec.netns == ep.netns
         && rec.ifname == ep.ifname
         && ep.mac.is_none_or(|m| rec.mac.as_deref() == Some(format_mac(m).as_str()))
@@ -66,11 +67,19 @@ pub async fn clean_pending(store: &StateStore, state: &mut State) -> anyhow::Res
     store.save(state)
 }
 
-pub async fn ensure(host: &Netlink, store: &StateStore, state: &mut State, ep: &Endpoint, net: &Network) -> anyhow::Result<Outcome> {
+pub async fn ensure(
+    host: &Netlink,
+    store: &StateStore,
+    state: &mut State,
+    ep: &Endpoint,
+    net: &Network,
+    parent_index: u32,
+) -> anyhow::Result<Outcome> {
     let mut outcome = Outcome::Unchanged;
     if let NetnsRef::Named(name) = &ep.netns
         && !netns::is_namespace(&ep.netns.path())
     {
+        // Recorded first: a crash right after creating it still leaves it known as vland's.
         state.namespaces.insert(name.clone(), NamespaceRecord {});
         store.save(state)?;
         netns::create(name)?;
@@ -103,26 +112,25 @@ pub async fn ensure(host: &Netlink, store: &StateStore, state: &mut State, ep: &
     let link = match existing {
         Some(link) => link,
         None => {
-            let mac = state.endpoints[&ep.name].mac.as_deref().map(crate::config::parse_mac).transpose().map_err(anyhow::Error::msg)?;
-            create_child(host, &nl, store, state, ep, net, &ns, mac.unwrap_or_else(random_mac)).await?;
+            create_child(host, &nl, store, state, ep, net, &ns, parent_index).await?;
             if matches!(outcome, Outcome::Unchanged) {
                 outcome = Outcome::Created;
             }
             nl.link_by_name(&ep.ifname).await?.context("the new child link vanished")?
         }
     };
-
-    configure(&nl, &ns, &link.name, link.index, state.endpoints[&ep.name].ip, net).await?;
     if let Some(mtu) = net.mtu
         && link.mtu != Some(mtu)
-        && !matches!(outcome, Outcome::Created)
     {
-        bail!("{} has MTU {:?} but the network asks for {mtu}; recreate the endpoint to change it", ep.ifname, link.mtu);
+        nl.set_mtu(link.index, mtu).await?;
     }
+
+    let routes = configure(&nl, &ns, &link, state.endpoints.get(&ep.name).expect("reserved before ensure"), ep, net).await?;
     let rec = state.endpoints.get_mut(&ep.name).expect("reserved before ensure");
     let new_link = Some(LinkRecord { netns_inum: inum, ifindex: link.index });
-    if rec.link != new_link {
+    if rec.link != new_link || rec.routes != routes {
         rec.link = new_link;
+        rec.routes = routes;
         store.save(state)?;
     }
     Ok(outcome)
@@ -137,15 +145,37 @@ async fn create_child(
     ep: &Endpoint,
     net: &Network,
     ns: &std::fs::File,
-    mac: [u8; 6],
+    parent_index: u32,
 ) -> anyhow::Result<()> {
-    let parent = host.link_by_name(&net.parent).await?.with_context(|| format!("parent {} disappeared", net.parent))?;
     let temp_name = format!("vl{:08x}", rand::random::<u32>());
     // Recorded first: if vland dies between the request and the rename, the next run deletes it.
     state.pending_links.push(PendingLink { netns: ep.netns.clone(), temp_name: temp_name.clone() });
     store.save(state)?;
-    let spec = ChildSpec { network: net, parent_index: parent.index, temp_name: &temp_name, mac, target_netns: ns.as_raw_fd() };
-    host.add_link(drivers::child_link_message(&spec), &format!("create {} child of {}", net.driver.kind(), net.parent)).await?;
+    let recorded_mac = state.endpoints[&ep.name].mac.as_deref().map(parse_mac).transpose().map_err(anyhow::Error::msg)?;
+    let mut mac = recorded_mac.unwrap_or_else(random_mac);
+    for attempt in 0.. {
+        let spec = ChildSpec { network: net, parent_index, temp_name: &temp_name, mac, target_netns: ns.as_raw_fd() };
+        match host.try_add_link(drivers::child_link_message(&spec)).await {
+            Ok(()) => break,
+            // Another child of this parent has the MAC: a random one is drawn again.
+            Err(e) if errno(&e) == Some(libc::EADDRINUSE) && ep.mac.is_none() && attempt < 5 => {
+                mac = random_mac();
+                state.endpoints.get_mut(&ep.name).expect("reserved").mac = Some(format_mac(mac));
+                store.save(state)?;
+            }
+            Err(e) if errno(&e) == Some(libc::EADDRINUSE) => {
+                bail!("MAC {} is already used by another child of parent {}: pick another `mac`", format_mac(mac), net.parent.name)
+            }
+            Err(e) if errno(&e) == Some(libc::EBUSY) => bail!(
+                "parent {} refused a {} child (busy): it already carries {} children or is enslaved to a bridge or bond; \
+                 macvlan and ipvlan cannot share a parent, and passthru must be alone on it",
+                net.parent.name,
+                net.driver.kind(),
+                if net.driver.kind() == "macvlan" { "ipvlan (or passthru)" } else { "macvlan" }
+            ),
+            Err(e) => return Err(crate::netlink::nl_err(&format!("create {} child of {}", net.driver.kind(), net.parent.name))(e)),
+        }
+    }
     let created = nl.link_by_name(&temp_name).await?.context("the kernel accepted the child link but it is not in the namespace")?;
     nl.rename_and_tag(created.index, &ep.ifname, &alias_for(&ep.name)).await?;
     state.pending_links.retain(|p| p.temp_name != temp_name);
@@ -154,26 +184,76 @@ async fn create_child(
     Ok(())
 }
 
-/// Sysctls, address, link up, default route. Idempotent: run on every apply to undo drift.
-async fn configure(nl: &Netlink, ns: &std::fs::File, ifname: &str, index: u32, ip: Option<std::net::Ipv4Addr>, net: &Network) -> anyhow::Result<()> {
-    let ifname_owned = ifname.to_string();
+/// The routes an endpoint should have through its child: default routes of each family (via the
+/// gateway; `dev` for ipvlan l3/l3s; none for internal networks), then its extra routes.
+fn desired_routes(ep: &Endpoint, net: &Network) -> Vec<RouteSpec> {
+    let mut routes = Vec::new();
+    for v6 in [false, true] {
+        if net.internal || net.ipam(v6).is_none() {
+            continue;
+        }
+        let default: IpNetwork = if v6 { "::/0".parse().unwrap() } else { "0.0.0.0/0".parse().unwrap() };
+        if let Some(gw) = net.default_gateway(v6) {
+            routes.push(RouteSpec { to: default, via: Some(gw), metric: net.metric });
+        } else if net.driver.routes_by_device() {
+            routes.push(RouteSpec { to: default, via: None, metric: net.metric });
+        }
+    }
+    routes.extend(ep.routes.iter().map(|r| RouteSpec { to: r.to, via: r.via, metric: r.metric }));
+    routes
+}
+
+/// Sysctls, addresses, link up, routes. Idempotent: run on every apply to undo drift.
+async fn configure(
+    nl: &Netlink,
+    ns: &std::fs::File,
+    link: &LinkFacts,
+    rec: &EndpointRecord,
+    ep: &Endpoint,
+    net: &Network,
+) -> anyhow::Result<Vec<RouteSpec>> {
+    let ifname = link.name.clone();
+    let ipv6 = net.ipam6.is_some() || net.ipv6_autoconf;
+    let autoconf = if net.ipv6_autoconf { "1" } else { "0" };
     netns::run_in(ns, move || {
-        // IPv6 is off on the child until networks carry IPv6 settings: no SLAAC, DAD or MLD
-        // surprises (a common complaint about Docker). Must precede link up.
-        netns::write_sysctl(&format!("ipv6/conf/{ifname_owned}/disable_ipv6"), "1").ok();
+        // Without IPv6 settings the child has no IPv6 at all: no SLAAC, DAD or MLD surprises (a
+        // common complaint about Docker). With them, autoconf stays off unless asked for. These
+        // must precede link up. A kernel without IPv6 has no such files: nothing to turn off.
+        let v6 = |key: &str, value: &str| {
+            let path = format!("ipv6/conf/{ifname}/{key}");
+            if std::path::Path::new("/proc/sys/net").join(&path).exists() { netns::write_sysctl(&path, value) } else { Ok(()) }
+        };
+        v6("disable_ipv6", if ipv6 { "0" } else { "1" })?;
+        if ipv6 {
+            v6("accept_ra", autoconf)?;
+            v6("autoconf", autoconf)?;
+            v6("ndisc_notify", "1")?;
+        }
         // Announce the new MAC/IP to the segment when the link comes up (as CNI does).
-        netns::write_sysctl(&format!("ipv4/conf/{ifname_owned}/arp_notify"), "1")
+        netns::write_sysctl(&format!("ipv4/conf/{ifname}/arp_notify"), "1")
     })?;
-    if let (Some(ip), Some(ipam)) = (ip, &net.ipam) {
-        nl.set_only_ipv4(index, ip, ipam.subnet.prefix()).await?;
+    for v6 in [false, true] {
+        match (rec.address(v6), net.ipam(v6)) {
+            (Some(ip), Some(ipam)) => nl.set_only_address(link.index, ip, ipam.subnet.prefix()).await?,
+            _ => {
+                // The network no longer has this family: drop what vland had put there.
+                for (_, _, msg) in nl.global_addresses(link.index, v6).await? {
+                    nl.handle.address().del(msg).execute().await.map_err(crate::netlink::nl_err("remove address"))?;
+                }
+            }
+        }
     }
-    nl.set_up(index).await?;
-    if let Some(gw) = net.default_gateway() {
-        nl.replace_default_route_via(index, gw, net.metric).await?;
-    } else if net.driver.routes_by_device() && !net.internal {
-        nl.replace_default_route_dev(index, net.metric).await?;
+    if !link.up {
+        nl.set_up(link.index).await?;
     }
-    Ok(())
+    let desired = desired_routes(ep, net);
+    for old in rec.routes.iter().filter(|r| !desired.contains(r)) {
+        nl.delete_route(link.index, old).await?;
+    }
+    for route in &desired {
+        nl.replace_route(link.index, route).await?;
+    }
+    Ok(desired)
 }
 
 /// Removes an endpoint vland created: counters and pinned programs, then its child link (only

@@ -1,8 +1,9 @@
 //! Making the kernel match the config: compare config, recorded state and what the kernel has,
-//! then change only the difference. State is saved after every step that creates something,
+//! then change only the difference. State is saved before every step that creates something,
 //! so a crash at any point leaves records that the next run repairs from.
 mod addresses;
 mod endpoint;
+mod parents;
 
 use crate::config::{Config, ConfigErrors, NetnsRef};
 use crate::ebpf::{self, EndpointDevice, Pins};
@@ -11,8 +12,8 @@ use crate::netns;
 use crate::state::{EndpointRecord, State, StateStore};
 use anyhow::Context;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use tracing::info;
-
 
 /// What one apply did, for logs and tests.
 #[derive(Debug, Default)]
@@ -24,13 +25,10 @@ pub struct Summary {
 
 pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary> {
     let host = Netlink::current()?;
-    let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
-    crate::preflight::check(config, &host, &mut errors).await?;
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
     let store = StateStore::open_locked(&config.daemon.state_dir)?;
     let mut state = store.load()?;
+    let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
+    crate::preflight::check(config, &state, &host, &mut errors).await?;
     let planned = addresses::plan(config, &state, &mut errors);
     if !errors.is_empty() {
         return Err(errors.into());
@@ -56,22 +54,36 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
         summary.removed.push(name);
     }
     remove_unused_namespaces(config, &store, &mut state)?;
+    parents::remove_unused(&host, &store, &mut state, config).await?;
 
-    // Reserve every address before touching the kernel.
+    let mut parent_index = BTreeMap::new();
+    for net in config.networks.values() {
+        let index = parents::ensure(&host, &store, &mut state, net).await.with_context(|| format!("network {}", net.name))?;
+        parent_index.insert(net.name.clone(), index);
+    }
+
+    // Reserve every address before touching the endpoints.
     for (name, ep) in &config.endpoints {
         let net = &config.networks[&ep.network];
         let rec = state.endpoints.entry(name.clone()).or_insert_with(|| EndpointRecord {
             network: ep.network.clone(),
-            parent: net.parent.clone(),
+            parent: net.parent.name.clone(),
             netns: ep.netns.clone(),
             ifname: ep.ifname.clone(),
             ip: None,
-            prefix_len: None,
+            ip6: None,
             mac: None,
             link: None,
+            routes: Vec::new(),
         });
-        rec.ip = planned.get(name).copied();
-        rec.prefix_len = net.ipam.as_ref().map(|i| i.subnet.prefix());
+        rec.ip = match planned.get(&(name.clone(), false)) {
+            Some(IpAddr::V4(a)) => Some(*a),
+            _ => None,
+        };
+        rec.ip6 = match planned.get(&(name.clone(), true)) {
+            Some(IpAddr::V6(a)) => Some(*a),
+            _ => None,
+        };
         if rec.mac.is_none() {
             rec.mac = Some(endpoint::format_mac(ep.mac.unwrap_or_else(endpoint::random_mac)));
         }
@@ -81,7 +93,9 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
     let mut by_netns: BTreeMap<NetnsRef, Vec<EndpointDevice>> = BTreeMap::new();
     for (name, ep) in &config.endpoints {
         let net = &config.networks[&ep.network];
-        let outcome = endpoint::ensure(&host, &store, &mut state, ep, net).await.with_context(|| format!("endpoint {name}"))?;
+        let outcome = endpoint::ensure(&host, &store, &mut state, ep, net, parent_index[&ep.network])
+            .await
+            .with_context(|| format!("endpoint {name}"))?;
         match outcome {
             endpoint::Outcome::Created => summary.created.push(name.clone()),
             endpoint::Outcome::Repaired => summary.repaired.push(name.clone()),
@@ -119,6 +133,7 @@ fn remove_unused_namespaces(config: &Config, store: &StateStore, state: &mut Sta
 
 /// Removes everything vland recorded as its own for this state dir, and nothing else.
 pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> anyhow::Result<Summary> {
+    let host = Netlink::current()?;
     let store = StateStore::open_locked(state_dir)?;
     let mut state = store.load()?;
     let pins = Pins::new(bpf_dir);
@@ -134,6 +149,7 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     }
     let empty = Config { daemon: Default::default(), networks: Default::default(), endpoints: Default::default() };
     remove_unused_namespaces(&empty, &store, &mut state)?;
+    parents::remove_unused(&host, &store, &mut state, &empty).await?;
     remove_empty_pins(bpf_dir);
     info!(removed = summary.removed.len(), "down done");
     Ok(summary)

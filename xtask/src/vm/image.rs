@@ -137,7 +137,14 @@ pub fn prepare(choice: KernelChoice) -> anyhow::Result<VmImage> {
     let dir = vm_cache().join(format!("{pkg}_{version}"));
     let ready = dir.join("ready");
     if let Ok(kver) = std::fs::read_to_string(&ready) {
-        return Ok(image_paths(&dir, kver.trim()));
+        let image = image_paths(&dir, kver.trim());
+        let stamp_file = dir.join("initramfs.stamp");
+        if std::fs::read_to_string(&stamp_file).ok().as_deref() != Some(super::initramfs::stamp().as_str()) {
+            step("rebuilding the VM initramfs (its recipe changed)");
+            super::initramfs::build(&dir.join("root/bin/busybox"), &image.modules_dir, &image.initramfs)?;
+            std::fs::write(&stamp_file, super::initramfs::stamp())?;
+        }
+        return Ok(image);
     }
     step(&format!("preparing the VM image from {pkg} {version} (downloaded once, then cached)"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -168,6 +175,7 @@ pub fn prepare(choice: KernelChoice) -> anyhow::Result<VmImage> {
     extract_vmlinux(&vmlinuz, &vmlinux)?;
     let busybox = root.join("bin/busybox");
     super::initramfs::build(&busybox, &modules_base.join(&kver), &dir.join("initramfs.cpio"))?;
+    std::fs::write(dir.join("initramfs.stamp"), super::initramfs::stamp())?;
     let _ = std::fs::remove_dir_all(&debs);
     std::fs::write(&ready, &kver)?;
     Ok(image_paths(&dir, &kver))

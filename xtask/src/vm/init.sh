@@ -29,8 +29,9 @@ mount -t devtmpfs devtmpfs /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm
+# A fresh /run hides the host's runtime state (its /run/netns among it). /tmp is not replaced:
+# the repository may live there; writes go to the overlay like everywhere else.
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
-mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
 mount -t bpf bpf /newroot/sys/fs/bpf
 mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup
 # The host's modprobe finds the guest kernel's modules here. The kernel's own module autoload

@@ -9,6 +9,13 @@ use std::process::Command;
 const NEEDED_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay"];
 const INIT: &str = include_str!("init.sh");
 
+/// Changes whenever what goes into the initramfs changes, so cached images are rebuilt.
+pub fn stamp() -> String {
+    let text = format!("{INIT}{NEEDED_MODULES:?}");
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    format!("{hash:016x}")
+}
+
 pub fn build(busybox: &Path, modules: &Path, out: &Path) -> anyhow::Result<()> {
     let deps = read_modules_dep(modules)?;
     let builtin = std::fs::read_to_string(modules.join("modules.builtin")).unwrap_or_default();
