@@ -1,0 +1,188 @@
+//! Docker's macvlan behaviours on this machine's kernel: the modes' isolation rules, passthru,
+//! the seed's two hosts sharing a subnet, dual-stack addressing, routes, drift repair and
+//! address persistence.
+use serde_json::Value;
+use vland_tests::{Lab, ip_json};
+
+fn link(ns: &str) -> Value {
+    ip_json(ns, &["link", "show", "dev", "eth0"])[0].clone()
+}
+
+fn addrs(ns: &str, family: &str) -> Vec<String> {
+    ip_json(ns, &[family, "addr", "show", "dev", "eth0", "scope", "global"])[0]["addr_info"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| Some(format!("{}/{}", x["local"].as_str()?, x["prefixlen"]))).collect())
+        .unwrap_or_default()
+}
+
+fn pings(lab: &Lab, ns: &str, ip: &str) -> bool {
+    lab.exec_status(ns, &["ping", "-c", "1", "-W", "1", ip]).status.success()
+}
+
+fn mode_lab(mode: &str) -> (Lab, String, std::path::PathBuf) {
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    lab.expect_ns("a");
+    lab.expect_ns("b");
+    let body = format!(
+        "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nmode = \"{mode}\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n\
+         [endpoints.a]\nnetwork = \"n\"\nnetns = \"{}\"\n\n[endpoints.b]\nnetwork = \"n\"\nnetns = \"{}\"\n",
+        lab.ns("a"),
+        lab.ns("b")
+    );
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&host, &config, &["apply"]);
+    (lab, host, config)
+}
+
+#[test]
+fn vepa_children_talk_only_through_a_hairpinning_switch_and_private_never() {
+    for mode in ["vepa", "private"] {
+        let (lab, _host, _config) = mode_lab(mode);
+        let (a, sw) = (lab.ns("a"), lab.ns("sw"));
+        assert_eq!(link(&a)["linkinfo"]["info_data"]["mode"], mode);
+        assert!(pings(&lab, &a, "172.16.10.1"), "{mode}: the gateway must answer");
+        assert!(!pings(&lab, &a, "172.16.10.3"), "{mode}: siblings must not reach each other directly");
+        // A switch port in hairpin (reflective relay) mode sends the frame back down the same port.
+        lab.exec(&sw, &["bridge", "link", "set", "dev", "p-h1", "hairpin", "on"]);
+        assert_eq!(pings(&lab, &a, "172.16.10.3"), mode == "vepa", "{mode} with a hairpinning switch");
+    }
+}
+
+#[test]
+fn passthru_child_takes_the_parents_mac_and_reaches_the_gateway() {
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    let ns = lab.expect_ns("p");
+    let body = format!(
+        "[networks.pt]\ndriver = \"macvlan\"\nparent = \"eth0\"\nmode = \"passthru\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n\
+         [endpoints.p]\nnetwork = \"pt\"\nnetns = \"{ns}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&host, &config, &["apply"]);
+    let child = link(&ns);
+    assert_eq!(child["linkinfo"]["info_data"]["mode"], "passthru");
+    assert_eq!(child["address"], ip_json(&host, &["link", "show", "dev", "eth0"])[0]["address"]);
+    assert!(pings(&lab, &ns, "172.16.10.1"));
+}
+
+#[test]
+fn two_hosts_share_a_subnet_each_allocating_from_its_half() {
+    let mut lab = Lab::new();
+    lab.add_switch("10.10.10.1/24");
+    let net = |range: &str, ep: &str, ns: &str| {
+        format!(
+            "[networks.macvlan_net]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"10.10.10.0/24\"\nip_range = \"{range}\"\n\
+             gateway = \"10.10.10.1\"\naux_addresses = {{ docker1 = \"10.10.10.101\", docker2 = \"10.10.10.102\" }}\n\n\
+             [endpoints.{ep}]\nnetwork = \"macvlan_net\"\nnetns = \"{ns}\"\n"
+        )
+    };
+    let d1 = lab.add_host("docker1", Some("10.10.10.101/24"));
+    let d2 = lab.add_host("docker2", Some("10.10.10.102/24"));
+    let (w1, w2) = (lab.expect_ns("web1"), lab.expect_ns("web2"));
+    let c1 = lab.config("docker1", &net("10.10.10.0/25", "web1", &w1));
+    let c2 = lab.config("docker2", &net("10.10.10.128/25", "web2", &w2));
+    lab.vland_ok(&d1, &c1, &["apply"]);
+    lab.vland_ok(&d2, &c2, &["apply"]);
+    // The seed's outputs: 10.10.10.2 on docker1, 10.10.10.128 on docker2.
+    assert_eq!(addrs(&w1, "-4"), vec!["10.10.10.2/24"]);
+    assert_eq!(addrs(&w2, "-4"), vec!["10.10.10.128/24"]);
+    assert!(pings(&lab, &w1, "10.10.10.128"), "containers on two hosts must reach each other");
+    // And the host cannot reach its own container (the seed's "Destination Host Unreachable").
+    assert!(!pings(&lab, &d1, "10.10.10.2"));
+}
+
+#[test]
+fn dual_stack_endpoints_get_both_families_and_no_slaac() {
+    let mut lab = Lab::new();
+    let sw = lab.add_switch("172.16.10.1/24");
+    // IPv6 on the switch's bridge only, for a gateway to answer.
+    lab.exec(&sw, &["sysctl", "-q", "-w", "net.ipv6.conf.br0.disable_ipv6=0"]);
+    lab.exec(&sw, &["ip", "-6", "addr", "add", "fd00:10::1/64", "dev", "br0", "nodad"]);
+    let host = lab.add_host("h1", None);
+    let (a, b) = (lab.expect_ns("a"), lab.expect_ns("b"));
+    let body = format!(
+        "[networks.ds]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\
+         subnet6 = \"fd00:10::/64\"\ngateway6 = \"fd00:10::1\"\n\n\
+         [endpoints.a]\nnetwork = \"ds\"\nnetns = \"{a}\"\n\n[endpoints.b]\nnetwork = \"ds\"\nnetns = \"{b}\"\nip6 = \"fd00:10::b\"\n"
+    );
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(addrs(&a, "-6"), vec!["fd00:10::2/64"], "lowest free after the gateway");
+    assert_eq!(addrs(&b, "-6"), vec!["fd00:10::b/64"]);
+    let route = &ip_json(&a, &["-6", "route", "show", "default"])[0];
+    assert_eq!(route["gateway"], "fd00:10::1", "{route}");
+    let sysctl = |ns: &str, key: &str| lab.exec(ns, &["sysctl", "-n", &format!("net.ipv6.conf.eth0.{key}")]).trim().to_string();
+    assert_eq!((sysctl(&a, "accept_ra"), sysctl(&a, "autoconf")), ("0".into(), "0".into()));
+    let out = lab.exec(&a, &["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "fd00:10::b"]);
+    assert!(out.contains("2 received"), "{out}");
+    assert!(lab.exec_status(&a, &["ping", "-6", "-c", "1", "-W", "2", "fd00:10::1"]).status.success(), "IPv6 gateway");
+}
+
+#[test]
+fn extra_routes_drift_and_mtu_are_reconciled() {
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    let ns = lab.expect_ns("a");
+    let net = |mtu: u32, route: &str| {
+        format!(
+            "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\nmtu = {mtu}\nmetric = 50\n\n\
+             [endpoints.a]\nnetwork = \"n\"\nnetns = \"{ns}\"\nroutes = [{route}]\n"
+        )
+    };
+    let config = lab.config("h1", &net(1400, "{ to = \"10.99.0.0/16\", via = \"172.16.10.254\" }"));
+    lab.vland_ok(&host, &config, &["apply"]);
+    let ifindex = link(&ns)["ifindex"].clone();
+    assert_eq!(link(&ns)["mtu"], 1400);
+    let route = &ip_json(&ns, &["-4", "route", "show", "10.99.0.0/16"])[0];
+    assert_eq!(route["gateway"], "172.16.10.254", "{route}");
+    assert_eq!(ip_json(&ns, &["-4", "route", "show", "default"])[0]["metric"], 50);
+
+    // Someone removes the address and the default route: the next apply puts them back.
+    lab.exec(&ns, &["ip", "addr", "flush", "dev", "eth0"]);
+    lab.exec(&ns, &["ip", "route", "flush", "dev", "eth0"]);
+    lab.exec(&ns, &["ip", "link", "set", "eth0", "mtu", "1300"]);
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(addrs(&ns, "-4"), vec!["172.16.10.2/24"]);
+    assert_eq!(ip_json(&ns, &["-4", "route", "show", "default"])[0]["gateway"], "172.16.10.1");
+    assert_eq!(link(&ns)["mtu"], 1400);
+
+    // The config changes: a new MTU and another route; the old route goes, the link stays.
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace(&net(1400, "{ to = \"10.99.0.0/16\", via = \"172.16.10.254\" }"), &net(1450, "{ to = \"10.98.0.0/16\" }"))).unwrap();
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(link(&ns)["mtu"], 1450);
+    assert_eq!(link(&ns)["ifindex"], ifindex, "the child was recreated instead of corrected");
+    assert!(ip_json(&ns, &["-4", "route", "show", "10.99.0.0/16"]).as_array().unwrap().is_empty(), "stale route left");
+    assert_eq!(ip_json(&ns, &["-4", "route", "show", "10.98.0.0/16"])[0]["dev"], "eth0");
+}
+
+#[test]
+fn allocations_survive_a_restart_and_freed_addresses_are_reused_lowest_first() {
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    let names: Vec<String> = ["a", "b", "c"].iter().map(|n| lab.expect_ns(n)).collect();
+    let prefix = lab.ns("");
+    let body = |eps: &[&str]| {
+        let mut s = "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n".to_string();
+        for e in eps {
+            s.push_str(&format!("\n[endpoints.{e}]\nnetwork = \"n\"\nnetns = \"{prefix}{e}\"\n"));
+        }
+        s
+    };
+    let config = lab.config("h1", &body(&["a", "b"]));
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!((addrs(&names[0], "-4"), addrs(&names[1], "-4")), (vec!["172.16.10.2/24".into()], vec!["172.16.10.3/24".into()]));
+    // a leaves: b keeps .3 (no renumbering), even though .2 is free now.
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace(&body(&["a", "b"]), &body(&["b"]))).unwrap();
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(addrs(&names[1], "-4"), vec!["172.16.10.3/24"]);
+    // c arrives: the lowest free address, the one a gave back.
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace(&body(&["b"]), &body(&["b", "c"]))).unwrap();
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(addrs(&names[2], "-4"), vec!["172.16.10.2/24"]);
+    assert_eq!(addrs(&names[1], "-4"), vec!["172.16.10.3/24"]);
+}
