@@ -1,33 +1,105 @@
-//! The daemon: apply, then stay in the foreground re-applying on SIGHUP. SIGTERM/SIGINT exit
-//! cleanly and leave links and pinned programs in place: counting never depends on vland running.
+//! The daemon: apply, then stay in the foreground and re-apply when asked (SIGHUP), when the
+//! config file changes, and when a parent link appears, disappears or changes (so children come
+//! back after their parent does). SIGTERM/SIGINT exit cleanly and leave links and pinned programs
+//! in place: counting never depends on vland running.
 use crate::config;
 use crate::reconcile;
+use anyhow::Context;
+use futures::StreamExt;
+use netlink_packet_core::NetlinkPayload;
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::LinkAttribute;
+use rtnetlink::MulticastGroup;
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
+/// Events often come in bursts (a veth pair, a sub-interface and its up): wait for the burst.
+const SETTLE: Duration = Duration::from_millis(150);
+const CONFIG_POLL: Duration = Duration::from_millis(500);
+
+/// What identifies a version of the config file: a rewrite or an editor's rename changes it.
+fn file_stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), std::os::unix::fs::MetadataExt::ino(&m)))
+}
+
+/// Interface names whose link events matter: parents, and the bases of VLAN parents.
+fn watched_links(config: &config::Config) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for net in config.networks.values() {
+        names.insert(net.parent.name.clone());
+        if let config::ParentKind::Vlan { base, .. } = &net.parent.kind {
+            names.insert(base.clone());
+        }
+    }
+    names
+}
+
+async fn reapply(path: &Path, source: &str, why: &str, watched: &mut BTreeSet<String>) {
+    info!(reason = why, "re-applying");
+    match config::load(path) {
+        Ok(config) => {
+            *watched = watched_links(&config);
+            if let Err(e) = reconcile::apply(&config, source).await {
+                error!("re-apply failed: {e:#}");
+            }
+        }
+        Err(e) => error!("{:#}", anyhow::Error::from(e)),
+    }
+}
+
 pub async fn run(path: &Path) -> anyhow::Result<()> {
     let source = path.display().to_string();
-    // A bad config at start is fatal; later, a bad reload keeps what is running.
     // Handlers first: a SIGTERM that arrives during the first apply is acted on after it.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let (conn, _handle, mut link_events) =
+        rtnetlink::new_multicast_connection(&[MulticastGroup::Link]).context("cannot listen for link events")?;
+    tokio::spawn(conn);
+
+    // A bad config at start is fatal; later, a bad reload keeps what is running.
     let config = config::load(path)?;
+    let mut watched = watched_links(&config);
     reconcile::apply(&config, &source).await?;
-    info!(config = %source, "vland running; SIGHUP re-applies, SIGTERM/SIGINT stop (links and programs stay)");
+    let mut stamp = file_stamp(path);
+    let mut poll = tokio::time::interval(CONFIG_POLL);
+    let mut pending_link_event: Option<String> = None;
+    info!(config = %source, "vland running; SIGHUP, config changes and parent link events re-apply; SIGTERM/SIGINT stop");
     loop {
+        let settle = async {
+            match &pending_link_event {
+                Some(_) => tokio::time::sleep(SETTLE).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => {
-                info!("SIGHUP: re-applying");
-                match config::load(path) {
-                    Ok(config) => if let Err(e) = reconcile::apply(&config, &source).await {
-                        error!("re-apply failed: {e:#}");
-                    },
-                    Err(e) => error!("{:#}", anyhow::Error::from(e)),
+            _ = hup.recv() => reapply(path, &source, "SIGHUP", &mut watched).await,
+            _ = poll.tick() => {
+                let now = file_stamp(path);
+                if now != stamp {
+                    stamp = now;
+                    reapply(path, &source, "config file changed", &mut watched).await;
                 }
+            }
+            Some((msg, _)) = link_events.next() => {
+                if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l)) = msg.payload {
+                    let name = l.attributes.iter().find_map(|a| match a { LinkAttribute::IfName(n) => Some(n.clone()), _ => None });
+                    if let Some(name) = name.filter(|n| watched.contains(n)) {
+                        pending_link_event.get_or_insert(name);
+                    }
+                }
+            }
+            _ = settle => {
+                let name = pending_link_event.take().unwrap_or_default();
+                reapply(path, &source, &format!("link event on {name}"), &mut watched).await;
+                // Drain what our own apply caused, so it does not trigger another round.
+                while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), link_events.next()).await {}
             }
         }
     }

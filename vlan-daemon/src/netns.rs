@@ -51,6 +51,10 @@ fn ensure_run_dir() -> anyhow::Result<()> {
 pub fn create(name: &str) -> anyhow::Result<()> {
     ensure_run_dir()?;
     let path = named_path(name);
+    // A file that is no namespace is what a run killed between creating and mounting it leaves.
+    if path.exists() && !is_namespace(&path) {
+        let _ = std::fs::remove_file(&path);
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

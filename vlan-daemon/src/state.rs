@@ -101,6 +101,15 @@ impl StateStore {
         Ok(Self { dir: dir.to_path_buf(), _lock: lock })
     }
 
+    /// The link group of this vland instance's children: derived from the state dir, so two
+    /// instances (two state dirs) never delete each other's links by group.
+    pub fn link_group(&self) -> u32 {
+        let text = self.dir.to_string_lossy();
+        let hash = text.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+        // Group 0 is every link's default: never use it.
+        hash.max(1)
+    }
+
     pub fn load(&self) -> anyhow::Result<State> {
         read(&self.dir)
     }

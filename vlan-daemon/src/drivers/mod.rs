@@ -5,7 +5,7 @@ mod macvlan;
 
 use crate::config::{Driver, Network};
 use crate::netlink::LinkFacts;
-use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use std::os::fd::RawFd;
 
 /// Everything the kernel needs to create one endpoint's child link.
@@ -16,13 +16,17 @@ pub struct ChildSpec<'a> {
     pub temp_name: &'a str,
     pub mac: [u8; 6],
     pub target_netns: RawFd,
+    /// This vland instance's link group: `down` deletes a namespace's children in one request.
+    pub link_group: u32,
 }
 
 pub fn child_link_message(spec: &ChildSpec<'_>) -> LinkMessage {
-    match spec.network.driver {
+    let mut msg = match spec.network.driver {
         Driver::Macvlan(mode) => macvlan::child(spec, mode),
         Driver::Ipvlan(mode, flag) => ipvlan::child(spec, mode, flag),
-    }
+    };
+    msg.attributes.push(LinkAttribute::Group(spec.link_group));
+    msg
 }
 
 /// True when `link` has the kind and mode the network asks for (MTU is corrected in place).

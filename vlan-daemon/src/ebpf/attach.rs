@@ -131,3 +131,23 @@ pub fn detach_endpoint(pins: &Pins, key: EndpointKey) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Drops every pin and counter of devices that are not `keep`: links that were recreated (new
+/// ifindex), endpoints removed while vland was down, or halves left by an interrupted run.
+pub fn collect_garbage(pins: &Pins, keep: &std::collections::HashSet<EndpointKey>) -> anyhow::Result<()> {
+    for (key, path) in pins.endpoint_links() {
+        if !keep.contains(&key) {
+            std::fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))?;
+        }
+    }
+    let map_path = pins.traffic_map();
+    if map_path.exists() {
+        let data = aya::maps::MapData::from_pin(&map_path)?;
+        let mut map: PerCpuHashMap<_, EndpointKey, Traffic> = PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(data))?;
+        let stale: Vec<EndpointKey> = map.keys().filter_map(Result::ok).filter(|k| !keep.contains(k)).collect();
+        for key in stale {
+            let _ = map.remove(&key);
+        }
+    }
+    Ok(())
+}

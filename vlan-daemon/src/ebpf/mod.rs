@@ -5,7 +5,7 @@ mod bpffs;
 mod counters;
 mod pins;
 
-pub use attach::{attach_endpoints, detach_endpoint, EndpointDevice};
+pub use attach::{attach_endpoints, collect_garbage, detach_endpoint, EndpointDevice};
 pub use bpffs::{ensure_bpffs, is_bpffs};
 pub use counters::read_endpoint_traffic;
 pub use pins::Pins;

@@ -28,4 +28,17 @@ impl Pins {
         };
         self.dir.join("links").join(format!("ep_{}_{}_{suffix}", key.netns_inum, key.ifindex))
     }
+
+    /// Every endpoint link pin present, with the key it belongs to.
+    pub fn endpoint_links(&self) -> Vec<(EndpointKey, PathBuf)> {
+        let Ok(dir) = std::fs::read_dir(self.dir.join("links")) else { return Vec::new() };
+        dir.flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let mut parts = name.strip_prefix("ep_")?.split('_');
+                let key = EndpointKey { netns_inum: parts.next()?.parse().ok()?, ifindex: parts.next()?.parse().ok()? };
+                Some((key, e.path()))
+            })
+            .collect()
+    }
 }

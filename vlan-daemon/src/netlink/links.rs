@@ -123,6 +123,18 @@ impl Netlink {
         self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("bring {name} up")))
     }
 
+    /// Deletes every link of `group` in this namespace in one request: the kernel tears them
+    /// down together, ~100x faster than one by one.
+    pub async fn delete_group(&self, group: u32) -> anyhow::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::Group(group));
+        match self.handle.link().del_with_message(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
+            Err(e) => Err(nl_err(&format!("delete link group {group}"))(e)),
+        }
+    }
+
     /// Deletes a link; one that is already gone is not an error.
     pub async fn delete_link(&self, index: u32) -> anyhow::Result<()> {
         match self.handle.link().del(index).execute().await {

@@ -154,7 +154,14 @@ async fn create_child(
     let recorded_mac = state.endpoints[&ep.name].mac.as_deref().map(parse_mac).transpose().map_err(anyhow::Error::msg)?;
     let mut mac = recorded_mac.unwrap_or_else(random_mac);
     for attempt in 0.. {
-        let spec = ChildSpec { network: net, parent_index, temp_name: &temp_name, mac, target_netns: ns.as_raw_fd() };
+        let spec = ChildSpec {
+            network: net,
+            parent_index,
+            temp_name: &temp_name,
+            mac,
+            target_netns: ns.as_raw_fd(),
+            link_group: store.link_group(),
+        };
         match host.try_add_link(drivers::child_link_message(&spec)).await {
             Ok(()) => break,
             // Another child of this parent has the MAC: a random one is drawn again.

@@ -11,7 +11,8 @@ use crate::netlink::Netlink;
 use crate::netns;
 use crate::state::{EndpointRecord, State, StateStore};
 use anyhow::Context;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use vlan_common::EndpointKey;
 use std::net::IpAddr;
 use tracing::info;
 
@@ -110,8 +111,18 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
         let inum = netns::inum(&ns)?;
         ebpf::attach_endpoints(&pins, &ns, inum, devices).with_context(|| format!("namespace {ns_ref}"))?;
     }
+    ebpf::collect_garbage(&pins, &recorded_keys(&state))?;
     info!(created = summary.created.len(), repaired = summary.repaired.len(), removed = summary.removed.len(), "apply done");
     Ok(summary)
+}
+
+fn recorded_keys(state: &State) -> HashSet<EndpointKey> {
+    state
+        .endpoints
+        .values()
+        .filter_map(|r| r.link)
+        .map(|l| EndpointKey { netns_inum: l.netns_inum, ifindex: l.ifindex })
+        .collect()
 }
 
 /// Removes named namespaces vland created that no configured endpoint uses any more.
@@ -131,7 +142,9 @@ fn remove_unused_namespaces(config: &Config, store: &StateStore, state: &mut Sta
     Ok(())
 }
 
-/// Removes everything vland recorded as its own for this state dir, and nothing else.
+/// Removes everything vland recorded as its own for this state dir, and nothing else. In bulk:
+/// in a namespace vland created, all its children go in one request (deleting links one by one
+/// costs ~16 ms each); elsewhere each child is deleted after its ownership tag is checked.
 pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> anyhow::Result<Summary> {
     let host = Netlink::current()?;
     let store = StateStore::open_locked(state_dir)?;
@@ -139,13 +152,29 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     let pins = Pins::new(bpf_dir);
     let mut summary = Summary::default();
     endpoint::clean_pending(&store, &mut state).await?;
-    let names: Vec<String> = state.endpoints.keys().cloned().collect();
-    for name in names {
-        let rec = state.endpoints[&name].clone();
-        endpoint::teardown(&pins, &name, &rec).await?;
-        state.endpoints.remove(&name);
+    // Counters and programs first: unpinning detaches them.
+    ebpf::collect_garbage(&pins, &HashSet::new())?;
+    let mut by_netns: BTreeMap<NetnsRef, Vec<String>> = BTreeMap::new();
+    for (name, rec) in &state.endpoints {
+        by_netns.entry(rec.netns.clone()).or_default().push(name.clone());
+    }
+    for (ns_ref, names) in by_netns {
+        let vland_made = matches!(&ns_ref, NetnsRef::Named(n) if state.namespaces.contains_key(n));
+        if vland_made {
+            if netns::is_namespace(&ns_ref.path()) {
+                let ns = netns::open(&ns_ref.path())?;
+                Netlink::in_netns(&ns)?.delete_group(store.link_group()).await?;
+            }
+        } else {
+            for name in &names {
+                endpoint::teardown(&pins, name, &state.endpoints[name]).await?;
+            }
+        }
+        for name in &names {
+            state.endpoints.remove(name);
+        }
         store.save(&state)?;
-        summary.removed.push(name);
+        summary.removed.extend(names);
     }
     let empty = Config { daemon: Default::default(), networks: Default::default(), endpoints: Default::default() };
     remove_unused_namespaces(&empty, &store, &mut state)?;
