@@ -158,3 +158,70 @@ impl Drop for Lab {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A `vland --config` daemon running inside a lab host; stopped with SIGTERM when dropped.
+pub struct Daemon {
+    child: std::process::Child,
+    /// Its stderr (the log), for a failing test to show.
+    pub log: PathBuf,
+}
+
+impl Lab {
+    pub fn spawn_daemon(&mut self, host: &str, config: &std::path::Path) -> Daemon {
+        // Registered so the lab runs `vland down` for this config when dropped.
+        if !self.vland_hosts.iter().any(|(h, c)| h == host && c == config) {
+            self.vland_hosts.push((host.to_string(), config.to_path_buf()));
+        }
+        let log = self.dir.join(format!("{host}-daemon.log"));
+        let child = std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{host}"))
+            .arg(vland_bin())
+            .arg("--config")
+            .arg(config)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("cannot start the vland daemon");
+        Daemon { child, log }
+    }
+}
+
+impl Daemon {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// SIGTERM and wait; the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 50 ms until it holds or `limit` passes; how long it took, if it held.
+pub fn wait_until(limit: std::time::Duration, mut check: impl FnMut() -> bool) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}

@@ -6,7 +6,7 @@ pub mod lab;
 pub mod sh;
 pub mod vm;
 
-pub use lab::Lab;
+pub use lab::{Daemon, Lab, wait_until};
 pub use sh::{ip_json, run, run_ok};
 
 /// The `vland` binary under test: $VLAND_BIN (set by `cargo xtask test`), else the debug build.

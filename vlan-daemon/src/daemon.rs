@@ -19,6 +19,8 @@ use tracing::{error, info};
 /// Events often come in bursts (a veth pair, a sub-interface and its up): wait for the burst.
 const SETTLE: Duration = Duration::from_millis(150);
 const CONFIG_POLL: Duration = Duration::from_millis(500);
+/// After a failed apply (a parent missing, a namespace gone mid-way), try again this often.
+const RETRY: Duration = Duration::from_secs(2);
 
 /// What identifies a version of the config file: a rewrite or an editor's rename changes it.
 fn file_stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
@@ -38,16 +40,25 @@ fn watched_links(config: &config::Config) -> BTreeSet<String> {
     names
 }
 
-async fn reapply(path: &Path, source: &str, why: &str, watched: &mut BTreeSet<String>) {
-    info!(reason = why, "re-applying");
+/// Applies the config file as it is now; false when that failed (the daemon then retries).
+async fn reapply(path: &Path, source: &str, why: &str, watched: &mut BTreeSet<String>) -> bool {
+    info!(reason = why, "applying");
     match config::load(path) {
         Ok(config) => {
             *watched = watched_links(&config);
-            if let Err(e) = reconcile::apply(&config, source).await {
-                error!("re-apply failed: {e:#}");
+            match reconcile::apply(&config, source).await {
+                Ok(_) => true,
+                Err(e) => {
+                    error!("apply failed (retrying every {} s, and on the next link event): {e:#}", RETRY.as_secs());
+                    false
+                }
             }
         }
-        Err(e) => error!("{:#}", anyhow::Error::from(e)),
+        Err(e) => {
+            // A broken edit keeps what is running; the next edit is picked up.
+            error!("{:#}", anyhow::Error::from(e));
+            true
+        }
     }
 }
 
@@ -61,12 +72,20 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         rtnetlink::new_multicast_connection(&[MulticastGroup::Link]).context("cannot listen for link events")?;
     tokio::spawn(conn);
 
-    // A bad config at start is fatal; later, a bad reload keeps what is running.
+    // An invalid config at start is fatal: nothing would change until the file is edited. A
+    // failing apply is not: the kernel may yet get what is missing (a parent link, say).
     let config = config::load(path)?;
     let mut watched = watched_links(&config);
-    reconcile::apply(&config, &source).await?;
+    let mut healthy = match reconcile::apply(&config, &source).await {
+        Ok(_) => true,
+        Err(e) => {
+            error!("apply failed (retrying every {} s, and on the next link event): {e:#}", RETRY.as_secs());
+            false
+        }
+    };
     let mut stamp = file_stamp(path);
     let mut poll = tokio::time::interval(CONFIG_POLL);
+    let mut retry = tokio::time::interval(RETRY);
     let mut pending_link_event: Option<String> = None;
     info!(config = %source, "vland running; SIGHUP, config changes and parent link events re-apply; SIGTERM/SIGINT stop");
     loop {
@@ -79,14 +98,15 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reapply(path, &source, "SIGHUP", &mut watched).await,
+            _ = hup.recv() => healthy = reapply(path, &source, "SIGHUP", &mut watched).await,
             _ = poll.tick() => {
                 let now = file_stamp(path);
                 if now != stamp {
                     stamp = now;
-                    reapply(path, &source, "config file changed", &mut watched).await;
+                    healthy = reapply(path, &source, "config file changed", &mut watched).await;
                 }
             }
+            _ = retry.tick(), if !healthy => healthy = reapply(path, &source, "retry after a failed apply", &mut watched).await,
             Some((msg, _)) = link_events.next() => {
                 if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l)) = msg.payload {
                     let name = l.attributes.iter().find_map(|a| match a { LinkAttribute::IfName(n) => Some(n.clone()), _ => None });
@@ -97,7 +117,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
             }
             _ = settle => {
                 let name = pending_link_event.take().unwrap_or_default();
-                reapply(path, &source, &format!("link event on {name}"), &mut watched).await;
+                healthy = reapply(path, &source, &format!("link event on {name}"), &mut watched).await;
                 // Drain what our own apply caused, so it does not trigger another round.
                 while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), link_events.next()).await {}
             }
