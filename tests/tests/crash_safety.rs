@@ -1,0 +1,131 @@
+//! kill -9 at any point of an apply or a down, then apply again: no leaked links, addresses,
+//! namespaces, pins or allocations, and no address handed out twice.
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use vland_tests::{Lab, ip_json, run_ok, vland_bin};
+
+/// At least 20; `VLAND_CRASH_TRIALS` raises it for a longer soak.
+fn trials() -> usize {
+    std::env::var("VLAND_CRASH_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(21).max(20)
+}
+
+fn body(lab: &Lab, own: &[&str], shared: &[(&str, &str)]) -> String {
+    let mut s = "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n".to_string();
+    for e in own {
+        s.push_str(&format!("\n[endpoints.{e}]\nnetwork = \"n\"\nnetns = \"{}\"\n", lab.ns(e)));
+    }
+    for (e, ifname) in shared {
+        s.push_str(&format!("\n[endpoints.{e}]\nnetwork = \"n\"\nnetns = \"{}\"\nifname = \"{ifname}\"\n", lab.ns("shared")));
+    }
+    s
+}
+
+fn lab_namespaces(lab: &Lab) -> BTreeSet<String> {
+    run_ok("ip", &["netns", "list"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|n| n.strip_prefix(&lab.ns("")).map(String::from))
+        .collect()
+}
+
+fn links(ns: &str) -> Vec<serde_json::Value> {
+    ip_json(ns, &["link", "show"]).as_array().unwrap().clone()
+}
+
+fn is_temp_name(name: &str) -> bool {
+    name.len() == 10 && name.starts_with("vl") && name[2..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[test]
+fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    lab.add_ns("shared");
+    let own_a = ["e0", "e1", "e2", "e3", "e4", "e5"];
+    let own_b = ["e0", "e1", "e2", "e6", "e7"];
+    for e in own_a.iter().chain(&own_b) {
+        lab.expect_ns(e);
+    }
+    let shared_a = [("s0", "eth0"), ("s1", "eth1")];
+    let shared_b = [("s0", "eth0")];
+    let config_a = lab.config("h1", &body(&lab, &own_a, &shared_a));
+    // Config B shares A's [daemon] table (same state and pins), with another set of endpoints.
+    let header: String = std::fs::read_to_string(&config_a).unwrap().lines().take(4).map(|l| format!("{l}\n")).collect();
+    let config_b = config_a.with_file_name("h1-b.toml");
+    std::fs::write(&config_b, header + &body(&lab, &own_b, &shared_b)).unwrap();
+
+    // How long a whole apply takes here, to spread the kills over it.
+    let start = Instant::now();
+    lab.vland_ok(&host, &config_a, &["apply"]);
+    let full = start.elapsed().max(Duration::from_millis(50));
+    lab.vland_ok(&host, &config_a, &["down"]);
+
+    let netns_arg = format!("--net=/run/netns/{host}");
+    for trial in 0..trials() {
+        let (config, cmd) = match trial % 3 {
+            0 => (&config_a, "apply"),
+            1 => (&config_b, "apply"),
+            _ => (&config_a, "down"),
+        };
+        // A fixed spread of kill points over the run (reproducible, unlike a random seed).
+        let delay = full.mul_f64(((trial * 7919) % 1000) as f64 / 1000.0);
+        let mut child = Command::new("nsenter")
+            .args([netns_arg.as_str(), vland_bin().to_str().unwrap(), cmd, "--config", config.to_str().unwrap()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL: nsenter has exec'd into vland
+        let _ = child.wait();
+    }
+
+    lab.vland_ok(&host, &config_a, &["apply"]);
+
+    // Exactly the configured children, each with one address, all addresses distinct.
+    let mut seen_ips = BTreeMap::new();
+    let expected: Vec<(String, String, String)> = own_a
+        .iter()
+        .map(|e| (e.to_string(), lab.ns(e), "eth0".to_string()))
+        .chain(shared_a.iter().map(|(e, i)| (e.to_string(), lab.ns("shared"), i.to_string())))
+        .collect();
+    for (ep, ns, ifname) in &expected {
+        let l = &ip_json(ns, &["link", "show", "dev", ifname])[0];
+        assert_eq!(l["ifalias"], format!("vland:{ep}"), "{l}");
+        assert!(l["xdp"]["mode"].as_u64().is_some(), "{ep} has no counting program");
+        let addrs = ip_json(ns, &["-4", "addr", "show", "dev", ifname])[0]["addr_info"].as_array().unwrap().clone();
+        assert_eq!(addrs.len(), 1, "{ep}: {addrs:?}");
+        let ip = addrs[0]["local"].as_str().unwrap().to_string();
+        if let Some(other) = seen_ips.insert(ip.clone(), ep.clone()) {
+            panic!("{ip} given to both {other} and {ep}");
+        }
+    }
+    // No half-made links anywhere, nothing extra in the shared namespace or on the host.
+    for ns in lab_namespaces(&lab) {
+        for l in links(&lab.ns(&ns)) {
+            let name = l["ifname"].as_str().unwrap();
+            assert!(!is_temp_name(name), "leaked temporary link {name} in {ns}");
+        }
+    }
+    let shared_links: BTreeSet<String> = links(&lab.ns("shared")).iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+    assert_eq!(shared_links, BTreeSet::from(["lo".to_string(), "eth0".into(), "eth1".into()]));
+    // Namespaces: the lab's own, plus exactly config A's.
+    let mut want: BTreeSet<String> = ["sw", "h1", "shared"].iter().map(|s| s.to_string()).collect();
+    want.extend(own_a.iter().map(|s| s.to_string()));
+    assert_eq!(lab_namespaces(&lab), want);
+    // Pins: two links (XDP in, TC out) per endpoint, no more.
+    let pin_dir = std::path::PathBuf::from(format!("{}-h1/links", lab.bpf_dir.display()));
+    assert_eq!(std::fs::read_dir(&pin_dir).unwrap().count(), 2 * expected.len());
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(lab.dir.join("h1-state/state.json")).unwrap()).unwrap();
+    assert_eq!(state["pending_links"].as_array().map(Vec::len), Some(0));
+    let recorded: BTreeSet<&str> = state["endpoints"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(recorded, expected.iter().map(|(e, _, _)| e.as_str()).collect());
+
+    // And a down after all that removes everything vland made.
+    lab.vland_ok(&host, &config_a, &["down"]);
+    assert_eq!(lab_namespaces(&lab), ["h1", "shared", "sw"].iter().map(|s| s.to_string()).collect());
+    let shared_links: BTreeSet<String> = links(&lab.ns("shared")).iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+    assert_eq!(shared_links, BTreeSet::from(["lo".to_string()]));
+    assert!(!pin_dir.exists(), "pins left after down");
+}
