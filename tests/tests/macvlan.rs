@@ -137,7 +137,9 @@ fn second_apply_changes_nothing() {
         ["web1", "web2"]
             .map(|ep| {
                 let ns = lab.ns(ep);
-                (link(&ns, "eth0")["ifindex"].clone(), link(&ns, "eth0")["address"].clone(), ipv4_of(&ns, "eth0"))
+                let l = link(&ns, "eth0");
+                // The XDP program id too: a second apply must not re-attach the counters.
+                (l["ifindex"].clone(), l["address"].clone(), l["xdp"]["prog"]["id"].clone(), ipv4_of(&ns, "eth0"))
             })
             .to_vec()
     };

@@ -46,7 +46,10 @@ fn vepa_children_talk_only_through_a_hairpinning_switch_and_private_never() {
         assert!(!pings(&lab, &a, "172.16.10.3"), "{mode}: siblings must not reach each other directly");
         // A switch port in hairpin (reflective relay) mode sends the frame back down the same port.
         lab.exec(&sw, &["bridge", "link", "set", "dev", "p-h1", "hairpin", "on"]);
-        assert_eq!(pings(&lab, &a, "172.16.10.3"), mode == "vepa", "{mode} with a hairpinning switch");
+        // Forget the failed resolution from the first attempt, then try for a while.
+        lab.exec(&a, &["ip", "neigh", "flush", "dev", "eth0"]);
+        let reached = lab.exec_status(&a, &["ping", "-c", "5", "-i", "0.2", "-W", "1", "172.16.10.3"]).status.success();
+        assert_eq!(reached, mode == "vepa", "{mode} with a hairpinning switch");
     }
 }
 
@@ -185,4 +188,61 @@ fn allocations_survive_a_restart_and_freed_addresses_are_reused_lowest_first() {
     lab.vland_ok(&host, &config, &["apply"]);
     assert_eq!(addrs(&names[2], "-4"), vec!["172.16.10.2/24"]);
     assert_eq!(addrs(&names[1], "-4"), vec!["172.16.10.3/24"]);
+}
+
+#[test]
+fn internal_with_a_parent_has_no_default_route_and_source_mode_lists_its_macs() {
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    let (i, s) = (lab.expect_ns("i"), lab.expect_ns("s"));
+    let body = format!(
+        "[networks.int]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/25\"\ngateway = \"172.16.10.1\"\ninternal = true\n\n\
+         [networks.src]\ndriver = \"macvlan\"\nparent = \"eth0\"\nmode = \"source\"\nsource_macs = [\"02:00:00:00:00:01\", \"02:00:00:00:00:02\"]\n\n\
+         [endpoints.i]\nnetwork = \"int\"\nnetns = \"{i}\"\n\n[endpoints.s]\nnetwork = \"src\"\nnetns = \"{s}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert!(ip_json(&i, &["-4", "route", "show", "default"]).as_array().unwrap().is_empty(), "internal = no default route");
+    assert_eq!(addrs(&i, "-4"), vec!["172.16.10.2/25"]);
+    let data = &link(&s)["linkinfo"]["info_data"];
+    assert_eq!(data["mode"], "source", "{data}");
+    assert_eq!(data["macaddr_count"], 2, "{data}");
+    // arp_notify on, IPv6 off on a network without IPv6 settings.
+    assert_eq!(lab.exec(&i, &["sysctl", "-n", "net.ipv4.conf.eth0.arp_notify"]).trim(), "1");
+    assert_eq!(lab.exec(&i, &["sysctl", "-n", "net.ipv6.conf.eth0.disable_ipv6"]).trim(), "1");
+}
+
+#[test]
+fn an_endpoint_can_join_a_running_process_namespace_by_path_which_down_keeps() {
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    // A "container": a process in a network namespace of its own, not under /run/netns.
+    let mut proc_ns = std::process::Command::new("unshare").args(["--net", "sleep", "60"]).spawn().unwrap();
+    let pid = proc_ns.id();
+    let ns_path = format!("/proc/{pid}/ns/net");
+    // unshare may not have switched namespaces yet: wait until it differs from ours.
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    vland_tests::wait_until(std::time::Duration::from_secs(5), || std::fs::read_link(&ns_path).is_ok_and(|l| l != ours)).unwrap();
+    let body = format!(
+        "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n\
+         [endpoints.c]\nnetwork = \"n\"\nnetns_path = \"{ns_path}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&host, &config, &["apply"]);
+    let in_proc = |args: &[&str]| {
+        let mut full = vec!["-t".to_string(), pid.to_string(), "-n".to_string()];
+        full.extend(args.iter().map(|s| s.to_string()));
+        let out = std::process::Command::new("nsenter").args(&full).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, out) = in_proc(&["ip", "-br", "-4", "addr", "show", "dev", "eth0"]);
+    assert!(ok && out.contains("172.16.10.2/24"), "{out}");
+    assert!(in_proc(&["ping", "-c", "1", "-W", "2", "172.16.10.1"]).0);
+    lab.vland_ok(&host, &config, &["down"]);
+    assert!(!in_proc(&["ip", "link", "show", "dev", "eth0"]).0, "the child is still there");
+    assert!(std::path::Path::new(&ns_path).exists(), "the process's namespace must stay");
+    let _ = proc_ns.kill();
+    let _ = proc_ns.wait();
 }

@@ -127,3 +127,76 @@ fn syntax_errors_carry_a_line() {
     let errors = errors_of("[networks.a]\ndriver = macvlan\n");
     assert!(errors.iter().any(|e| e.contains("(line 2)")), "{errors:?}");
 }
+
+#[test]
+fn dotted_parents_are_802_1q_sub_interfaces_with_docker_s_checks() {
+    let net = |parent: &str, extra: &str| format!("[networks.v]\ndriver = \"macvlan\"\nparent = \"{parent}\"\n{extra}");
+    let c = parse_str(&net("eth1.19", ""), "t").unwrap();
+    assert_eq!(
+        c.networks["v"].parent.kind,
+        ParentKind::Vlan { base: "eth1".into(), vid: 19, protocol: VlanProtocol::Dot1Q }
+    );
+    let c = parse_str(&net("eth1.100", "vlan_protocol = \"802.1ad\"\n"), "t").unwrap();
+    assert!(matches!(c.networks["v"].parent.kind, ParentKind::Vlan { protocol: VlanProtocol::Dot1Ad, .. }));
+    assert!(has(&errors_of(&net("eth1.4095", "")), "vlan id must be between 1-4094, received: 4095"));
+    assert!(has(&errors_of(&net("eth1.0", "")), "vlan id must be between 1-4094, received: 0"));
+    assert!(has(&errors_of(&net("eth1.1.2", "")), "name.vlan_id"));
+    assert!(errors_of(&net("enp0s3.1000", "")).is_empty(), "a name of 11 bytes is fine");
+    assert!(has(&errors_of(&net("enp0s31f6u1c2.19", "")), "is 16 bytes; Linux allows 1 to 15"));
+    assert!(has(&errors_of(&net("eth1", "vlan_protocol = \"802.1ad\"\n")), "is not a VLAN sub-interface"));
+}
+
+#[test]
+fn no_parent_means_an_internal_network_on_a_dummy() {
+    let c = parse_str("[networks.backend]\ndriver = \"ipvlan\"\nsubnet = \"10.9.0.0/24\"\ngateway = \"10.9.0.1\"\n", "t").unwrap();
+    let n = &c.networks["backend"];
+    assert_eq!(n.parent, Parent { name: "vd-backend".into(), kind: ParentKind::Dummy });
+    assert!(n.internal && n.default_gateway(false).is_none());
+    // A long name still fits the 15-byte limit.
+    let c = parse_str("[networks.a-very-long-network-name]\ndriver = \"macvlan\"\n", "t").unwrap();
+    assert!(c.networks["a-very-long-network-name"].parent.name.len() <= 15);
+}
+
+#[test]
+fn ipv6_keys_mirror_ipv4_and_are_checked_the_same_way() {
+    let text = r#"
+[networks.ds]
+driver = "macvlan"
+parent = "eth0"
+subnet6 = "fd00:10::/64"
+ip_range6 = "fd00:10::/120"
+gateway6 = "fd00:10::1"
+aux_addresses = { router = "fd00:10::fe" }
+
+[endpoints.a]
+network = "ds"
+netns = "a"
+ip6 = "fd00:10::1"
+"#;
+    assert!(has(&errors_of(text), "endpoints.a.ip6: fd00:10::1 is the gateway"));
+    let ok = text.replace("ip6 = \"fd00:10::1\"", "ip6 = \"fd00:10::a\"");
+    let c = parse_str(&ok, "t").unwrap();
+    let ipam = c.networks["ds"].ipam6.as_ref().unwrap();
+    assert_eq!(ipam.reserved["router"].to_string(), "fd00:10::fe");
+    assert!(c.networks["ds"].ipam4.is_none());
+    assert!(has(&errors_of(&ok.replace("fd00:10::/64", "fd00:10::5/64")), "it should be fd00:10::/64"));
+    assert!(has(&errors_of(&ok.replace("ip_range6 = \"fd00:10::/120\"", "ip_range6 = \"fd00:11::/120\"")), "not inside subnet6"));
+    assert!(has(&errors_of(&ok.replace("subnet6 = \"fd00:10::/64\"", "subnet6 = \"10.0.0.0/24\"")), "not an IPv6 CIDR"));
+}
+
+#[test]
+fn driver_specific_keys_are_checked() {
+    let m = |extra: &str| format!("[networks.m]\ndriver = \"macvlan\"\nparent = \"eth0\"\n{extra}");
+    assert!(has(&errors_of(&m("mode = \"source\"\n")), "mode source needs the MACs"));
+    assert!(has(&errors_of(&m("source_macs = [\"02:00:00:00:00:01\"]\n")), "only macvlan mode \"source\""));
+    assert!(has(&errors_of(&m("ipvlan_flag = \"private\"\n")), "only ipvlan networks have a flag"));
+    let i = |extra: &str| format!("[networks.i]\ndriver = \"ipvlan\"\nparent = \"eth0\"\n{extra}");
+    let c = parse_str(&i("mode = \"l3s\"\nipvlan_flag = \"vepa\"\n"), "t").unwrap();
+    assert_eq!(c.networks["i"].driver, Driver::Ipvlan(IpvlanMode::L3s, IpvlanFlag::Vepa));
+    assert!(has(&errors_of(&i("ipvlan_flag = \"loud\"\n")), "ipvlan flag `loud` is not valid"));
+    let ep = |extra: &str| format!("{}\n[endpoints.e]\nnetwork = \"i\"\nnetns = \"e\"\n{extra}", i("subnet = \"10.0.0.0/24\"\n"));
+    assert!(has(&errors_of(&ep("mac = \"02:00:00:00:00:09\"\n")), "take the parent's MAC"));
+    assert!(has(&errors_of(&ep("routes = [{ to = \"10.1.0.0/16\", via = \"192.168.1.1\" }]\n")), "not inside a subnet"));
+    assert!(has(&errors_of(&ep("routes = [{ via = \"10.0.0.1\" }]\n")), "a route needs `to`"));
+    assert!(errors_of(&ep("routes = [{ to = \"10.1.0.0/16\", via = \"10.0.0.254\", metric = 10 }]\n")).is_empty());
+}

@@ -3,6 +3,7 @@
 //! attachment outlives vland: bpf_links are pinned; on kernels before 6.6 (no tcx) the egress
 //! program is a classic clsact filter, which the kernel keeps without any pin.
 use super::OBJECT;
+use super::liveness;
 use super::pins::{Direction, Pins};
 use crate::netns;
 use anyhow::Context;
@@ -61,7 +62,8 @@ pub fn attach_endpoints(pins: &Pins, ns: &File, netns_inum: u32, devices: &[Endp
         .filter(|d| {
             let key = EndpointKey { netns_inum, ifindex: d.ifindex };
             // Without tcx there is no pin that proves the egress filter is there: redo it.
-            !(pins.endpoint_link(key, Direction::Ingress).exists() && (!tcx || pins.endpoint_link(key, Direction::Egress).exists()))
+            !(liveness::attached_to(&pins.endpoint_link(key, Direction::Ingress), d.ifindex)
+                && (!tcx || liveness::attached_to(&pins.endpoint_link(key, Direction::Egress), d.ifindex)))
         })
         .collect();
     if missing.is_empty() {

@@ -3,6 +3,7 @@
 mod attach;
 mod bpffs;
 mod counters;
+mod liveness;
 mod pins;
 
 pub use attach::{attach_endpoints, collect_garbage, detach_endpoint, EndpointDevice};
