@@ -81,7 +81,7 @@ impl Capture {
             return None;
         }
         // Only what arrived on the interface, not what this host sent out of it.
-        if addr.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        if addr.sll_pkttype == libc::PACKET_OUTGOING {
             return None;
         }
         buf.truncate(n as usize);

@@ -29,6 +29,15 @@ impl Lab {
         Lab { prefix, namespaces: Vec::new(), dir, bpf_dir, vland_hosts: Vec::new() }
     }
 
+    /// The most common lab: the seed's segment (gateway 172.16.10.1/24 on the switch) and one
+    /// host `h1` plugged into it, without an address of its own. Returns the host's namespace.
+    pub fn with_host() -> (Lab, String) {
+        let mut lab = Lab::new();
+        lab.add_switch("172.16.10.1/24");
+        let host = lab.add_host("h1", None);
+        (lab, host)
+    }
+
     /// The full name of lab namespace `short`.
     pub fn ns(&self, short: &str) -> String {
         format!("{}{short}", self.prefix)

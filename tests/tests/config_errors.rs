@@ -3,9 +3,7 @@ use vland_tests::{Lab, run_ok};
 
 #[test]
 fn all_errors_are_reported_at_once_and_nothing_is_created() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     let ns = lab.ns("never");
     let body = format!(
         r#"
@@ -51,9 +49,7 @@ netns = "{ns}"
 
 #[test]
 fn a_missing_parent_is_reported_before_anything_is_created() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     let ns = lab.ns("never");
     let body = format!("[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth9\"\n\n[endpoints.a]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n");
     let config = lab.config("h1", &body);

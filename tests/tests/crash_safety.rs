@@ -39,9 +39,7 @@ fn is_temp_name(name: &str) -> bool {
 
 #[test]
 fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     lab.add_ns("shared");
     let own_a = ["e0", "e1", "e2", "e3", "e4", "e5"];
     let own_b = ["e0", "e1", "e2", "e6", "e7"];

@@ -6,9 +6,7 @@ use vland_tests::{Lab, ip_json, run, vland_bin};
 
 #[test]
 fn counters_keep_counting_after_the_daemon_exits() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     let ns = lab.expect_ns("web1");
     let body = format!(
         "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"

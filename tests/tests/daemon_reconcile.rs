@@ -24,9 +24,7 @@ fn xdp_attached(ns: &str) -> bool {
 
 #[test]
 fn config_changes_and_sighup_are_applied_by_the_running_daemon() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     let (a, b) = (lab.expect_ns("a"), lab.expect_ns("b"));
     let config = lab.config("h1", &format!("{NET}{}", endpoint("a", &a)));
     let daemon = lab.spawn_daemon(&host, &config);

@@ -2,7 +2,7 @@
 //! 802.1ad, internal networks, and the seed's ipvlan l2/l3 labs across two hosts. Run through
 //! `vm_suite` (here when `vland doctor` finds the features, else in the VM).
 use pnet_packet::Packet;
-use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
+use pnet_packet::ethernet::EthernetPacket;
 use pnet_packet::vlan::VlanPacket;
 use std::time::Duration;
 use vland_tests::capture::Capture;

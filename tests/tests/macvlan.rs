@@ -152,9 +152,7 @@ fn second_apply_changes_nothing() {
 
 #[test]
 fn down_removes_what_vland_created_and_keeps_what_it_did_not() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     // A namespace that exists before vland, with a link of its own.
     let mine = lab.add_ns("mine");
     lab.exec(&mine, &["ip", "link", "add", "keep0", "type", "veth", "peer", "name", "keep1"]);
@@ -182,9 +180,7 @@ fn down_removes_what_vland_created_and_keeps_what_it_did_not() {
 
 #[test]
 fn an_existing_interface_vland_did_not_create_is_never_taken_over() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     let ns = lab.add_ns("busy");
     lab.exec(&ns, &["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "other"]);
     let config = lab.config("h1", &format!("{NET}\n[endpoints.a]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"));

@@ -20,9 +20,7 @@ fn pings(lab: &Lab, ns: &str, ip: &str) -> bool {
 }
 
 fn mode_lab(mode: &str) -> (Lab, String, std::path::PathBuf) {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     lab.expect_ns("a");
     lab.expect_ns("b");
     let body = format!(
@@ -55,9 +53,7 @@ fn vepa_children_talk_only_through_a_hairpinning_switch_and_private_never() {
 
 #[test]
 fn passthru_child_takes_the_parents_mac_and_reaches_the_gateway() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     let ns = lab.expect_ns("p");
     let body = format!(
         "[networks.pt]\ndriver = \"macvlan\"\nparent = \"eth0\"\nmode = \"passthru\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n\
@@ -126,9 +122,7 @@ fn dual_stack_endpoints_get_both_families_and_no_slaac() {
 
 #[test]
 fn extra_routes_drift_and_mtu_are_reconciled() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     let ns = lab.expect_ns("a");
     let net = |mtu: u32, route: &str| {
         format!(
@@ -164,9 +158,7 @@ fn extra_routes_drift_and_mtu_are_reconciled() {
 
 #[test]
 fn allocations_survive_a_restart_and_freed_addresses_are_reused_lowest_first() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     let names: Vec<String> = ["a", "b", "c"].iter().map(|n| lab.expect_ns(n)).collect();
     let prefix = lab.ns("");
     let body = |eps: &[&str]| {
@@ -192,9 +184,7 @@ fn allocations_survive_a_restart_and_freed_addresses_are_reused_lowest_first() {
 
 #[test]
 fn internal_with_a_parent_has_no_default_route_and_source_mode_lists_its_macs() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     let (i, s) = (lab.expect_ns("i"), lab.expect_ns("s"));
     let body = format!(
         "[networks.int]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/25\"\ngateway = \"172.16.10.1\"\ninternal = true\n\n\
@@ -215,9 +205,7 @@ fn internal_with_a_parent_has_no_default_route_and_source_mode_lists_its_macs() 
 
 #[test]
 fn an_endpoint_can_join_a_running_process_namespace_by_path_which_down_keeps() {
-    let mut lab = Lab::new();
-    lab.add_switch("172.16.10.1/24");
-    let host = lab.add_host("h1", None);
+    let (mut lab, host) = Lab::with_host();
     // A "container": a process in a network namespace of its own, not under /run/netns.
     let mut proc_ns = std::process::Command::new("unshare").args(["--net", "sleep", "60"]).spawn().unwrap();
     let pid = proc_ns.id();

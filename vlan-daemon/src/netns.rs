@@ -17,7 +17,10 @@ pub fn named_path(name: &str) -> PathBuf {
 
 /// True when `path` is a mounted namespace handle (a bind mount of nsfs), not a stale file.
 pub fn is_namespace(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
+    // The field is i64 on x86_64 but not on every architecture.
+    #[allow(clippy::unnecessary_cast)]
+    let fs_is = |s: nix::sys::statfs::Statfs| s.filesystem_type().0 as i64 == NSFS_MAGIC;
+    nix::sys::statfs::statfs(path).is_ok_and(fs_is)
 }
 
 pub fn open(path: &Path) -> anyhow::Result<File> {

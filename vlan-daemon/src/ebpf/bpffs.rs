@@ -7,7 +7,10 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
 
 pub fn is_bpffs(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+    // The field is i64 on x86_64 but not on every architecture.
+    #[allow(clippy::unnecessary_cast)]
+    let fs_is = |s: nix::sys::statfs::Statfs| s.filesystem_type().0 as i64 == BPF_FS_MAGIC;
+    nix::sys::statfs::statfs(path).is_ok_and(fs_is)
 }
 
 /// Mounts bpffs at /sys/fs/bpf when nothing is mounted there (as systemd does at boot), then
