@@ -179,3 +179,29 @@ fn ipvlan_l3_subnets_on_two_hosts_reach_each_other_through_host_routes() {
     assert_eq!((route["dev"].as_str(), route.get("gateway")), (Some("eth0"), None), "l3 uses `default dev`: {route}");
     assert!(pings(&lab, &w1, "10.10.40.1"), "l3 across hosts");
 }
+
+#[test]
+#[ignore = "needs ipvlan/802.1Q/dummy: run by vm_suite (here or in the VM)"]
+fn ipvlan_private_flag_isolates_siblings_and_ebusy_is_explained() {
+    let (mut lab, h1, _h2) = two_hosts();
+    let (a, b) = (lab.expect_ns("a"), lab.expect_ns("b"));
+    let body = format!(
+        "[networks.p]\ndriver = \"ipvlan\"\nparent = \"eth0\"\nipvlan_flag = \"private\"\nsubnet = \"172.16.10.0/24\"\nip_range = \"172.16.10.64/26\"\ngateway = \"172.16.10.1\"\n\n\
+         [endpoints.a]\nnetwork = \"p\"\nnetns = \"{a}\"\n\n[endpoints.b]\nnetwork = \"p\"\nnetns = \"{b}\"\n"
+    );
+    let config = lab.config("net1", &body);
+    lab.vland_ok(&h1, &config, &["apply"]);
+    let data = link(&a, "eth0")["linkinfo"]["info_data"].clone();
+    assert_eq!(data["private"], true, "{data}");
+    assert!(pings(&lab, &a, "172.16.10.1"), "the gateway is reachable");
+    assert!(!lab.exec_status(&a, &["ping", "-c", "1", "-W", "1", "172.16.10.65"]).status.success(), "private siblings must not talk");
+
+    // A macvlan network on a parent that already carries ipvlan children (made outside this
+    // config): the kernel says EBUSY, vland says why.
+    let c = lab.expect_ns("c");
+    let other = lab.config("other", &format!("[networks.m]\ndriver = \"macvlan\"\nparent = \"eth0\"\n\n[endpoints.c]\nnetwork = \"m\"\nnetns = \"{c}\"\n"));
+    let out = lab.vland(&h1, &other, &["apply"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("macvlan and ipvlan cannot share a parent"), "{err}");
+    assert!(!err.contains("os error 16"), "the raw errno reached the user: {err}");
+}
