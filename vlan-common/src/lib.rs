@@ -5,14 +5,25 @@
 /// Names of the maps and programs in the eBPF object; userspace looks them up by these.
 pub mod names {
     pub const ENDPOINT_TRAFFIC_MAP: &str = "ENDPOINT_TRAFFIC";
+    pub const TRUNK_POLICY_MAP: &str = "TRUNK_POLICY";
+    pub const ALLOWED_VLANS_MAP: &str = "ALLOWED_VLANS";
+    pub const VLAN_STATS_MAP: &str = "VLAN_STATS";
+    pub const DROPS_MAP: &str = "DROPS";
     pub const INGRESS_PROGRAM: &str = "vland_ingress";
     pub const EGRESS_PROGRAM: &str = "vland_egress";
+    pub const TRUNK_PROGRAM: &str = "vland_trunk";
     /// Read-only global patched at load time: the network namespace the program instance serves.
     pub const NETNS_INUM_GLOBAL: &str = "NETNS_INUM";
 }
 
 /// Capacity of the per-endpoint counter map.
 pub const MAX_ENDPOINTS: u32 = 16384;
+/// Capacity of the trunk maps: every (tag protocol, VID) of a few trunks.
+pub const MAX_TRUNKS: u32 = 256;
+pub const MAX_VLAN_KEYS: u32 = 65536;
+
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88a8;
 
 /// Identifies one endpoint device. An ifindex is only unique inside one network namespace, so the
 /// key pairs it with that namespace's inode number (what `stat -L /proc/PID/ns/net` shows).
@@ -43,9 +54,95 @@ impl Traffic {
     }
 }
 
+/// A device enforcing a VLAN policy (a trunk), in a namespace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TrunkId {
+    pub netns_inum: u32,
+    pub ifindex: u32,
+}
+
+/// Its presence in TRUNK_POLICY turns enforcement on for the device.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrunkPolicy {
+    /// 1: drop frames without a VLAN tag; 0: pass them.
+    pub untagged_drop: u32,
+}
+
+/// One VLAN on one trunk: the outer tag's protocol (0x8100, 0x88a8; 0 = untagged) and VID.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VlanKey {
+    pub netns_inum: u32,
+    pub ifindex: u32,
+    pub tpid: u16,
+    pub vid: u16,
+}
+
+/// Per-CPU counters of one VLAN on a trunk: what arrived, and what of it was dropped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VlanStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub dropped_packets: u64,
+    pub dropped_bytes: u64,
+}
+
+impl VlanStats {
+    pub fn add(&mut self, other: &VlanStats) {
+        self.rx_packets += other.rx_packets;
+        self.rx_bytes += other.rx_bytes;
+        self.dropped_packets += other.dropped_packets;
+        self.dropped_bytes += other.dropped_bytes;
+    }
+}
+
+/// Why a frame was dropped.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DropReason {
+    /// Tagged with a VLAN the trunk does not carry.
+    VlanNotAllowed = 1,
+    /// No tag, on a trunk with `untagged = "drop"`.
+    Untagged = 2,
+    /// Too short to hold the headers it announces (counted on the untagged row).
+    Malformed = 3,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 3] = [DropReason::VlanNotAllowed, DropReason::Untagged, DropReason::Malformed];
+
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| *r as u32 == v)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::VlanNotAllowed => "vlan_not_allowed",
+            DropReason::Untagged => "untagged",
+            DropReason::Malformed => "malformed",
+        }
+    }
+}
+
+/// Drop counters: per VLAN row and reason.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DropKey {
+    pub vlan: VlanKey,
+    pub reason: u32,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain repr(C) structs of integers with no padding; any bit pattern is valid.
     unsafe impl aya::Pod for super::EndpointKey {}
     unsafe impl aya::Pod for super::Traffic {}
+    unsafe impl aya::Pod for super::TrunkId {}
+    unsafe impl aya::Pod for super::TrunkPolicy {}
+    unsafe impl aya::Pod for super::VlanKey {}
+    unsafe impl aya::Pod for super::VlanStats {}
+    unsafe impl aya::Pod for super::DropKey {}
 }

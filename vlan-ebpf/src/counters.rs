@@ -12,11 +12,16 @@ static ENDPOINT_TRAFFIC: PerCpuHashMap<EndpointKey, Traffic> =
 #[no_mangle]
 static NETNS_INUM: u32 = 0;
 
+/// The namespace this program instance serves.
+#[inline(always)]
+pub fn netns_inum() -> u32 {
+    // Volatile read: without it the compiler folds the global to its initial 0.
+    unsafe { core::ptr::read_volatile(&NETNS_INUM) }
+}
+
 #[inline(always)]
 fn traffic(ifindex: u32) -> Option<*mut Traffic> {
-    // Volatile read: without it the compiler folds the global to its initial 0.
-    let netns_inum = unsafe { core::ptr::read_volatile(&NETNS_INUM) };
-    ENDPOINT_TRAFFIC.get_ptr_mut(&EndpointKey { netns_inum, ifindex })
+    ENDPOINT_TRAFFIC.get_ptr_mut(&EndpointKey { netns_inum: netns_inum(), ifindex })
 }
 
 #[inline(always)]

@@ -4,6 +4,7 @@
 #![no_main]
 
 mod counters;
+mod trunk;
 
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_UNSPEC},
@@ -18,6 +19,13 @@ pub fn vland_ingress(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     counters::count_rx(ctx.ingress_ifindex() as u32, len);
     xdp_action::XDP_PASS
+}
+
+/// Enforces a trunk's VLAN set (see trunk.rs). Frags-aware, so it also attaches in native mode
+/// to devices with a jumbo MTU.
+#[xdp(frags)]
+pub fn vland_trunk(ctx: XdpContext) -> u32 {
+    trunk::enforce(&ctx, counters::netns_inum())
 }
 
 /// Counts every frame an endpoint sends. Returns "unspecified" so other tcx programs on the

@@ -1,6 +1,6 @@
 //! Where vland's objects are pinned under its bpf_dir.
 use std::path::{Path, PathBuf};
-use vlan_common::{EndpointKey, names};
+use vlan_common::{EndpointKey, TrunkId, names};
 
 pub struct Pins {
     pub dir: PathBuf,
@@ -27,6 +27,27 @@ impl Pins {
             Direction::Egress => "egress",
         };
         self.dir.join("links").join(format!("ep_{}_{}_{suffix}", key.netns_inum, key.ifindex))
+    }
+
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn trunk_link(&self, id: TrunkId) -> PathBuf {
+        self.dir.join("links").join(format!("trunk_{}_{}", id.netns_inum, id.ifindex))
+    }
+
+    /// Every trunk link pin present, with the trunk it belongs to.
+    pub fn trunk_links(&self) -> Vec<(TrunkId, PathBuf)> {
+        let Ok(dir) = std::fs::read_dir(self.dir.join("links")) else { return Vec::new() };
+        dir.flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let mut parts = name.strip_prefix("trunk_")?.split('_');
+                let id = TrunkId { netns_inum: parts.next()?.parse().ok()?, ifindex: parts.next()?.parse().ok()? };
+                Some((id, e.path()))
+            })
+            .collect()
     }
 
     /// Every endpoint link pin present, with the key it belongs to.
