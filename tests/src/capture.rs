@@ -48,6 +48,12 @@ impl Capture {
         .unwrap()
     }
 
+    /// Sends `frame` as is out of the bound interface (tags included, in the frame's bytes).
+    pub fn send(&self, frame: &[u8]) {
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr() as *const _, frame.len(), 0) };
+        assert_eq!(n, frame.len() as isize, "send: {}", std::io::Error::last_os_error());
+    }
+
     /// Incoming frames (as on the wire) until `want` says stop or `timeout` passes.
     pub fn frames_until(&self, timeout: Duration, mut want: impl FnMut(&[u8]) -> bool) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + timeout;

@@ -86,6 +86,21 @@ fn vlan_19_and_20_networks_share_one_trunk_with_the_right_tags() {
         assert!(tags.iter().all(|t| *t == (vid, 0x8100)), "frames from {ns} carried {tags:?}");
     }
 
+    // The trunk program on eth1 saw the tagged frames arriving from the peer's VLAN devices and
+    // let the configured VLANs through; a VLAN no network carries is dropped and counted.
+    let stats = lab.stats(&host, &config);
+    let vlan_rx = |vid: u64| {
+        stats["parents"].as_array().unwrap().iter().find(|p| p["parent"] == "eth1" && p["vlan"] == vid).map(|p| p["rx_packets"].as_u64().unwrap())
+    };
+    assert!(vlan_rx(19).unwrap_or(0) >= 2 && vlan_rx(20).unwrap_or(0) >= 2, "per-VLAN counters on the trunk: {stats}");
+    lab.exec(&peer, &["ip", "link", "add", "link", "trunk", "name", "trunk.40", "type", "vlan", "id", "40"]);
+    lab.exec(&peer, &["ip", "addr", "add", "10.40.0.1/24", "dev", "trunk.40"]);
+    lab.exec(&peer, &["ip", "link", "set", "trunk.40", "up"]);
+    let _ = lab.exec_status(&peer, &["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.40.0.2"]);
+    let stats = lab.stats(&host, &config);
+    let v40 = stats["parents"].as_array().unwrap().iter().find(|p| p["parent"] == "eth1" && p["vlan"] == 40).cloned().unwrap_or_default();
+    assert!(v40["drops"]["vlan_not_allowed"].as_u64().unwrap_or(0) >= 2, "VLAN 40 must be dropped: {stats}");
+
     lab.vland_ok(&host, &config, &["down"]);
     assert!(!has_link(&host, "eth1.19") && !has_link(&host, "eth1.20"), "vland left the sub-interfaces it made");
     assert!(has_link(&host, "eth1.30") && has_link(&host, "eth1"), "vland deleted a link it did not create");

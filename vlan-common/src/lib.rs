@@ -12,6 +12,8 @@ pub mod names {
     pub const INGRESS_PROGRAM: &str = "vland_ingress";
     pub const EGRESS_PROGRAM: &str = "vland_egress";
     pub const TRUNK_PROGRAM: &str = "vland_trunk";
+    pub const TRUNK_TC_PROGRAM: &str = "vland_trunk_tc";
+    pub const ALL_MAPS: [&str; 5] = [ENDPOINT_TRAFFIC_MAP, TRUNK_POLICY_MAP, ALLOWED_VLANS_MAP, VLAN_STATS_MAP, DROPS_MAP];
     /// Read-only global patched at load time: the network namespace the program instance serves.
     pub const NETNS_INUM_GLOBAL: &str = "NETNS_INUM";
 }

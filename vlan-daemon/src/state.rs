@@ -27,6 +27,9 @@ pub struct State {
     /// Parent links vland made itself (802.1Q sub-interfaces, dummies of internal networks).
     #[serde(default)]
     pub parents: BTreeMap<String, ParentRecord>,
+    /// Trunks vland enforces a VLAN policy on, by name: what `stats` names their counters by.
+    #[serde(default)]
+    pub trunks: BTreeMap<String, TrunkRecord>,
     /// Links being created: written before the request, so a crash mid-way leaves a name to clean.
     #[serde(default)]
     pub pending_links: Vec<PendingLink>,
@@ -69,6 +72,12 @@ impl EndpointRecord {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LinkRecord {
+    pub netns_inum: u32,
+    pub ifindex: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TrunkRecord {
     pub netns_inum: u32,
     pub ifindex: u32,
 }

@@ -1,9 +1,11 @@
-//! `vland stats`: per-endpoint counters from the pinned eBPF maps, named via vland's state.
+//! `vland stats`: counters read straight from the pinned eBPF maps, named through vland's state.
+//! Works whether or not the daemon runs.
 use crate::config::DaemonConfig;
-use crate::ebpf::{Pins, read_endpoint_traffic};
+use crate::ebpf::{Pins, read_endpoint_traffic, read_trunk_counters};
 use crate::state;
 use serde::Serialize;
-use vlan_common::EndpointKey;
+use std::collections::BTreeMap;
+use vlan_common::{DropReason, EndpointKey, ETH_P_8021AD, ETH_P_8021Q, VlanKey};
 
 #[derive(Debug, Serialize)]
 pub struct EndpointStats {
@@ -11,20 +13,42 @@ pub struct EndpointStats {
     pub endpoint: String,
     pub netns: String,
     pub ifname: String,
+    pub parent: String,
+    /// The VLAN of the parent, for `eth1.19`-style parents.
+    pub vlan: Option<u16>,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
 }
 
+/// One VLAN on one trunk (`vlan` null: frames without a tag, and frames too short to parse).
+#[derive(Debug, Serialize)]
+pub struct ParentStats {
+    pub parent: String,
+    pub vlan: Option<u16>,
+    /// "802.1Q" or "802.1ad"; null for the untagged row.
+    pub protocol: Option<&'static str>,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub dropped_packets: u64,
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct StatsReport {
     pub endpoints: Vec<EndpointStats>,
+    pub parents: Vec<ParentStats>,
+}
+
+fn vlan_of(parent: &str) -> Option<u16> {
+    parent.rsplit_once('.').and_then(|(_, vid)| vid.parse().ok())
 }
 
 pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
     let state = state::read(&daemon.state_dir)?;
-    let traffic = read_endpoint_traffic(&Pins::new(&daemon.bpf_dir))?;
+    let pins = Pins::new(&daemon.bpf_dir);
+    let traffic = read_endpoint_traffic(&pins)?;
     let mut endpoints = Vec::new();
     for (name, rec) in &state.endpoints {
         let Some(link) = rec.link else { continue };
@@ -34,6 +58,8 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
             endpoint: name.clone(),
             netns: rec.netns.to_string(),
             ifname: rec.ifname.clone(),
+            parent: rec.parent.clone(),
+            vlan: vlan_of(&rec.parent),
             rx_packets: t.rx_packets,
             rx_bytes: t.rx_bytes,
             tx_packets: t.tx_packets,
@@ -41,27 +67,92 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
         });
     }
     endpoints.sort_by(|a, b| (&a.network, &a.endpoint).cmp(&(&b.network, &b.endpoint)));
-    Ok(StatsReport { endpoints })
+
+    let counters = read_trunk_counters(&pins)?;
+    let mut parents = Vec::new();
+    for (name, trunk) in &state.trunks {
+        let on_trunk = |k: &VlanKey| k.netns_inum == trunk.netns_inum && k.ifindex == trunk.ifindex;
+        let mut rows: BTreeMap<(u16, u16), ParentStats> = BTreeMap::new();
+        for (k, s) in counters.vlans.iter().filter(|(k, _)| on_trunk(k)) {
+            let row = parent_row(&mut rows, name, k);
+            row.rx_packets += s.rx_packets;
+            row.rx_bytes += s.rx_bytes;
+            row.dropped_packets += s.dropped_packets;
+        }
+        for (k, n) in counters.drops.iter().filter(|(k, _)| on_trunk(&k.vlan)) {
+            let row = parent_row(&mut rows, name, &k.vlan);
+            let reason = DropReason::from_u32(k.reason).map(DropReason::name).unwrap_or("unknown");
+            *row.drops.entry(reason).or_default() += n;
+            // Malformed frames have no VLAN row of their own: they count as dropped on the untagged row.
+            if k.reason == DropReason::Malformed as u32 {
+                row.dropped_packets += n;
+            }
+        }
+        parents.extend(rows.into_values());
+    }
+    Ok(StatsReport { endpoints, parents })
+}
+
+fn parent_row<'a>(rows: &'a mut BTreeMap<(u16, u16), ParentStats>, parent: &str, k: &VlanKey) -> &'a mut ParentStats {
+    rows.entry((k.tpid, k.vid)).or_insert_with(|| ParentStats {
+        parent: parent.to_string(),
+        vlan: (k.tpid != 0).then_some(k.vid),
+        protocol: match k.tpid {
+            ETH_P_8021Q => Some("802.1Q"),
+            ETH_P_8021AD => Some("802.1ad"),
+            _ => None,
+        },
+        rx_packets: 0,
+        rx_bytes: 0,
+        dropped_packets: 0,
+        drops: BTreeMap::new(),
+    })
 }
 
 pub fn run(daemon: &DaemonConfig, json: bool) -> anyhow::Result<()> {
     let report = collect(daemon)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+    } else {
+        print!("{}", render(&report));
     }
-    print!("{}", render_table(&report));
     Ok(())
 }
 
-fn render_table(report: &StatsReport) -> String {
-    let header = ["NETWORK", "ENDPOINT", "NETNS", "IFNAME", "RX_PACKETS", "RX_BYTES", "TX_PACKETS", "TX_BYTES"];
-    let rows: Vec<[String; 8]> = report
+/// Left-aligned text columns, right-aligned numbers (the first `text_cols` columns are text).
+fn table(header: &[&str], rows: &[Vec<String>], text_cols: usize) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| if i < text_cols { format!("{c:<w$}") } else { format!("{c:>w$}") })
+            .collect();
+        format!("{}\n", parts.join("  ").trim_end())
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn render(report: &StatsReport) -> String {
+    let dash = |v: Option<u16>| v.map_or("-".to_string(), |v| v.to_string());
+    let rows: Vec<Vec<String>> = report
         .endpoints
         .iter()
         .map(|e| {
-            [
+            vec![
                 e.network.clone(),
+                e.parent.clone(),
+                dash(e.vlan),
                 e.endpoint.clone(),
                 e.netns.clone(),
                 e.ifname.clone(),
@@ -72,29 +163,30 @@ fn render_table(report: &StatsReport) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &[&str]| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(i, (c, w))| if i < 4 { format!("{c:<w$}") } else { format!("{c:>w$}") })
-            .collect();
-        out.push_str(parts.join("  ").trim_end());
-        out.push('\n');
-    };
-    line(&header);
-    for row in &rows {
-        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
-    }
+    let mut out =
+        table(&["NETWORK", "PARENT", "VLAN", "ENDPOINT", "NETNS", "IFNAME", "RX_PACKETS", "RX_BYTES", "TX_PACKETS", "TX_BYTES"], &rows, 6);
     if rows.is_empty() {
         out.push_str("(no endpoints attached: run `vland apply --config FILE`)\n");
+    }
+    if !report.parents.is_empty() {
+        let rows: Vec<Vec<String>> = report
+            .parents
+            .iter()
+            .map(|p| {
+                let drops: Vec<String> = p.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
+                vec![
+                    p.parent.clone(),
+                    dash(p.vlan),
+                    p.protocol.unwrap_or("untagged").to_string(),
+                    p.rx_packets.to_string(),
+                    p.rx_bytes.to_string(),
+                    p.dropped_packets.to_string(),
+                    drops.join(" "),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&table(&["TRUNK", "VLAN", "TAG", "RX_PACKETS", "RX_BYTES", "DROPPED", "DROPS_BY_REASON"], &rows, 3));
     }
     out
 }

@@ -21,11 +21,17 @@ pub fn vland_ingress(ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// Enforces a trunk's VLAN set (see trunk.rs). Frags-aware, so it also attaches in native mode
-/// to devices with a jumbo MTU.
+/// Enforces a trunk's VLAN set early (see trunk.rs). Frags-aware, so it also attaches in native
+/// mode to devices with a jumbo MTU.
 #[xdp(frags)]
 pub fn vland_trunk(ctx: XdpContext) -> u32 {
-    trunk::enforce(&ctx, counters::netns_inum())
+    trunk::enforce_xdp(&ctx, counters::netns_inum())
+}
+
+/// Enforces and counts what the XDP hook let through, offloaded VLAN tags included.
+#[classifier]
+pub fn vland_trunk_tc(ctx: TcContext) -> i32 {
+    trunk::enforce_tc(&ctx, counters::netns_inum())
 }
 
 /// Counts every frame an endpoint sends. Returns "unspecified" so other tcx programs on the

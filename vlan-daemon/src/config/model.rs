@@ -6,11 +6,48 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     pub daemon: DaemonConfig,
     pub networks: BTreeMap<String, Network>,
     pub endpoints: BTreeMap<String, Endpoint>,
+    pub trunks: BTreeMap<String, Trunk>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trunk {
+    pub allowed_vlans: std::collections::BTreeSet<u16>,
+    pub untagged_drop: bool,
+}
+
+/// What vland enforces on one trunk device: the (tag protocol, VID) pairs it carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrunkPlan {
+    pub allowed: std::collections::BTreeSet<(u16, u16)>,
+    pub untagged_drop: bool,
+}
+
+impl Config {
+    /// Every trunk with its allowed set: the VLANs of the networks whose parent is a
+    /// sub-interface of it, plus its `[trunks.NAME]` table.
+    pub fn trunk_plans(&self) -> BTreeMap<String, TrunkPlan> {
+        let mut plans: BTreeMap<String, TrunkPlan> = BTreeMap::new();
+        for net in self.networks.values() {
+            if let ParentKind::Vlan { base, vid, protocol } = &net.parent.kind {
+                let tpid = match protocol {
+                    VlanProtocol::Dot1Q => vlan_common::ETH_P_8021Q,
+                    VlanProtocol::Dot1Ad => vlan_common::ETH_P_8021AD,
+                };
+                plans.entry(base.clone()).or_default().allowed.insert((tpid, *vid));
+            }
+        }
+        for (name, trunk) in &self.trunks {
+            let plan = plans.entry(name.clone()).or_default();
+            plan.allowed.extend(trunk.allowed_vlans.iter().map(|v| (vlan_common::ETH_P_8021Q, *v)));
+            plan.untagged_drop = trunk.untagged_drop;
+        }
+        plans
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

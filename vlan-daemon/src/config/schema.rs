@@ -12,6 +12,18 @@ pub struct RawConfig {
     pub networks: BTreeMap<String, RawNetwork>,
     #[serde(default)]
     pub endpoints: BTreeMap<String, RawEndpoint>,
+    /// VLAN policy per trunk device (the base of `eth1.19`-style parents, or any other).
+    #[serde(default)]
+    pub trunks: BTreeMap<String, RawTrunk>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTrunk {
+    /// 802.1Q VIDs carried besides those of the networks on this trunk.
+    #[serde(default)]
+    pub allowed_vlans: Vec<u16>,
+    /// "pass" (default) or "drop" frames without a VLAN tag.
+    pub untagged: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! reports everything; nothing here touches the kernel.
 use super::errors::ConfigErrors;
 use super::model::*;
-use super::schema::{RawConfig, RawEndpoint, RawNetwork, RawRoute};
+use super::schema::{RawConfig, RawEndpoint, RawNetwork, RawRoute, RawTrunk};
 use ipnetwork::IpNetwork;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -25,7 +25,29 @@ pub fn validate(raw: RawConfig, errors: &mut ConfigErrors) -> Config {
         }
     }
     check_endpoint_uniqueness(&endpoints, &networks, errors);
-    Config { daemon: raw.daemon, networks, endpoints }
+    let trunks = raw.trunks.iter().filter_map(|(name, t)| trunk(name, t, errors).map(|t| (name.clone(), t))).collect();
+    Config { daemon: raw.daemon, networks, endpoints, trunks }
+}
+
+fn trunk(name: &str, raw: &RawTrunk, errors: &mut ConfigErrors) -> Option<Trunk> {
+    let mut s = Scope::new(errors, format!("trunks.{name}"));
+    if let Err(msg) = check_ifname(name) {
+        s.err("name", msg);
+    }
+    for (i, vid) in raw.allowed_vlans.iter().enumerate() {
+        if !(1..=4094).contains(vid) {
+            s.err(&format!("allowed_vlans.{i}"), format!("vlan id must be between 1-4094, received: {vid}"));
+        }
+    }
+    let untagged_drop = match raw.untagged.as_deref() {
+        None | Some("pass") => false,
+        Some("drop") => true,
+        Some(other) => {
+            s.err("untagged", format!("`{other}` is not a choice: use \"pass\" (the default) or \"drop\""));
+            false
+        }
+    };
+    s.ok().then(|| Trunk { allowed_vlans: raw.allowed_vlans.iter().copied().collect(), untagged_drop })
 }
 
 pub fn check_ifname(value: &str) -> Result<(), String> {

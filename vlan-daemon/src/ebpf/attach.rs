@@ -9,9 +9,7 @@ use crate::netns;
 use anyhow::Context;
 use aya::maps::{PerCpuHashMap, PerCpuValues};
 use aya::programs::links::FdLink;
-use aya::programs::tc::{TcError, qdisc_add_clsact, qdisc_detach_program};
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
-use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfLoader};
 use std::fs::File;
 use vlan_common::{EndpointKey, Traffic, names};
@@ -49,14 +47,9 @@ fn register(bpf: &mut Ebpf, key: EndpointKey) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// tcx (pinnable TC links) arrived in Linux 6.6.
-fn has_tcx() -> bool {
-    KernelVersion::current().map(|v| v >= KernelVersion::new(6, 6, 0)).unwrap_or(true)
-}
-
 /// Attaches to every device in `devices` (all inside namespace `ns`) that is not attached yet.
 pub fn attach_endpoints(pins: &Pins, ns: &File, netns_inum: u32, devices: &[EndpointDevice]) -> anyhow::Result<()> {
-    let tcx = has_tcx();
+    let tcx = super::tc::has_tcx();
     let missing: Vec<&EndpointDevice> = devices
         .iter()
         .filter(|d| {
@@ -75,13 +68,13 @@ pub fn attach_endpoints(pins: &Pins, ns: &File, netns_inum: u32, devices: &[Endp
         for dev in missing {
             let key = EndpointKey { netns_inum, ifindex: dev.ifindex };
             register(&mut bpf, key)?;
-            attach_one(&mut bpf, pins, key, dev, tcx).with_context(|| format!("cannot attach counters to {}", dev.ifname))?;
+            attach_one(&mut bpf, pins, key, dev).with_context(|| format!("cannot attach counters to {}", dev.ifname))?;
         }
         Ok(())
     })
 }
 
-fn attach_one(bpf: &mut Ebpf, pins: &Pins, key: EndpointKey, dev: &EndpointDevice, tcx: bool) -> anyhow::Result<()> {
+fn attach_one(bpf: &mut Ebpf, pins: &Pins, key: EndpointKey, dev: &EndpointDevice) -> anyhow::Result<()> {
     let ingress = pins.endpoint_link(key, Direction::Ingress);
     let egress = pins.endpoint_link(key, Direction::Egress);
     // A half-attached device (crash between the two pins) is redone from scratch.
@@ -95,24 +88,7 @@ fn attach_one(bpf: &mut Ebpf, pins: &Pins, key: EndpointKey, dev: &EndpointDevic
     link.pin(&ingress).with_context(|| format!("cannot pin {}", ingress.display()))?;
 
     let tc: &mut SchedClassifier = program(bpf, names::EGRESS_PROGRAM)?.try_into()?;
-    if tcx {
-        let id = tc.attach(&dev.ifname, TcAttachType::Egress).context("TC egress attach")?;
-        let link: FdLink = tc.take_link(id)?.try_into().context("tcx attach gave no bpf_link")?;
-        link.pin(&egress).with_context(|| format!("cannot pin {}", egress.display()))?;
-    } else {
-        // clsact is shared with other users of TC on the device: add it if missing, never remove it.
-        match qdisc_add_clsact(&dev.ifname) {
-            Ok(()) => {}
-            Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
-            Err(e) => return Err(e).context("cannot add the clsact qdisc"),
-        }
-        // Replace vland's own filter (found by program name), leaving other filters alone.
-        let _ = qdisc_detach_program(&dev.ifname, TcAttachType::Egress, names::EGRESS_PROGRAM);
-        let id = tc.attach(&dev.ifname, TcAttachType::Egress).context("TC egress attach (clsact)")?;
-        // Dropping the link would delete the filter; the kernel keeps it on the device for us.
-        std::mem::forget(tc.take_link(id)?);
-    }
-    Ok(())
+    super::tc::attach(tc, names::EGRESS_PROGRAM, &dev.ifname, TcAttachType::Egress, &egress)
 }
 
 /// Unpins the endpoint's links (which detaches them) and drops its counters.

@@ -5,13 +5,14 @@ mod bpffs;
 mod counters;
 mod liveness;
 mod pins;
+mod tc;
 mod trunk;
 
 pub use attach::{attach_endpoints, collect_garbage, detach_endpoint, EndpointDevice};
 pub use bpffs::{ensure_bpffs, is_bpffs};
 pub use counters::read_endpoint_traffic;
 pub use pins::Pins;
-pub use trunk::{TrunkCounters, TrunkSpec, apply_trunk, read_trunk_counters, remove_other_trunks};
+pub use trunk::{TrunkSpec, apply_trunk, read_trunk_counters, remove_other_trunks};
 
 /// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VLAND_EBPF_OBJECT_PATH"));

@@ -33,8 +33,9 @@ impl Pins {
         self.dir.join(name)
     }
 
-    pub fn trunk_link(&self, id: TrunkId) -> PathBuf {
-        self.dir.join("links").join(format!("trunk_{}_{}", id.netns_inum, id.ifindex))
+    /// `hook` is "xdp" or "tc".
+    pub fn trunk_link(&self, id: TrunkId, hook: &str) -> PathBuf {
+        self.dir.join("links").join(format!("trunk_{}_{}_{hook}", id.netns_inum, id.ifindex))
     }
 
     /// Every trunk link pin present, with the trunk it belongs to.

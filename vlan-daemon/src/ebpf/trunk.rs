@@ -7,7 +7,7 @@ use super::pins::Pins;
 use anyhow::Context;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuHashMap};
 use aya::programs::links::FdLink;
-use aya::programs::{Xdp, XdpMode};
+use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::EbpfLoader;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use vlan_common::{DropKey, TrunkId, TrunkPolicy, VlanKey, VlanStats, names};
@@ -16,6 +16,7 @@ use vlan_common::{DropKey, TrunkId, TrunkPolicy, VlanKey, VlanStats, names};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrunkSpec {
     pub id: TrunkId,
+    pub ifname: String,
     /// (tag protocol, VID) pairs the trunk carries.
     pub allowed: BTreeSet<(u16, u16)>,
     pub untagged_drop: bool,
@@ -26,24 +27,39 @@ fn open_map(pins: &Pins, name: &str) -> anyhow::Result<MapData> {
     MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))
 }
 
-/// Attaches the trunk program to `spec.id` (unless a live link is pinned) and makes the maps say
-/// exactly what the spec says. Must run in the trunk's namespace (vland's own).
+/// Attaches the trunk programs to `spec.id` (unless live links are pinned: XDP for early drops,
+/// TC ingress for the rest) and makes the maps say exactly what the spec says. The maps are
+/// written first, so the programs never run without the policy. Must run in the trunk's
+/// namespace (vland's own).
 pub fn apply_trunk(pins: &Pins, spec: &TrunkSpec) -> anyhow::Result<()> {
-    let link_pin = pins.trunk_link(spec.id);
-    if !liveness::attached_to(&link_pin, spec.id.ifindex) {
-        let _ = std::fs::remove_file(&link_pin);
+    let xdp_pin = pins.trunk_link(spec.id, "xdp");
+    let tc_pin = pins.trunk_link(spec.id, "tc");
+    let tc_alive = !super::tc::has_tcx() || liveness::attached_to(&tc_pin, spec.id.ifindex);
+    if !liveness::attached_to(&xdp_pin, spec.id.ifindex) || !tc_alive {
+        let _ = std::fs::remove_file(&xdp_pin);
+        let _ = std::fs::remove_file(&tc_pin);
         let mut bpf = EbpfLoader::new()
             .default_map_pin_directory(&pins.dir)
             .override_global(names::NETNS_INUM_GLOBAL, &spec.id.netns_inum, true)
             .load(OBJECT)
             .context("cannot load vland's eBPF object")?;
+        write_policy(pins, spec)?;
         let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).context("no trunk program in the eBPF object")?.try_into()?;
-        xdp.load().context("the kernel rejected the trunk program")?;
+        xdp.load().context("the kernel rejected the trunk XDP program")?;
         // Native (driver) mode where the device has it, generic otherwise.
         let id = xdp.attach_to_if_index(spec.id.ifindex, XdpMode::Default).context("XDP attach to the trunk")?;
         let link: FdLink = xdp.take_link(id)?.try_into().context("XDP attached without a bpf_link")?;
-        link.pin(&link_pin).with_context(|| format!("cannot pin {}", link_pin.display()))?;
+        link.pin(&xdp_pin).with_context(|| format!("cannot pin {}", xdp_pin.display()))?;
+        let tc: &mut SchedClassifier =
+            bpf.program_mut(names::TRUNK_TC_PROGRAM).context("no trunk TC program in the eBPF object")?.try_into()?;
+        tc.load().context("the kernel rejected the trunk TC program")?;
+        super::tc::attach(tc, names::TRUNK_TC_PROGRAM, &spec.ifname, TcAttachType::Ingress, &tc_pin)?;
+        return Ok(());
     }
+    write_policy(pins, spec)
+}
+
+fn write_policy(pins: &Pins, spec: &TrunkSpec) -> anyhow::Result<()> {
     let mut policy: BpfHashMap<_, TrunkId, TrunkPolicy> = BpfHashMap::try_from(Map::HashMap(open_map(pins, names::TRUNK_POLICY_MAP)?))?;
     let mut allowed: BpfHashMap<_, VlanKey, u32> = BpfHashMap::try_from(Map::HashMap(open_map(pins, names::ALLOWED_VLANS_MAP)?))?;
     let want: HashSet<VlanKey> = spec
@@ -74,6 +90,8 @@ pub fn remove_other_trunks(pins: &Pins, netns_inum: u32, keep: &HashSet<TrunkId>
             std::fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))?;
         }
     }
+    // Without tcx the TC filter has no pin: with the policy gone below it passes everything,
+    // and it is replaced (not duplicated) if the trunk comes back.
     if !pins.map(names::TRUNK_POLICY_MAP).exists() {
         return Ok(());
     }

@@ -4,6 +4,7 @@
 mod addresses;
 mod endpoint;
 mod parents;
+mod trunks;
 
 use crate::config::{Config, ConfigErrors, NetnsRef};
 use crate::ebpf::{self, EndpointDevice, Pins};
@@ -112,6 +113,7 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
         ebpf::attach_endpoints(&pins, &ns, inum, devices).with_context(|| format!("namespace {ns_ref}"))?;
     }
     ebpf::collect_garbage(&pins, &recorded_keys(&state))?;
+    trunks::apply(&host, &store, &mut state, config, &pins).await?;
     info!(created = summary.created.len(), repaired = summary.repaired.len(), removed = summary.removed.len(), "apply done");
     Ok(summary)
 }
@@ -176,7 +178,8 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
         store.save(&state)?;
         summary.removed.extend(names);
     }
-    let empty = Config { daemon: Default::default(), networks: Default::default(), endpoints: Default::default() };
+    let empty = Config::default();
+    trunks::apply(&host, &store, &mut state, &empty, &pins).await?;
     remove_unused_namespaces(&empty, &store, &mut state)?;
     parents::remove_unused(&host, &store, &mut state, &empty).await?;
     remove_empty_pins(bpf_dir);
@@ -184,13 +187,16 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     Ok(summary)
 }
 
-/// With no endpoint left, the shared counter map and the pin directory go too.
+/// With nothing attached any more, the shared maps and the pin directory go too.
 fn remove_empty_pins(bpf_dir: &std::path::Path) {
     let links = bpf_dir.join("links");
     let no_links = std::fs::read_dir(&links).map(|mut d| d.next().is_none()).unwrap_or(true);
     if no_links {
         let _ = std::fs::remove_dir(&links);
-        let _ = std::fs::remove_file(Pins::new(bpf_dir).traffic_map());
+        let pins = Pins::new(bpf_dir);
+        for map in vlan_common::names::ALL_MAPS {
+            let _ = std::fs::remove_file(pins.map(map));
+        }
         let _ = std::fs::remove_dir(bpf_dir);
     }
 }
