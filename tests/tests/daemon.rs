@@ -78,3 +78,37 @@ fn probe_macvlan(lab: &Lab) -> bool {
     let _ = run("ip", &["netns", "del", &ns]);
     ok
 }
+
+#[test]
+fn a_restarted_daemon_keeps_programs_and_counters() {
+    let (mut lab, host) = Lab::with_host();
+    let ns = lab.expect_ns("web1");
+    let body = format!(
+        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    let daemon = lab.spawn_daemon(&host, &config);
+    let applied = || ip_json_opt(&ns).is_some_and(|l| l["xdp"]["prog"]["id"].as_u64().is_some());
+    assert!(vland_tests::wait_until(Duration::from_secs(15), applied).is_some(), "{}", daemon.log_text());
+    // No ARP in the counts: a static neighbour for the gateway.
+    let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
+    lab.exec(&ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
+    let tx = |s: &serde_json::Value| (s["endpoints"][0]["tx_packets"].as_u64().unwrap(), s["endpoints"][0]["rx_packets"].as_u64().unwrap());
+    let prog = ip_json(&ns, &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["id"].clone();
+
+    lab.exec(&ns, &["ping", "-c", "5", "-i", "0.05", "-W", "1", "172.16.10.1"]);
+    let before = tx(&lab.stats(&host, &config));
+    assert!(daemon.stop().success());
+    let daemon = lab.spawn_daemon(&host, &config);
+    assert!(vland_tests::wait_until(Duration::from_secs(15), || daemon.log_text().contains("apply done")).is_some(), "{}", daemon.log_text());
+    lab.exec(&ns, &["ping", "-c", "5", "-i", "0.05", "-W", "1", "172.16.10.1"]);
+    let after = tx(&lab.stats(&host, &config));
+    // Counters before the restart + the traffic after it = counters after.
+    assert_eq!(after, (before.0 + 5, before.1 + 5));
+    assert_eq!(ip_json(&ns, &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["id"], prog, "the restart re-attached the program");
+}
+
+fn ip_json_opt(ns: &str) -> Option<serde_json::Value> {
+    let out = Command::new("ip").args(["-n", ns, "-j", "-d", "link", "show", "dev", "eth0"]).output().ok()?;
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).ok().map(|v| v[0].clone())
+}
