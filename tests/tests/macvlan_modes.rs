@@ -234,3 +234,34 @@ fn an_endpoint_can_join_a_running_process_namespace_by_path_which_down_keeps() {
     let _ = proc_ns.kill();
     let _ = proc_ns.wait();
 }
+
+#[test]
+fn spoof_check_drops_what_an_endpoint_sends_as_someone_else_and_apply_restores_its_mac() {
+    let (mut lab, host) = Lab::with_host();
+    let a = lab.expect_ns("a");
+    let body = format!(
+        "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\nspoof_check = true\n\n\
+         [endpoints.a]\nnetwork = \"n\"\nnetns = \"{a}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert!(pings(&lab, &a, "172.16.10.1"), "its own address works");
+    // An address the endpoint was not given: frames from it never leave.
+    lab.exec(&a, &["ip", "addr", "add", "172.16.10.99/24", "dev", "eth0"]);
+    assert!(!lab.exec_status(&a, &["ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "172.16.10.99", "172.16.10.1"]).status.success());
+    let stats = lab.stats(&host, &config);
+    let e = &stats["endpoints"][0];
+    assert!(e["drops"]["spoofed_ip"].as_u64().unwrap_or(0) >= 2, "{e}");
+    assert_eq!(e["dropped_packets"], e["drops"]["spoofed_ip"].as_u64().unwrap() + e["drops"]["spoofed_mac"].as_u64().unwrap_or(0));
+
+    // A MAC changed from inside: frames with it are dropped, and the next apply restores the MAC.
+    let mac = link(&a)["address"].clone();
+    lab.exec(&a, &["ip", "addr", "del", "172.16.10.99/24", "dev", "eth0"]);
+    lab.exec(&a, &["ip", "link", "set", "eth0", "address", "02:de:ad:be:ef:01"]);
+    lab.exec(&a, &["ip", "neigh", "flush", "dev", "eth0"]);
+    assert!(!pings(&lab, &a, "172.16.10.1"), "a foreign MAC must not get through");
+    assert!(lab.stats(&host, &config)["endpoints"][0]["drops"]["spoofed_mac"].as_u64().unwrap_or(0) >= 1);
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(link(&a)["address"], mac);
+    assert!(pings(&lab, &a, "172.16.10.1"));
+}

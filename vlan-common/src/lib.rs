@@ -9,11 +9,14 @@ pub mod names {
     pub const ALLOWED_VLANS_MAP: &str = "ALLOWED_VLANS";
     pub const VLAN_STATS_MAP: &str = "VLAN_STATS";
     pub const DROPS_MAP: &str = "DROPS";
+    pub const ENDPOINT_POLICY_MAP: &str = "ENDPOINT_POLICY";
+    pub const ENDPOINT_DROPS_MAP: &str = "ENDPOINT_DROPS";
     pub const INGRESS_PROGRAM: &str = "vland_ingress";
     pub const EGRESS_PROGRAM: &str = "vland_egress";
     pub const TRUNK_PROGRAM: &str = "vland_trunk";
     pub const TRUNK_TC_PROGRAM: &str = "vland_trunk_tc";
-    pub const ALL_MAPS: [&str; 5] = [ENDPOINT_TRAFFIC_MAP, TRUNK_POLICY_MAP, ALLOWED_VLANS_MAP, VLAN_STATS_MAP, DROPS_MAP];
+    pub const ALL_MAPS: [&str; 7] =
+        [ENDPOINT_TRAFFIC_MAP, TRUNK_POLICY_MAP, ALLOWED_VLANS_MAP, VLAN_STATS_MAP, DROPS_MAP, ENDPOINT_POLICY_MAP, ENDPOINT_DROPS_MAP];
     /// Read-only global patched at load time: the network namespace the program instance serves.
     pub const NETNS_INUM_GLOBAL: &str = "NETNS_INUM";
 }
@@ -30,7 +33,7 @@ pub const ETH_P_8021AD: u16 = 0x88a8;
 /// Identifies one endpoint device. An ifindex is only unique inside one network namespace, so the
 /// key pairs it with that namespace's inode number (what `stat -L /proc/PID/ns/net` shows).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EndpointKey {
     pub netns_inum: u32,
     pub ifindex: u32,
@@ -54,6 +57,33 @@ impl Traffic {
         self.tx_packets += other.tx_packets;
         self.tx_bytes += other.tx_bytes;
     }
+}
+
+/// What an endpoint may send as, when its network has `spoof_check`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointPolicy {
+    pub flags: u32,
+    /// IPv4 address, network byte order (valid with HAS_IPV4).
+    pub ipv4: [u8; 4],
+    /// MAC in the first 6 bytes.
+    pub mac: [u8; 8],
+    /// IPv6 address (valid with HAS_IPV6); link-local sources are always allowed.
+    pub ipv6: [u8; 16],
+}
+
+impl EndpointPolicy {
+    pub const SPOOF_CHECK: u32 = 1;
+    pub const HAS_IPV4: u32 = 2;
+    pub const HAS_IPV6: u32 = 4;
+}
+
+/// Drop counters of one endpoint, per reason.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointDropKey {
+    pub endpoint: EndpointKey,
+    pub reason: u32,
 }
 
 /// A device enforcing a VLAN policy (a trunk), in a namespace.
@@ -111,10 +141,15 @@ pub enum DropReason {
     Untagged = 2,
     /// Too short to hold the headers it announces (counted on the untagged row).
     Malformed = 3,
+    /// Sent by an endpoint with a source MAC that is not its own.
+    SpoofedMac = 4,
+    /// Sent by an endpoint with a source IP (or ARP sender IP) that is not its own.
+    SpoofedIp = 5,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 3] = [DropReason::VlanNotAllowed, DropReason::Untagged, DropReason::Malformed];
+    pub const ALL: [DropReason; 5] =
+        [DropReason::VlanNotAllowed, DropReason::Untagged, DropReason::Malformed, DropReason::SpoofedMac, DropReason::SpoofedIp];
 
     pub fn from_u32(v: u32) -> Option<Self> {
         Self::ALL.into_iter().find(|r| *r as u32 == v)
@@ -125,6 +160,8 @@ impl DropReason {
             DropReason::VlanNotAllowed => "vlan_not_allowed",
             DropReason::Untagged => "untagged",
             DropReason::Malformed => "malformed",
+            DropReason::SpoofedMac => "spoofed_mac",
+            DropReason::SpoofedIp => "spoofed_ip",
         }
     }
 }
@@ -147,4 +184,6 @@ mod pod {
     unsafe impl aya::Pod for super::VlanKey {}
     unsafe impl aya::Pod for super::VlanStats {}
     unsafe impl aya::Pod for super::DropKey {}
+    unsafe impl aya::Pod for super::EndpointPolicy {}
+    unsafe impl aya::Pod for super::EndpointDropKey {}
 }

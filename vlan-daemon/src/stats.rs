@@ -1,7 +1,7 @@
 //! `vland stats`: counters read straight from the pinned eBPF maps, named through vland's state.
 //! Works whether or not the daemon runs.
 use crate::config::DaemonConfig;
-use crate::ebpf::{Pins, read_endpoint_traffic, read_trunk_counters};
+use crate::ebpf::{Pins, read_endpoint_drops, read_endpoint_traffic, read_trunk_counters};
 use crate::state;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -20,6 +20,9 @@ pub struct EndpointStats {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Frames the endpoint sent that vland dropped (spoofing), in total and per reason.
+    pub dropped_packets: u64,
+    pub drops: BTreeMap<&'static str, u64>,
 }
 
 /// One VLAN on one trunk (`vlan` null: frames without a tag, and frames too short to parse).
@@ -49,10 +52,17 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
     let state = state::read(&daemon.state_dir)?;
     let pins = Pins::new(&daemon.bpf_dir);
     let traffic = read_endpoint_traffic(&pins)?;
+    let endpoint_drops = read_endpoint_drops(&pins)?;
     let mut endpoints = Vec::new();
     for (name, rec) in &state.endpoints {
         let Some(link) = rec.link else { continue };
-        let t = traffic.get(&EndpointKey { netns_inum: link.netns_inum, ifindex: link.ifindex }).copied().unwrap_or_default();
+        let key = EndpointKey { netns_inum: link.netns_inum, ifindex: link.ifindex };
+        let t = traffic.get(&key).copied().unwrap_or_default();
+        let drops: BTreeMap<&'static str, u64> = endpoint_drops
+            .iter()
+            .filter(|(k, _)| k.endpoint == key)
+            .map(|(k, n)| (DropReason::from_u32(k.reason).map(DropReason::name).unwrap_or("unknown"), *n))
+            .collect();
         endpoints.push(EndpointStats {
             network: rec.network.clone(),
             endpoint: name.clone(),
@@ -64,6 +74,8 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
             rx_bytes: t.rx_bytes,
             tx_packets: t.tx_packets,
             tx_bytes: t.tx_bytes,
+            dropped_packets: drops.values().sum(),
+            drops,
         });
     }
     endpoints.sort_by(|a, b| (&a.network, &a.endpoint).cmp(&(&b.network, &b.endpoint)));
@@ -160,11 +172,15 @@ fn render(report: &StatsReport) -> String {
                 e.rx_bytes.to_string(),
                 e.tx_packets.to_string(),
                 e.tx_bytes.to_string(),
+                e.dropped_packets.to_string(),
             ]
         })
         .collect();
-    let mut out =
-        table(&["NETWORK", "PARENT", "VLAN", "ENDPOINT", "NETNS", "IFNAME", "RX_PACKETS", "RX_BYTES", "TX_PACKETS", "TX_BYTES"], &rows, 6);
+    let mut out = table(
+        &["NETWORK", "PARENT", "VLAN", "ENDPOINT", "NETNS", "IFNAME", "RX_PACKETS", "RX_BYTES", "TX_PACKETS", "TX_BYTES", "TX_DROPPED"],
+        &rows,
+        6,
+    );
     if rows.is_empty() {
         out.push_str("(no endpoints attached: run `vland apply --config FILE`)\n");
     }

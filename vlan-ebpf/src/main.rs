@@ -4,10 +4,11 @@
 #![no_main]
 
 mod counters;
+mod spoof;
 mod trunk;
 
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_UNSPEC},
+    bindings::{xdp_action, TC_ACT_SHOT, TC_ACT_UNSPEC},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
@@ -34,11 +35,17 @@ pub fn vland_trunk_tc(ctx: TcContext) -> i32 {
     trunk::enforce_tc(&ctx, counters::netns_inum())
 }
 
-/// Counts every frame an endpoint sends. Returns "unspecified" so other tcx programs on the
-/// device still run and the kernel's default action applies.
+/// Counts every frame an endpoint sends, after dropping spoofed ones where the network asks for
+/// it. Returns "unspecified" so other tcx programs on the device still run and the kernel's
+/// default action applies.
 #[classifier]
 pub fn vland_egress(ctx: TcContext) -> i32 {
-    counters::count_tx(unsafe { (*ctx.skb.skb).ifindex }, ctx.len() as u64);
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    let endpoint = vlan_common::EndpointKey { netns_inum: counters::netns_inum(), ifindex };
+    if spoof::check(&ctx, endpoint).is_some() {
+        return TC_ACT_SHOT as i32;
+    }
+    counters::count_tx(ifindex, ctx.len() as u64);
     TC_ACT_UNSPEC
 }
 

@@ -154,6 +154,7 @@ pub struct Network {
     /// No gateway and no default route for endpoints (always so without a parent).
     pub internal: bool,
     pub ipv6_autoconf: bool,
+    pub spoof_check: bool,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
     pub source_macs: Vec<[u8; 6]>,

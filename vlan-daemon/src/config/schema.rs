@@ -75,6 +75,9 @@ pub struct RawNetwork {
     /// Let endpoints accept router advertisements and autoconfigure IPv6 (off by default).
     #[serde(default)]
     pub ipv6_autoconf: bool,
+    /// Drop frames an endpoint sends with a source MAC or IP that is not its own.
+    #[serde(default)]
+    pub spoof_check: bool,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
 }

@@ -119,6 +119,7 @@ fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Option<Ne
         ipam4,
         ipam6,
         ipv6_autoconf: raw.ipv6_autoconf,
+        spoof_check: raw.spoof_check,
         mtu: raw.mtu,
         metric: raw.metric,
         source_macs,

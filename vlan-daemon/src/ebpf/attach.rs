@@ -7,16 +7,38 @@ use super::liveness;
 use super::pins::{Direction, Pins};
 use crate::netns;
 use anyhow::Context;
-use aya::maps::{PerCpuHashMap, PerCpuValues};
+use aya::maps::{HashMap as BpfHashMap, PerCpuHashMap, PerCpuValues};
 use aya::programs::links::FdLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use std::fs::File;
-use vlan_common::{EndpointKey, Traffic, names};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use vlan_common::{EndpointDropKey, EndpointKey, EndpointPolicy, Traffic, names};
 
 pub struct EndpointDevice {
     pub ifindex: u32,
     pub ifname: String,
+    pub policy: EndpointPolicy,
+}
+
+/// What the egress program enforces for an endpoint (nothing unless `spoof_check`).
+pub fn endpoint_policy(spoof_check: bool, mac: Option<[u8; 6]>, ipv4: Option<Ipv4Addr>, ipv6: Option<Ipv6Addr>) -> EndpointPolicy {
+    let mut p = EndpointPolicy::default();
+    if spoof_check {
+        p.flags |= EndpointPolicy::SPOOF_CHECK;
+    }
+    if let Some(m) = mac {
+        p.mac[..6].copy_from_slice(&m);
+    }
+    if let Some(a) = ipv4 {
+        p.flags |= EndpointPolicy::HAS_IPV4;
+        p.ipv4 = a.octets();
+    }
+    if let Some(a) = ipv6 {
+        p.flags |= EndpointPolicy::HAS_IPV6;
+        p.ipv6 = a.octets();
+    }
+    p
 }
 
 fn load(pins: &Pins, netns_inum: u32) -> anyhow::Result<Ebpf> {
@@ -47,8 +69,26 @@ fn register(bpf: &mut Ebpf, key: EndpointKey) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Attaches to every device in `devices` (all inside namespace `ns`) that is not attached yet.
+/// Writes the endpoints' policies (before attaching, so no frame passes unchecked).
+fn write_policies(pins: &Pins, netns_inum: u32, devices: &[EndpointDevice]) -> anyhow::Result<()> {
+    let path = pins.map(names::ENDPOINT_POLICY_MAP);
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut map: BpfHashMap<_, EndpointKey, EndpointPolicy> = BpfHashMap::try_from(aya::maps::Map::HashMap(aya::maps::MapData::from_pin(&path)?))?;
+    for d in devices {
+        let key = EndpointKey { netns_inum, ifindex: d.ifindex };
+        if map.get(&key, 0).ok() != Some(d.policy) {
+            map.insert(key, d.policy, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// Attaches to every device in `devices` (all inside namespace `ns`) that is not attached yet,
+/// and makes every device's policy what it should be.
 pub fn attach_endpoints(pins: &Pins, ns: &File, netns_inum: u32, devices: &[EndpointDevice]) -> anyhow::Result<()> {
+    write_policies(pins, netns_inum, devices)?;
     let tcx = super::tc::has_tcx();
     let missing: Vec<&EndpointDevice> = devices
         .iter()
@@ -65,6 +105,8 @@ pub fn attach_endpoints(pins: &Pins, ns: &File, netns_inum: u32, devices: &[Endp
     // Attaching resolves ifindexes in the caller's namespace, so it runs on a thread inside `ns`.
     netns::run_in(ns, || {
         let mut bpf = load(pins, netns_inum)?;
+        // The first load creates the pinned maps: the policies can be written now.
+        write_policies(pins, netns_inum, devices)?;
         for dev in missing {
             let key = EndpointKey { netns_inum, ifindex: dev.ifindex };
             register(&mut bpf, key)?;
@@ -123,6 +165,24 @@ pub fn collect_garbage(pins: &Pins, keep: &std::collections::HashSet<EndpointKey
         let data = aya::maps::MapData::from_pin(&map_path)?;
         let mut map: PerCpuHashMap<_, EndpointKey, Traffic> = PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(data))?;
         let stale: Vec<EndpointKey> = map.keys().filter_map(Result::ok).filter(|k| !keep.contains(k)).collect();
+        for key in stale {
+            let _ = map.remove(&key);
+        }
+    }
+    let policy_path = pins.map(names::ENDPOINT_POLICY_MAP);
+    if policy_path.exists() {
+        let data = aya::maps::MapData::from_pin(&policy_path)?;
+        let mut map: BpfHashMap<_, EndpointKey, EndpointPolicy> = BpfHashMap::try_from(aya::maps::Map::HashMap(data))?;
+        let stale: Vec<EndpointKey> = map.keys().filter_map(Result::ok).filter(|k| !keep.contains(k)).collect();
+        for key in stale {
+            let _ = map.remove(&key);
+        }
+    }
+    let drops_path = pins.map(names::ENDPOINT_DROPS_MAP);
+    if drops_path.exists() {
+        let data = aya::maps::MapData::from_pin(&drops_path)?;
+        let mut map: PerCpuHashMap<_, EndpointDropKey, u64> = PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(data))?;
+        let stale: Vec<EndpointDropKey> = map.keys().filter_map(Result::ok).filter(|k| !keep.contains(&k.endpoint)).collect();
         for key in stale {
             let _ = map.remove(&key);
         }

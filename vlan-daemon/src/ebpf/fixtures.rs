@@ -364,3 +364,66 @@ fn a_hundred_thousand_random_and_mangled_frames_get_only_the_specified_verdicts(
 }
 
 
+
+/// The endpoint egress program with a spoof-check policy for (INUM, lo).
+fn egress_fixture() -> Fixture {
+    let fx = Fixture::new(false);
+    let mut fx = fx;
+    let tc: &mut SchedClassifier = fx.bpf.program_mut(names::EGRESS_PROGRAM).unwrap().try_into().unwrap();
+    tc.load().unwrap();
+    let mut policy: BpfHashMap<_, vlan_common::EndpointKey, vlan_common::EndpointPolicy> =
+        BpfHashMap::try_from(fx.bpf.map_mut(names::ENDPOINT_POLICY_MAP).unwrap()).unwrap();
+    let p = super::endpoint_policy(true, Some(OWN_MAC), Some("10.19.0.2".parse().unwrap()), Some("fd00::2".parse().unwrap()));
+    policy.insert(vlan_common::EndpointKey { netns_inum: INUM, ifindex: LO }, p, 0).unwrap();
+    fx
+}
+
+const OWN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+
+fn run_egress(fx: &Fixture, f: &[u8]) -> u32 {
+    let tc: &SchedClassifier = fx.bpf.program(names::EGRESS_PROGRAM).unwrap().try_into().unwrap();
+    tc.test_run(TestRunOptions { data_in: Some(f), ..Default::default() }).unwrap().return_value
+}
+
+fn endpoint_drops(fx: &Fixture) -> HashMap<u32, u64> {
+    let map: PerCpuHashMap<_, vlan_common::EndpointDropKey, u64> = PerCpuHashMap::try_from(fx.bpf.map(names::ENDPOINT_DROPS_MAP).unwrap()).unwrap();
+    map.iter().map(|e| e.unwrap()).map(|(k, v)| (k.reason, v.iter().sum())).collect()
+}
+
+#[test]
+fn spoof_check_drops_foreign_source_macs_and_ips_and_counts_them() {
+    let fx = egress_fixture();
+    let with_src = |mac: [u8; 6], ethertype: EtherType, payload: &[u8]| {
+        let mut f = frame(&[], ethertype, payload);
+        f[6..12].copy_from_slice(&mac);
+        f
+    };
+    let own_ip = ipv4_payload(84);
+    let mut foreign_ip = own_ip.clone();
+    foreign_ip[12..16].copy_from_slice(&[10, 19, 0, 99]);
+    let mut own_arp = arp_payload();
+    own_arp[8..14].copy_from_slice(&OWN_MAC);
+    own_arp[14..18].copy_from_slice(&[10, 19, 0, 2]);
+    let mut foreign_arp = own_arp.clone();
+    foreign_arp[14..18].copy_from_slice(&[10, 19, 0, 1]); // claims the gateway's address
+    let mut ll6 = ipv6_payload();
+    ll6[8..24].copy_from_slice(&"fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    let mut foreign6 = ipv6_payload();
+    foreign6[8..24].copy_from_slice(&"fd00::99".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    let cases = [
+        ("own MAC and IPv4", with_src(OWN_MAC, EtherTypes::Ipv4, &own_ip), TC_ACT_UNSPEC),
+        ("own ARP", with_src(OWN_MAC, EtherTypes::Arp, &own_arp), TC_ACT_UNSPEC),
+        ("own IPv6", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_payload()), TC_ACT_UNSPEC),
+        ("IPv6 link-local", with_src(OWN_MAC, EtherTypes::Ipv6, &ll6), TC_ACT_UNSPEC),
+        ("foreign MAC", with_src([0x02, 9, 9, 9, 9, 9], EtherTypes::Ipv4, &own_ip), TC_ACT_SHOT),
+        ("foreign IPv4", with_src(OWN_MAC, EtherTypes::Ipv4, &foreign_ip), TC_ACT_SHOT),
+        ("ARP for another address", with_src(OWN_MAC, EtherTypes::Arp, &foreign_arp), TC_ACT_SHOT),
+        ("foreign IPv6", with_src(OWN_MAC, EtherTypes::Ipv6, &foreign6), TC_ACT_SHOT),
+    ];
+    for (name, f, want) in &cases {
+        assert_eq!(run_egress(&fx, f), *want, "{name}");
+    }
+    let drops = endpoint_drops(&fx);
+    assert_eq!(drops.get(&(DropReason::SpoofedMac as u32)), Some(&1));
+    assert_eq!(drops.get(&(DropReason::SpoofedIp as u32)), Some(&3));
+}

@@ -8,9 +8,9 @@ mod pins;
 mod tc;
 mod trunk;
 
-pub use attach::{attach_endpoints, collect_garbage, detach_endpoint, EndpointDevice};
+pub use attach::{attach_endpoints, collect_garbage, detach_endpoint, endpoint_policy, EndpointDevice};
 pub use bpffs::{ensure_bpffs, is_bpffs};
-pub use counters::read_endpoint_traffic;
+pub use counters::{read_endpoint_drops, read_endpoint_traffic};
 pub use pins::Pins;
 pub use trunk::{TrunkSpec, apply_trunk, read_trunk_counters, remove_other_trunks};
 

@@ -113,6 +113,11 @@ impl Netlink {
         self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("set MTU {mtu} on link {index}")))
     }
 
+    pub async fn set_mac(&self, index: u32, mac: [u8; 6]) -> anyhow::Result<()> {
+        let msg = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("set the MAC of link {index}")))
+    }
+
     pub async fn set_up(&self, index: u32) -> anyhow::Result<()> {
         let msg = LinkUnspec::new_with_index(index).up().build();
         self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("bring link {index} up")))

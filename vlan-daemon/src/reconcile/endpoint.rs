@@ -18,6 +18,16 @@ pub enum Outcome {
     Unchanged,
 }
 
+/// The MAC a child should have, when vland chooses it (macvlan, not passthru: those take the
+/// parent's MAC, as ipvlan children do).
+fn assigned_mac(net: &Network, rec: &EndpointRecord) -> Option<[u8; 6]> {
+    use crate::config::{Driver, MacvlanMode};
+    match net.driver {
+        Driver::Macvlan(MacvlanMode::Passthru) | Driver::Ipvlan(..) => None,
+        Driver::Macvlan(_) => rec.mac.as_deref().and_then(|m| parse_mac(m).ok()),
+    }
+}
+
 /// The kernel-side ownership tag (IFLA_IFALIAS) on every child link vland creates: together
 /// with the state record, it is how vland knows a link is its own to change or delete.
 pub fn alias_for(endpoint: &str) -> String {
@@ -74,7 +84,7 @@ pub async fn ensure(
     ep: &Endpoint,
     net: &Network,
     parent_index: u32,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<(Outcome, LinkFacts)> {
     let mut outcome = Outcome::Unchanged;
     if let NetnsRef::Named(name) = &ep.netns
         && !netns::is_namespace(&ep.netns.path())
@@ -124,6 +134,14 @@ pub async fn ensure(
     {
         nl.set_mtu(link.index, mtu).await?;
     }
+    let mut link = link;
+    if let Some(mac) = assigned_mac(net, &state.endpoints[&ep.name])
+        && link.mac != Some(mac)
+    {
+        warn!(endpoint = %ep.name, "child MAC drifted; setting it back");
+        nl.set_mac(link.index, mac).await?;
+        link.mac = Some(mac);
+    }
 
     let routes = configure(&nl, &ns, &link, state.endpoints.get(&ep.name).expect("reserved before ensure"), ep, net).await?;
     let rec = state.endpoints.get_mut(&ep.name).expect("reserved before ensure");
@@ -133,7 +151,7 @@ pub async fn ensure(
         rec.routes = routes;
         store.save(state)?;
     }
-    Ok(outcome)
+    Ok((outcome, link))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -95,7 +95,7 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
     let mut by_netns: BTreeMap<NetnsRef, Vec<EndpointDevice>> = BTreeMap::new();
     for (name, ep) in &config.endpoints {
         let net = &config.networks[&ep.network];
-        let outcome = endpoint::ensure(&host, &store, &mut state, ep, net, parent_index[&ep.network])
+        let (outcome, link_facts) = endpoint::ensure(&host, &store, &mut state, ep, net, parent_index[&ep.network])
             .await
             .with_context(|| format!("endpoint {name}"))?;
         match outcome {
@@ -103,8 +103,10 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
             endpoint::Outcome::Repaired => summary.repaired.push(name.clone()),
             endpoint::Outcome::Unchanged => {}
         }
-        let link = state.endpoints[name].link.expect("ensure records the link");
-        by_netns.entry(ep.netns.clone()).or_default().push(EndpointDevice { ifindex: link.ifindex, ifname: ep.ifname.clone() });
+        let rec = &state.endpoints[name];
+        let link = rec.link.expect("ensure records the link");
+        let policy = ebpf::endpoint_policy(net.spoof_check, link_facts.mac, rec.ip, rec.ip6);
+        by_netns.entry(ep.netns.clone()).or_default().push(EndpointDevice { ifindex: link.ifindex, ifname: ep.ifname.clone(), policy });
     }
 
     for (ns_ref, devices) in &by_netns {

@@ -1,0 +1,86 @@
+//! Anti-spoofing on an endpoint's egress: with `spoof_check`, frames whose source MAC, source IP
+//! or ARP sender is not the endpoint's own are dropped and counted per reason.
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    macros::map,
+    maps::{HashMap, PerCpuHashMap},
+    programs::TcContext,
+};
+use vlan_common::{DropReason, EndpointDropKey, EndpointKey, EndpointPolicy, MAX_ENDPOINTS};
+
+#[map(name = "ENDPOINT_POLICY")]
+static ENDPOINT_POLICY: HashMap<EndpointKey, EndpointPolicy> = HashMap::pinned(MAX_ENDPOINTS, 0);
+
+#[map(name = "ENDPOINT_DROPS")]
+static ENDPOINT_DROPS: PerCpuHashMap<EndpointDropKey, u64> = PerCpuHashMap::pinned(MAX_ENDPOINTS, 0);
+
+const ETH_HLEN: usize = 14;
+
+#[inline(always)]
+fn bytes<const N: usize>(ctx: &TcContext, offset: usize) -> Option<[u8; N]> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + offset + N > end {
+        return None;
+    }
+    // SAFETY: bounds checked above.
+    Some(unsafe { core::ptr::read_unaligned((start + offset) as *const [u8; N]) })
+}
+
+#[inline(always)]
+fn count(endpoint: EndpointKey, reason: DropReason) {
+    let key = EndpointDropKey { endpoint, reason: reason as u32 };
+    match ENDPOINT_DROPS.get_ptr_mut(&key) {
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            if ENDPOINT_DROPS.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
+                if let Some(n) = ENDPOINT_DROPS.get_ptr_mut(&key) {
+                    unsafe { *n += 1 }
+                }
+            }
+        }
+    }
+}
+
+/// The reason to drop this frame, if any (already counted).
+#[inline(always)]
+pub fn check(ctx: &TcContext, endpoint: EndpointKey) -> Option<DropReason> {
+    let policy = unsafe { ENDPOINT_POLICY.get(&endpoint) }?;
+    if policy.flags & EndpointPolicy::SPOOF_CHECK == 0 {
+        return None;
+    }
+    let reason = spoofed(ctx, policy)?;
+    count(endpoint, reason);
+    Some(reason)
+}
+
+#[inline(always)]
+fn spoofed(ctx: &TcContext, p: &EndpointPolicy) -> Option<DropReason> {
+    let Some(src) = bytes::<6>(ctx, 6) else { return Some(DropReason::SpoofedMac) };
+    if src != [p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4], p.mac[5]] {
+        return Some(DropReason::SpoofedMac);
+    }
+    let ethertype = u16::from_be_bytes(bytes::<2>(ctx, 12)?);
+    let own_v4 = |a: [u8; 4]| (p.flags & EndpointPolicy::HAS_IPV4 != 0 && a == p.ipv4) || a == [0; 4];
+    match ethertype {
+        0x0800 => {
+            let src = bytes::<4>(ctx, ETH_HLEN + 12)?;
+            (!own_v4(src)).then_some(DropReason::SpoofedIp)
+        }
+        0x0806 => {
+            // Ethernet/IPv4 ARP: sender MAC at 8, sender IP at 14 (0.0.0.0 in probes).
+            let sha = bytes::<6>(ctx, ETH_HLEN + 8)?;
+            if sha != [p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4], p.mac[5]] {
+                return Some(DropReason::SpoofedMac);
+            }
+            let spa = bytes::<4>(ctx, ETH_HLEN + 14)?;
+            (!own_v4(spa)).then_some(DropReason::SpoofedIp)
+        }
+        0x86dd => {
+            let src = bytes::<16>(ctx, ETH_HLEN + 8)?;
+            let link_local = src[0] == 0xfe && src[1] & 0xc0 == 0x80;
+            let own = p.flags & EndpointPolicy::HAS_IPV6 != 0 && src == p.ipv6;
+            (!(own || link_local || src == [0; 16])).then_some(DropReason::SpoofedIp)
+        }
+        _ => None,
+    }
+}
