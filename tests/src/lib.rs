@@ -2,6 +2,7 @@
 //! "host", and readers for what the kernel shows (`ip -j`). Every lab removes what it made when
 //! dropped, also when the test panics.
 pub mod capture;
+pub mod http;
 pub mod lab;
 pub mod sh;
 pub mod vm;

@@ -112,3 +112,29 @@ fn ip_json_opt(ns: &str) -> Option<serde_json::Value> {
     let out = Command::new("ip").args(["-n", ns, "-j", "-d", "link", "show", "dev", "eth0"]).output().ok()?;
     serde_json::from_slice::<serde_json::Value>(&out.stdout).ok().map(|v| v[0].clone())
 }
+
+#[test]
+fn the_daemon_serves_the_map_counters_as_prometheus_metrics() {
+    let (mut lab, host) = Lab::with_host();
+    let ns = lab.expect_ns("web1");
+    let body = format!(
+        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    // metrics_addr goes into the [daemon] table the lab wrote.
+    let text = std::fs::read_to_string(&config).unwrap().replacen("[daemon]\n", "[daemon]\nmetrics_addr = \"127.0.0.1:9750\"\n", 1);
+    std::fs::write(&config, text).unwrap();
+    let daemon = lab.spawn_daemon(&host, &config);
+    let scrape = || vland_tests::http::get_in_netns(&host, "127.0.0.1:9750", "/metrics");
+    let up = vland_tests::wait_until(Duration::from_secs(15), || scrape().is_some_and(|b| b.contains("endpoint=\"web1\"")));
+    assert!(up.is_some(), "no metrics: {}", daemon.log_text());
+    lab.exec(&ns, &["ping", "-c", "3", "-i", "0.05", "-W", "1", "172.16.10.1"]);
+    let metrics = scrape().unwrap();
+    let stats = lab.stats(&host, &config);
+    // The scrape and `vland stats` read the same maps: the same numbers.
+    let tx = stats["endpoints"][0]["tx_packets"].as_u64().unwrap();
+    let line = format!("vland_endpoint_packets_total{{network=\"lan\",endpoint=\"web1\",direction=\"tx\"}} {tx}");
+    assert!(metrics.contains(&line), "missing `{line}` in:\n{metrics}");
+    assert!(metrics.contains("# TYPE vland_endpoint_bytes counter"), "{metrics}");
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
+}

@@ -75,6 +75,10 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     // An invalid config at start is fatal: nothing would change until the file is edited. A
     // failing apply is not: the kernel may yet get what is missing (a parent link, say).
     let config = config::load(path)?;
+    if let Some(addr) = &config.daemon.metrics_addr {
+        let addr = addr.parse().with_context(|| format!("[daemon] metrics_addr `{addr}` is not an address:port such as 127.0.0.1:9750"))?;
+        crate::metrics::serve(addr, config.daemon.clone()).await?;
+    }
     let mut watched = watched_links(&config);
     let mut healthy = match reconcile::apply(&config, &source).await {
         Ok(_) => true,

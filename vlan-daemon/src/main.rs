@@ -6,6 +6,7 @@ mod doctor;
 mod drivers;
 mod ebpf;
 mod ipam;
+mod metrics;
 mod netlink;
 mod netns;
 mod preflight;

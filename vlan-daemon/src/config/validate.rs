@@ -25,6 +25,11 @@ pub fn validate(raw: RawConfig, errors: &mut ConfigErrors) -> Config {
         }
     }
     check_endpoint_uniqueness(&endpoints, &networks, errors);
+    if let Some(addr) = &raw.daemon.metrics_addr
+        && addr.parse::<std::net::SocketAddr>().is_err()
+    {
+        errors.push("daemon.metrics_addr", format!("`{addr}` is not an address:port: write it like \"127.0.0.1:9750\" or \"[::1]:9750\""));
+    }
     let trunks = raw.trunks.iter().filter_map(|(name, t)| trunk(name, t, errors).map(|t| (name.clone(), t))).collect();
     Config { daemon: raw.daemon, networks, endpoints, trunks }
 }

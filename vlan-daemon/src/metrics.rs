@@ -1,0 +1,117 @@
+//! Prometheus metrics on `[daemon] metrics_addr`: every scrape reads the pinned maps (summed over
+//! CPUs) through the same path as `vland stats`, so the numbers always agree. Labels are limited
+//! to network, endpoint, parent, vlan, reason and direction, to keep cardinality bounded.
+use crate::config::DaemonConfig;
+use crate::stats::{self, StatsReport};
+use anyhow::Context;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug)]
+struct MapsCollector {
+    daemon: DaemonConfig,
+}
+
+fn family(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: Vec<(Labels, u64)>) -> Result<(), std::fmt::Error> {
+    let mut metric = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in rows {
+        ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn endpoint_labels(e: &stats::EndpointStats) -> Labels {
+    vec![("network", e.network.clone()), ("endpoint", e.endpoint.clone())]
+}
+
+fn with(mut labels: Labels, key: &'static str, value: impl Into<String>) -> Labels {
+    labels.push((key, value.into()));
+    labels
+}
+
+fn parent_labels(p: &stats::ParentStats) -> Labels {
+    vec![("parent", p.parent.clone()), ("vlan", p.vlan.map_or_else(|| "untagged".to_string(), |v| v.to_string()))]
+}
+
+fn encode_report(r: &StatsReport, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let e = &r.endpoints;
+    family(
+        enc,
+        "vland_endpoint_packets",
+        "Frames an endpoint received (rx) and sent (tx), counted by vland's eBPF programs.",
+        e.iter()
+            .flat_map(|s| [(with(endpoint_labels(s), "direction", "rx"), s.rx_packets), (with(endpoint_labels(s), "direction", "tx"), s.tx_packets)])
+            .collect(),
+    )?;
+    family(
+        enc,
+        "vland_endpoint_bytes",
+        "Bytes (whole frames) an endpoint received (rx) and sent (tx).",
+        e.iter()
+            .flat_map(|s| [(with(endpoint_labels(s), "direction", "rx"), s.rx_bytes), (with(endpoint_labels(s), "direction", "tx"), s.tx_bytes)])
+            .collect(),
+    )?;
+    family(
+        enc,
+        "vland_endpoint_dropped_packets",
+        "Frames an endpoint sent that vland dropped, by reason.",
+        e.iter().flat_map(|s| s.drops.iter().map(|(reason, n)| (with(endpoint_labels(s), "reason", *reason), *n))).collect(),
+    )?;
+    let p = &r.parents;
+    family(enc, "vland_vlan_packets", "Frames that arrived on a trunk, per VLAN.", p.iter().map(|s| (parent_labels(s), s.rx_packets)).collect())?;
+    family(enc, "vland_vlan_bytes", "Bytes that arrived on a trunk, per VLAN.", p.iter().map(|s| (parent_labels(s), s.rx_bytes)).collect())?;
+    family(
+        enc,
+        "vland_vlan_dropped_packets",
+        "Frames vland dropped on a trunk, per VLAN and reason.",
+        p.iter().flat_map(|s| s.drops.iter().map(|(reason, n)| (with(parent_labels(s), "reason", *reason), *n))).collect(),
+    )
+}
+
+impl Collector for MapsCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        match stats::collect(&self.daemon) {
+            Ok(report) => encode_report(&report, &mut enc),
+            Err(e) => {
+                warn!("cannot read counters for a scrape: {e:#}");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Binds `addr` now (so a taken port fails the start) and serves /metrics in the background.
+pub async fn serve(addr: SocketAddr, daemon: DaemonConfig) -> anyhow::Result<()> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(MapsCollector { daemon }));
+    let registry = Arc::new(registry);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut body = String::new();
+                match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                    Ok(()) => ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body),
+                    Err(_) => ([(axum::http::header::CONTENT_TYPE, "text/plain")], "encoding failed\n".to_string()),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on metrics_addr {addr}"))?;
+    info!(%addr, "serving Prometheus metrics on /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            warn!("metrics server stopped: {e}");
+        }
+    });
+    Ok(())
+}
