@@ -138,3 +138,24 @@ fn the_daemon_serves_the_map_counters_as_prometheus_metrics() {
     assert!(metrics.contains("# TYPE vland_endpoint_bytes counter"), "{metrics}");
     assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
 }
+
+#[test]
+fn stats_watch_reports_per_second_rates() {
+    let (mut lab, host) = Lab::with_host();
+    let ns = lab.expect_ns("web1");
+    let body = format!(
+        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&host, &config, &["apply"]);
+    // About 20 echo requests a second for 3 s while stats watches.
+    let mut ping = Command::new("ip").args(["netns", "exec", &ns, "ping", "-c", "60", "-i", "0.05", "-W", "1", "172.16.10.1"]).stdout(Stdio::null()).spawn().unwrap();
+    let out = lab.vland_ok(&host, &config, &["stats", "--watch", "--json", "--interval", "0.5", "--count", "3"]);
+    let _ = ping.wait();
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let tx: Vec<f64> = lines.iter().map(|l| l["endpoints"][0]["tx_pps"].as_f64().unwrap()).collect();
+    // Rates, not running totals (60 after 3 s); wide bounds, as this machine may be busy.
+    assert!(tx.iter().all(|r| (1.0..45.0).contains(r)), "tx rates {tx:?} for ~20 pings/s");
+    assert!(lines.iter().all(|l| l["interval_s"].as_f64().unwrap() >= 0.5));
+}

@@ -37,9 +37,18 @@ enum Command {
     Down,
     /// Per-endpoint traffic counters, read from the pinned eBPF maps.
     Stats {
-        /// One JSON document instead of a table.
+        /// One JSON document instead of a table (with --watch: one JSON line per interval).
         #[arg(long)]
         json: bool,
+        /// Keep reading and show per-second rates, until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between two readings with --watch.
+        #[arg(long, default_value_t = 1.0, requires = "watch")]
+        interval: f64,
+        /// Stop after this many intervals with --watch (for scripts).
+        #[arg(long, requires = "watch")]
+        count: Option<u64>,
     },
     /// Which kernel features this machine has, found by trying them in a scratch namespace.
     Doctor {
@@ -89,12 +98,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(reconcile::down(&daemon.state_dir, &daemon.bpf_dir))?;
             Ok(())
         }
-        Some(Command::Stats { json }) => {
+        Some(Command::Stats { json, watch, interval, count }) => {
             let daemon = match &cli.config {
                 Some(path) => config::load_daemon_section(path)?,
                 None => config::DaemonConfig::default(),
             };
-            stats::run(&daemon, json)
+            if watch {
+                anyhow::ensure!(interval > 0.0, "--interval must be above 0 seconds");
+                stats::watch(&daemon, json, std::time::Duration::from_secs_f64(interval), count)
+            } else {
+                stats::run(&daemon, json)
+            }
         }
         Some(Command::Doctor { json }) => doctor::run(json),
     }

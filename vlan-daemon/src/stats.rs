@@ -206,3 +206,113 @@ fn render(report: &StatsReport) -> String {
     }
     out
 }
+
+/// Rates of one endpoint between two readings.
+#[derive(Debug, Serialize)]
+pub struct EndpointRates {
+    pub network: String,
+    pub endpoint: String,
+    pub rx_pps: f64,
+    pub rx_bytes_per_s: f64,
+    pub tx_pps: f64,
+    pub tx_bytes_per_s: f64,
+    pub dropped_pps: f64,
+}
+
+/// Rates of one VLAN on one trunk between two readings.
+#[derive(Debug, Serialize)]
+pub struct ParentRates {
+    pub parent: String,
+    pub vlan: Option<u16>,
+    pub rx_pps: f64,
+    pub rx_bytes_per_s: f64,
+    pub dropped_pps: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rates {
+    pub interval_s: f64,
+    pub endpoints: Vec<EndpointRates>,
+    pub parents: Vec<ParentRates>,
+}
+
+/// Per-second rates from two reports; rows that appeared in between start from zero.
+pub fn rates(old: &StatsReport, new: &StatsReport, secs: f64) -> Rates {
+    let per_s = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+    let endpoints = new
+        .endpoints
+        .iter()
+        .map(|n| {
+            let o = old.endpoints.iter().find(|o| o.network == n.network && o.endpoint == n.endpoint);
+            let was = |f: fn(&EndpointStats) -> u64| o.map_or(0, f);
+            EndpointRates {
+                network: n.network.clone(),
+                endpoint: n.endpoint.clone(),
+                rx_pps: per_s(was(|e| e.rx_packets), n.rx_packets),
+                rx_bytes_per_s: per_s(was(|e| e.rx_bytes), n.rx_bytes),
+                tx_pps: per_s(was(|e| e.tx_packets), n.tx_packets),
+                tx_bytes_per_s: per_s(was(|e| e.tx_bytes), n.tx_bytes),
+                dropped_pps: per_s(was(|e| e.dropped_packets), n.dropped_packets),
+            }
+        })
+        .collect();
+    let parents = new
+        .parents
+        .iter()
+        .map(|n| {
+            let o = old.parents.iter().find(|o| o.parent == n.parent && o.vlan == n.vlan && o.protocol == n.protocol);
+            let was = |f: fn(&ParentStats) -> u64| o.map_or(0, f);
+            ParentRates {
+                parent: n.parent.clone(),
+                vlan: n.vlan,
+                rx_pps: per_s(was(|p| p.rx_packets), n.rx_packets),
+                rx_bytes_per_s: per_s(was(|p| p.rx_bytes), n.rx_bytes),
+                dropped_pps: per_s(was(|p| p.dropped_packets), n.dropped_packets),
+            }
+        })
+        .collect();
+    Rates { interval_s: secs, endpoints, parents }
+}
+
+fn render_rates(r: &Rates) -> String {
+    let f = |v: f64| format!("{v:.1}");
+    let rows: Vec<Vec<String>> = r
+        .endpoints
+        .iter()
+        .map(|e| vec![e.network.clone(), e.endpoint.clone(), f(e.rx_pps), f(e.rx_bytes_per_s), f(e.tx_pps), f(e.tx_bytes_per_s), f(e.dropped_pps)])
+        .collect();
+    let mut out = format!("per second, over {:.1} s (Ctrl-C to stop)\n", r.interval_s);
+    out.push_str(&table(&["NETWORK", "ENDPOINT", "RX_PPS", "RX_B/S", "TX_PPS", "TX_B/S", "DROP_PPS"], &rows, 2));
+    if !r.parents.is_empty() {
+        let rows: Vec<Vec<String>> = r
+            .parents
+            .iter()
+            .map(|p| vec![p.parent.clone(), p.vlan.map_or("-".into(), |v| v.to_string()), f(p.rx_pps), f(p.rx_bytes_per_s), f(p.dropped_pps)])
+            .collect();
+        out.push('\n');
+        out.push_str(&table(&["TRUNK", "VLAN", "RX_PPS", "RX_B/S", "DROP_PPS"], &rows, 2));
+    }
+    out
+}
+
+/// `vland stats --watch`: a reading every `interval`, printed as rates against the one before.
+pub fn watch(daemon: &DaemonConfig, json: bool, interval: std::time::Duration, count: Option<u64>) -> anyhow::Result<()> {
+    let mut previous = (std::time::Instant::now(), collect(daemon)?);
+    let mut shown = 0;
+    while count.is_none_or(|c| shown < c) {
+        std::thread::sleep(interval);
+        let now = (std::time::Instant::now(), collect(daemon)?);
+        let r = rates(&previous.1, &now.1, (now.0 - previous.0).as_secs_f64());
+        if json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            // Redraw in place, like top.
+            print!("\x1b[2J\x1b[H{}", render_rates(&r));
+        }
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        previous = now;
+        shown += 1;
+    }
+    Ok(())
+}
