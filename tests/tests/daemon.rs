@@ -159,3 +159,17 @@ fn stats_watch_reports_per_second_rates() {
     assert!(tx.iter().all(|r| (1.0..45.0).contains(r)), "tx rates {tx:?} for ~20 pings/s");
     assert!(lines.iter().all(|l| l["interval_s"].as_f64().unwrap() >= 0.5));
 }
+
+#[test]
+fn doctor_lists_the_namespace_devices_with_their_vlan_offload() {
+    let mut lab = Lab::new();
+    let ns = lab.add_ns("doc");
+    lab.exec(&ns, &["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    let out = run("nsenter", &[&format!("--net=/run/netns/{ns}"), vland_bin().to_str().unwrap(), "doctor", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = report["devices"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["v0", "v1"], "devices of the namespace doctor runs in: {report}");
+    // veth hands VLAN tags to its peer out of band: reported as rx VLAN offload.
+    assert_eq!(report["devices"][0]["rx_vlan_offload"], true, "{report}");
+}

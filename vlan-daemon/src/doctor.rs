@@ -19,9 +19,19 @@ pub struct Feature {
     pub detail: String,
 }
 
+/// A device in vland's namespace, as far as VLAN enforcement is concerned.
+#[derive(Debug, Serialize)]
+pub struct Device {
+    pub name: String,
+    /// The device takes VLAN tags out of received frames before XDP: on a trunk, vland's TC
+    /// hook (which reads the tag from the skb) decides for those frames instead of XDP.
+    pub rx_vlan_offload: Option<bool>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub features: BTreeMap<&'static str, Feature>,
+    pub devices: Vec<Device>,
 }
 
 fn outcome(r: anyhow::Result<String>) -> Feature {
@@ -38,6 +48,14 @@ pub fn run(json: bool) -> anyhow::Result<()> {
     } else {
         for (name, f) in &report.features {
             println!("{:<12} {:<3}  {}", name, if f.available { "yes" } else { "no" }, f.detail);
+        }
+        for d in &report.devices {
+            let offload = match d.rx_vlan_offload {
+                Some(true) => "rx VLAN offload on: tagged frames are checked by the TC hook, not XDP",
+                Some(false) => "rx VLAN offload off: XDP sees the tags and drops early",
+                None => "rx VLAN offload unknown",
+            };
+            println!("device {:<12} {offload}", d.name);
         }
     }
     Ok(())
@@ -61,7 +79,21 @@ pub fn probe() -> anyhow::Result<Report> {
         rt.block_on(probe_links())
     })?;
     features.extend(links);
-    Ok(Report { features })
+    Ok(Report { features, devices: devices()? })
+}
+
+/// Every device of vland's namespace but loopback, with its VLAN offload. (Asked over netlink:
+/// /sys/class/net shows the namespace sysfs was mounted in, not necessarily this one.)
+fn devices() -> anyhow::Result<Vec<Device>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let names = rt.block_on(async { Netlink::current()?.links().await })?;
+    let mut out: Vec<Device> = names
+        .into_iter()
+        .filter(|l| l.name != "lo")
+        .map(|l| Device { rx_vlan_offload: crate::ethtool::rx_vlan_offload(&l.name), name: l.name })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 async fn probe_links() -> anyhow::Result<Vec<(&'static str, Feature)>> {

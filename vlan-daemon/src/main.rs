@@ -4,6 +4,7 @@ mod config;
 mod daemon;
 mod doctor;
 mod drivers;
+mod ethtool;
 mod ebpf;
 mod ipam;
 mod metrics;

@@ -94,6 +94,15 @@ impl Netlink {
         }
     }
 
+    pub async fn links(&self) -> anyhow::Result<Vec<LinkFacts>> {
+        let mut out = Vec::new();
+        let mut stream = self.handle.link().get().execute();
+        while let Some(msg) = stream.try_next().await.map_err(nl_err("list links"))? {
+            out.push(LinkFacts::from_message(&msg));
+        }
+        Ok(out)
+    }
+
     pub async fn add_link(&self, msg: LinkMessage, what: &str) -> anyhow::Result<()> {
         self.try_add_link(msg).await.map_err(nl_err(what))
     }
