@@ -86,6 +86,21 @@ fn vlan_19_and_20_networks_share_one_trunk_with_the_right_tags() {
         assert!(tags.iter().all(|t| *t == (vid, 0x8100)), "frames from {ns} carried {tags:?}");
     }
 
+    // Exact per-endpoint counts on a VLAN network: 10 pings to the gateway, a static neighbour.
+    let gw_mac = link(&peer, "trunk.19")["address"].as_str().unwrap().to_string();
+    lab.exec(&e19, &["ip", "neigh", "replace", "10.19.0.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
+    let e19_mac = link(&e19, "eth0")["address"].as_str().unwrap().to_string();
+    let e19_ip = ip_json(&e19, &["-4", "addr", "show", "dev", "eth0"])[0]["addr_info"][0]["local"].as_str().unwrap().to_string();
+    lab.exec(&peer, &["ip", "neigh", "replace", &e19_ip, "lladdr", &e19_mac, "dev", "trunk.19", "nud", "permanent"]);
+    let count = |s: &serde_json::Value, f: &str| {
+        s["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == "e19").unwrap()[f].as_u64().unwrap()
+    };
+    let before = lab.stats(&host, &config);
+    lab.exec(&e19, &["ping", "-c", "10", "-i", "0.05", "-W", "2", "10.19.0.1"]);
+    let after = lab.stats(&host, &config);
+    assert_eq!((count(&after, "tx_packets") - count(&before, "tx_packets"), count(&after, "rx_packets") - count(&before, "rx_packets")), (10, 10));
+    assert_eq!(count(&after, "tx_bytes") - count(&before, "tx_bytes"), 980);
+
     // The trunk program on eth1 saw the tagged frames arriving from the peer's VLAN devices and
     // let the configured VLANs through; a VLAN no network carries is dropped and counted.
     let stats = lab.stats(&host, &config);
