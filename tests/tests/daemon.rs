@@ -173,3 +173,34 @@ fn doctor_lists_the_namespace_devices_with_their_vlan_offload() {
     // veth hands VLAN tags to its peer out of band: reported as rx VLAN offload.
     assert_eq!(report["devices"][0]["rx_vlan_offload"], true, "{report}");
 }
+
+#[test]
+fn an_upgrade_swaps_the_programs_in_place_and_keeps_the_counters() {
+    let (mut lab, host) = Lab::with_host();
+    let ns = lab.expect_ns("web1");
+    let body = format!(
+        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&host, &config, &["apply"]);
+    let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
+    lab.exec(&ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
+    lab.exec(&ns, &["ping", "-c", "4", "-i", "0.05", "-W", "1", "172.16.10.1"]);
+    let counts = |s: &serde_json::Value| (s["endpoints"][0]["tx_packets"].as_u64().unwrap(), s["endpoints"][0]["rx_packets"].as_u64().unwrap());
+    let before = counts(&lab.stats(&host, &config));
+    let prog = |lab: &Lab| ip_json(&lab.ns("web1"), &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["id"].as_u64().unwrap();
+    let old_prog = prog(&lab);
+
+    // Pretend the links were attached by another build: the next start must upgrade them.
+    let state_path = lab.dir.join("h1-state/state.json");
+    let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["ebpf_object"] = "0000000000000000".into();
+    std::fs::write(&state_path, serde_json::to_string(&state).unwrap()).unwrap();
+    let out = lab.vland(&host, &config, &["apply"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains("replaced the programs of the pinned links"), "{log}");
+
+    assert_ne!(prog(&lab), old_prog, "the XDP program was not replaced");
+    lab.exec(&ns, &["ping", "-c", "4", "-i", "0.05", "-W", "1", "172.16.10.1"]);
+    assert_eq!(counts(&lab.stats(&host, &config)), (before.0 + 4, before.1 + 4), "counters before + traffic after");
+}

@@ -30,6 +30,9 @@ pub struct State {
     /// Trunks vland enforces a VLAN policy on, by name: what `stats` names their counters by.
     #[serde(default)]
     pub trunks: BTreeMap<String, TrunkRecord>,
+    /// The eBPF object (by its hash) the pinned links run: another one at start means an upgrade.
+    #[serde(default)]
+    pub ebpf_object: Option<String>,
     /// Links being created: written before the request, so a crash mid-way leaves a name to clean.
     #[serde(default)]
     pub pending_links: Vec<PendingLink>,

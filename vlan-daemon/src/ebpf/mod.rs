@@ -7,11 +7,13 @@ mod liveness;
 mod pins;
 mod tc;
 mod trunk;
+mod upgrade;
 
 pub use attach::{attach_endpoints, collect_garbage, detach_endpoint, endpoint_policy, EndpointDevice};
 pub use bpffs::{ensure_bpffs, is_bpffs};
 pub use counters::{read_endpoint_drops, read_endpoint_traffic};
 pub use pins::Pins;
+pub use upgrade::{object_id, replace_programs};
 pub use trunk::{TrunkSpec, apply_trunk, read_trunk_counters, remove_other_trunks};
 
 /// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time.

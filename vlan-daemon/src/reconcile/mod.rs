@@ -40,6 +40,7 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
     let mut summary = Summary::default();
 
     endpoint::clean_pending(&store, &mut state).await?;
+    upgrade_programs(&store, &mut state, &pins)?;
 
     // Endpoints that left the config, or whose placement changed, go first (frees names and IPs).
     let stale: Vec<String> = state
@@ -118,6 +119,20 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
     trunks::apply(&host, &store, &mut state, config, &pins).await?;
     info!(created = summary.created.len(), repaired = summary.repaired.len(), removed = summary.removed.len(), "apply done");
     Ok(summary)
+}
+
+/// After an upgrade of vland, the pinned links get this build's programs, in place.
+fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyhow::Result<()> {
+    let current = ebpf::object_id();
+    if state.ebpf_object.as_deref() == Some(current.as_str()) {
+        return Ok(());
+    }
+    if state.ebpf_object.is_some() {
+        let n = ebpf::replace_programs(pins).context("cannot upgrade the attached eBPF programs")?;
+        info!(links = n, "replaced the programs of the pinned links with this build's (counters kept)");
+    }
+    state.ebpf_object = Some(current);
+    store.save(state)
 }
 
 fn recorded_keys(state: &State) -> HashSet<EndpointKey> {

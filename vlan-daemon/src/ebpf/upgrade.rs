@@ -1,0 +1,80 @@
+//! Upgrades in place: when vland starts with an eBPF object other than the one that attached the
+//! pinned links, the programs behind those links are swapped atomically (BPF_LINK_UPDATE). The
+//! links, and so the attachments, stay; the pinned maps are reused, so counting goes on without a
+//! gap or a reset. (A future object with an incompatible map layout would need new pin names.)
+use super::OBJECT;
+use super::pins::Pins;
+use anyhow::Context;
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::tc::SchedClassifierLink;
+use aya::programs::xdp::XdpLink;
+use aya::programs::{SchedClassifier, Xdp};
+use aya::{Ebpf, EbpfLoader};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use vlan_common::names;
+
+/// Identifies this build's object (FNV-1a of its bytes), recorded in the state.
+pub fn object_id() -> String {
+    let hash = OBJECT.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100_0000_01b3));
+    format!("{hash:016x}")
+}
+
+fn load(pins: &Pins, netns_inum: u32) -> anyhow::Result<Ebpf> {
+    let mut bpf = EbpfLoader::new()
+        .default_map_pin_directory(&pins.dir)
+        .override_global(names::NETNS_INUM_GLOBAL, &netns_inum, true)
+        .load(OBJECT)
+        .context("cannot load vland's eBPF object")?;
+    for name in [names::INGRESS_PROGRAM, names::TRUNK_PROGRAM] {
+        let p: &mut Xdp = bpf.program_mut(name).context("program missing")?.try_into()?;
+        p.load()?;
+    }
+    for name in [names::EGRESS_PROGRAM, names::TRUNK_TC_PROGRAM] {
+        let p: &mut SchedClassifier = bpf.program_mut(name).context("program missing")?.try_into()?;
+        p.load()?;
+    }
+    Ok(bpf)
+}
+
+fn replace_xdp(bpf: &mut Ebpf, program: &str, pin: &PathBuf) -> anyhow::Result<()> {
+    let link = XdpLink::try_from(FdLink::from(PinnedLink::from_pin(pin)?))?;
+    let xdp: &mut Xdp = bpf.program_mut(program).context("program missing")?.try_into()?;
+    let id = xdp.attach_to_link(link).with_context(|| format!("cannot update {}", pin.display()))?;
+    // Closing our handle leaves the pinned link (now running the new program) in place.
+    drop(xdp.take_link(id)?);
+    Ok(())
+}
+
+fn replace_tc(bpf: &mut Ebpf, program: &str, pin: &PathBuf) -> anyhow::Result<()> {
+    let link = SchedClassifierLink::try_from(FdLink::from(PinnedLink::from_pin(pin)?))?;
+    let tc: &mut SchedClassifier = bpf.program_mut(program).context("program missing")?.try_into()?;
+    let id = tc.attach_to_link(link).with_context(|| format!("cannot update {}", pin.display()))?;
+    drop(tc.take_link(id)?);
+    Ok(())
+}
+
+/// Swaps the program of every pinned link for this build's; how many links were updated.
+pub fn replace_programs(pins: &Pins) -> anyhow::Result<usize> {
+    // One program instance per namespace: NETNS_INUM is patched in at load time.
+    let mut by_netns: BTreeMap<u32, Vec<(&'static str, bool, PathBuf)>> = BTreeMap::new();
+    for (key, path) in pins.endpoint_links() {
+        let ingress = path.to_string_lossy().ends_with("_ingress");
+        let program = if ingress { names::INGRESS_PROGRAM } else { names::EGRESS_PROGRAM };
+        by_netns.entry(key.netns_inum).or_default().push((program, ingress, path));
+    }
+    for (id, path) in pins.trunk_links() {
+        let xdp = path.to_string_lossy().ends_with("_xdp");
+        let program = if xdp { names::TRUNK_PROGRAM } else { names::TRUNK_TC_PROGRAM };
+        by_netns.entry(id.netns_inum).or_default().push((program, xdp, path));
+    }
+    let mut updated = 0;
+    for (inum, links) in by_netns {
+        let mut bpf = load(pins, inum)?;
+        for (program, is_xdp, path) in links {
+            if is_xdp { replace_xdp(&mut bpf, program, &path)? } else { replace_tc(&mut bpf, program, &path)? }
+            updated += 1;
+        }
+    }
+    Ok(updated)
+}
