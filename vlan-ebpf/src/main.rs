@@ -4,6 +4,7 @@
 #![no_main]
 
 mod counters;
+mod percpu;
 mod spoof;
 mod trunk;
 

@@ -1,7 +1,6 @@
 //! Anti-spoofing on an endpoint's egress: with `spoof_check`, frames whose source MAC, source IP
 //! or ARP sender is not the endpoint's own are dropped and counted per reason.
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
     macros::map,
     maps::{HashMap, PerCpuHashMap},
     programs::TcContext,
@@ -28,17 +27,7 @@ fn bytes<const N: usize>(ctx: &TcContext, offset: usize) -> Option<[u8; N]> {
 
 #[inline(always)]
 fn count(endpoint: EndpointKey, reason: DropReason) {
-    let key = EndpointDropKey { endpoint, reason: reason as u32 };
-    match ENDPOINT_DROPS.get_ptr_mut(&key) {
-        Some(n) => unsafe { *n += 1 },
-        None => {
-            if ENDPOINT_DROPS.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
-                if let Some(n) = ENDPOINT_DROPS.get_ptr_mut(&key) {
-                    unsafe { *n += 1 }
-                }
-            }
-        }
-    }
+    crate::percpu::bump(&ENDPOINT_DROPS, &EndpointDropKey { endpoint, reason: reason as u32 });
 }
 
 /// The reason to drop this frame, if any (already counted).

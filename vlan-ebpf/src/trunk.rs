@@ -78,17 +78,7 @@ fn count(key: &VlanKey, len: u64, dropped: bool) {
 
 #[inline(always)]
 fn count_drop(vlan: VlanKey, reason: DropReason) {
-    let key = DropKey { vlan, reason: reason as u32 };
-    match DROPS.get_ptr_mut(&key) {
-        Some(n) => unsafe { *n += 1 },
-        None => {
-            if DROPS.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
-                if let Some(n) = DROPS.get_ptr_mut(&key) {
-                    unsafe { *n += 1 }
-                }
-            }
-        }
-    }
+    crate::percpu::bump(&DROPS, &DropKey { vlan, reason: reason as u32 });
 }
 
 /// What the frame's own bytes say about its outer tag.

@@ -2,7 +2,6 @@
 //! namespace (its NETNS_INUM patched in), attached as XDP (ingress) and TC egress, and each
 //! attachment outlives vland: bpf_links are pinned; on kernels before 6.6 (no tcx) the egress
 //! program is a classic clsact filter, which the kernel keeps without any pin.
-use super::OBJECT;
 use super::liveness;
 use super::pins::{Direction, Pins};
 use crate::netns;
@@ -10,7 +9,7 @@ use anyhow::Context;
 use aya::maps::{HashMap as BpfHashMap, PerCpuHashMap, PerCpuValues};
 use aya::programs::links::FdLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
-use aya::{Ebpf, EbpfLoader};
+use aya::Ebpf;
 use std::fs::File;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use vlan_common::{EndpointDropKey, EndpointKey, EndpointPolicy, Traffic, names};
@@ -42,11 +41,7 @@ pub fn endpoint_policy(spoof_check: bool, mac: Option<[u8; 6]>, ipv4: Option<Ipv
 }
 
 fn load(pins: &Pins, netns_inum: u32) -> anyhow::Result<Ebpf> {
-    let mut bpf = EbpfLoader::new()
-        .default_map_pin_directory(&pins.dir)
-        .override_global(names::NETNS_INUM_GLOBAL, &netns_inum, true)
-        .load(OBJECT)
-        .context("cannot load vland's eBPF object")?;
+    let mut bpf = super::load_object(pins, netns_inum)?;
     let xdp: &mut Xdp = program(&mut bpf, names::INGRESS_PROGRAM)?.try_into()?;
     xdp.load().context("the kernel rejected the XDP counting program")?;
     let tc: &mut SchedClassifier = program(&mut bpf, names::EGRESS_PROGRAM)?.try_into()?;
@@ -143,13 +138,7 @@ pub fn detach_endpoint(pins: &Pins, key: EndpointKey) -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("cannot unpin {}", path.display())),
         }
     }
-    let map_path = pins.traffic_map();
-    if map_path.exists() {
-        let data = aya::maps::MapData::from_pin(&map_path)?;
-        let mut map: PerCpuHashMap<_, EndpointKey, Traffic> = PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(data))?;
-        let _ = map.remove(&key);
-    }
-    Ok(())
+    forget_endpoints(pins, |k| *k == key)
 }
 
 /// Drops every pin and counter of devices that are not `keep`: links that were recreated (new
@@ -160,32 +149,36 @@ pub fn collect_garbage(pins: &Pins, keep: &std::collections::HashSet<EndpointKey
             std::fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))?;
         }
     }
-    let map_path = pins.traffic_map();
-    if map_path.exists() {
-        let data = aya::maps::MapData::from_pin(&map_path)?;
-        let mut map: PerCpuHashMap<_, EndpointKey, Traffic> = PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(data))?;
-        let stale: Vec<EndpointKey> = map.keys().filter_map(Result::ok).filter(|k| !keep.contains(k)).collect();
-        for key in stale {
-            let _ = map.remove(&key);
-        }
-    }
+    forget_endpoints(pins, |k| !keep.contains(k))
+}
+
+/// Drops the counters, drops and policies of every endpoint `stale` says is gone.
+fn forget_endpoints(pins: &Pins, stale: impl Fn(&EndpointKey) -> bool) -> anyhow::Result<()> {
+    remove_per_cpu_keys::<EndpointKey, Traffic>(pins, names::ENDPOINT_TRAFFIC_MAP, |k| stale(k))?;
+    remove_per_cpu_keys::<EndpointDropKey, u64>(pins, names::ENDPOINT_DROPS_MAP, |k| stale(&k.endpoint))?;
     let policy_path = pins.map(names::ENDPOINT_POLICY_MAP);
     if policy_path.exists() {
         let data = aya::maps::MapData::from_pin(&policy_path)?;
         let mut map: BpfHashMap<_, EndpointKey, EndpointPolicy> = BpfHashMap::try_from(aya::maps::Map::HashMap(data))?;
-        let stale: Vec<EndpointKey> = map.keys().filter_map(Result::ok).filter(|k| !keep.contains(k)).collect();
-        for key in stale {
+        let gone: Vec<EndpointKey> = map.keys().filter_map(Result::ok).filter(|k| stale(k)).collect();
+        for key in gone {
             let _ = map.remove(&key);
         }
     }
-    let drops_path = pins.map(names::ENDPOINT_DROPS_MAP);
-    if drops_path.exists() {
-        let data = aya::maps::MapData::from_pin(&drops_path)?;
-        let mut map: PerCpuHashMap<_, EndpointDropKey, u64> = PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(data))?;
-        let stale: Vec<EndpointDropKey> = map.keys().filter_map(Result::ok).filter(|k| !keep.contains(&k.endpoint)).collect();
-        for key in stale {
-            let _ = map.remove(&key);
-        }
+    Ok(())
+}
+
+/// Removes the entries of a pinned per-CPU hash map whose key matches `stale`.
+fn remove_per_cpu_keys<K: aya::Pod, V: aya::Pod>(pins: &Pins, map_name: &str, stale: impl Fn(&K) -> bool) -> anyhow::Result<()> {
+    let path = pins.map(map_name);
+    if !path.exists() {
+        return Ok(());
+    }
+    let data = aya::maps::MapData::from_pin(&path)?;
+    let mut map: PerCpuHashMap<_, K, V> = PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(data))?;
+    let gone: Vec<K> = map.keys().filter_map(Result::ok).filter(|k| stale(k)).collect();
+    for key in gone {
+        let _ = map.remove(&key);
     }
     Ok(())
 }

@@ -19,5 +19,16 @@ pub use trunk::{TrunkSpec, apply_trunk, read_trunk_counters, remove_other_trunks
 /// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VLAND_EBPF_OBJECT_PATH"));
 
+/// The object loaded for one namespace: maps shared through the pins in `pins.dir` (created by
+/// the first load), NETNS_INUM patched in. Programs are loaded by the caller, as needed.
+pub fn load_object(pins: &Pins, netns_inum: u32) -> anyhow::Result<aya::Ebpf> {
+    use anyhow::Context;
+    aya::EbpfLoader::new()
+        .default_map_pin_directory(&pins.dir)
+        .override_global(vlan_common::names::NETNS_INUM_GLOBAL, &netns_inum, true)
+        .load(OBJECT)
+        .context("cannot load vland's eBPF object")
+}
+
 #[cfg(test)]
 mod fixtures;

@@ -1,14 +1,12 @@
 //! Trunks in userspace: attaching the VLAN-enforcing XDP program to a trunk device (native where
 //! the driver has it), writing its policy and allowed (tag protocol, VID) set into the pinned
 //! maps, removing trunks no longer configured, and reading the per-VLAN and per-reason counters.
-use super::OBJECT;
 use super::liveness;
 use super::pins::Pins;
 use anyhow::Context;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuHashMap};
 use aya::programs::links::FdLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
-use aya::EbpfLoader;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use vlan_common::{DropKey, TrunkId, TrunkPolicy, VlanKey, VlanStats, names};
 
@@ -38,11 +36,7 @@ pub fn apply_trunk(pins: &Pins, spec: &TrunkSpec) -> anyhow::Result<()> {
     if !liveness::attached_to(&xdp_pin, spec.id.ifindex) || !tc_alive {
         let _ = std::fs::remove_file(&xdp_pin);
         let _ = std::fs::remove_file(&tc_pin);
-        let mut bpf = EbpfLoader::new()
-            .default_map_pin_directory(&pins.dir)
-            .override_global(names::NETNS_INUM_GLOBAL, &spec.id.netns_inum, true)
-            .load(OBJECT)
-            .context("cannot load vland's eBPF object")?;
+        let mut bpf = super::load_object(pins, spec.id.netns_inum)?;
         write_policy(pins, spec)?;
         let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).context("no trunk program in the eBPF object")?.try_into()?;
         xdp.load().context("the kernel rejected the trunk XDP program")?;

@@ -9,7 +9,7 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tc::SchedClassifierLink;
 use aya::programs::xdp::XdpLink;
 use aya::programs::{SchedClassifier, Xdp};
-use aya::{Ebpf, EbpfLoader};
+use aya::Ebpf;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use vlan_common::names;
@@ -21,11 +21,7 @@ pub fn object_id() -> String {
 }
 
 fn load(pins: &Pins, netns_inum: u32) -> anyhow::Result<Ebpf> {
-    let mut bpf = EbpfLoader::new()
-        .default_map_pin_directory(&pins.dir)
-        .override_global(names::NETNS_INUM_GLOBAL, &netns_inum, true)
-        .load(OBJECT)
-        .context("cannot load vland's eBPF object")?;
+    let mut bpf = super::load_object(pins, netns_inum)?;
     for name in [names::INGRESS_PROGRAM, names::TRUNK_PROGRAM] {
         let p: &mut Xdp = bpf.program_mut(name).context("program missing")?.try_into()?;
         p.load()?;
