@@ -265,3 +265,22 @@ fn spoof_check_drops_what_an_endpoint_sends_as_someone_else_and_apply_restores_i
     assert_eq!(link(&a)["address"], mac);
     assert!(pings(&lab, &a, "172.16.10.1"));
 }
+
+#[test]
+fn endpoints_sharing_a_namespace_share_one_default_route_and_a_second_apply_keeps_it() {
+    let (mut lab, host) = Lab::with_host();
+    let ns = lab.expect_ns("multi");
+    let body = format!(
+        "[networks.a]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/25\"\ngateway = \"172.16.10.1\"\nmetric = 200\n\n\
+         [networks.b]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.128/25\"\ngateway = \"172.16.10.129\"\nmetric = 100\n\n\
+         [endpoints.x]\nnetwork = \"a\"\nnetns = \"{ns}\"\nifname = \"eth0\"\n\n[endpoints.y]\nnetwork = \"b\"\nnetns = \"{ns}\"\nifname = \"eth1\"\n"
+    );
+    let config = lab.config("h1", &body);
+    for _ in 0..2 {
+        lab.vland_ok(&host, &config, &["apply"]);
+        // One default route: the lower metric's network (b, through eth1) carries it.
+        let routes = ip_json(&ns, &["-4", "route", "show", "default"]);
+        assert_eq!(routes.as_array().unwrap().len(), 1, "{routes}");
+        assert_eq!((routes[0]["dev"].as_str(), routes[0]["gateway"].as_str()), (Some("eth1"), Some("172.16.10.129")), "{routes}");
+    }
+}

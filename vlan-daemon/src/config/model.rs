@@ -28,6 +28,21 @@ pub struct TrunkPlan {
 }
 
 impl Config {
+    /// Which endpoint of `netns` carries the namespace's default route of a family: a namespace
+    /// has one default route, so among its endpoints whose network gives one (a gateway, or
+    /// ipvlan l3 `dev`), the lowest metric wins, then the endpoint name (Docker: one gateway).
+    pub fn default_route_owner(&self, netns: &NetnsRef, v6: bool) -> Option<&str> {
+        self.endpoints
+            .values()
+            .filter(|e| &e.netns == netns)
+            .filter(|e| {
+                let n = &self.networks[&e.network];
+                !n.internal && n.ipam(v6).is_some() && (n.default_gateway(v6).is_some() || n.driver.routes_by_device())
+            })
+            .min_by_key(|e| (self.networks[&e.network].metric.unwrap_or(0), e.name.as_str()))
+            .map(|e| e.name.as_str())
+    }
+
     /// Every trunk with its allowed set: the VLANs of the networks whose parent is a
     /// sub-interface of it, plus its `[trunks.NAME]` table.
     pub fn trunk_plans(&self) -> BTreeMap<String, TrunkPlan> {

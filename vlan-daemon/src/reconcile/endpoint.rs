@@ -84,6 +84,7 @@ pub async fn ensure(
     ep: &Endpoint,
     net: &Network,
     parent_index: u32,
+    owns_default: [bool; 2],
 ) -> anyhow::Result<(Outcome, LinkFacts)> {
     let mut outcome = Outcome::Unchanged;
     if let NetnsRef::Named(name) = &ep.netns
@@ -143,7 +144,7 @@ pub async fn ensure(
         link.mac = Some(mac);
     }
 
-    let routes = configure(&nl, &ns, &link, state.endpoints.get(&ep.name).expect("reserved before ensure"), ep, net).await?;
+    let routes = configure(&nl, &ns, &link, state.endpoints.get(&ep.name).expect("reserved before ensure"), ep, net, owns_default).await?;
     let rec = state.endpoints.get_mut(&ep.name).expect("reserved before ensure");
     let new_link = Some(LinkRecord { netns_inum: inum, ifindex: link.index });
     if rec.link != new_link || rec.routes != routes {
@@ -211,10 +212,10 @@ async fn create_child(
 
 /// The routes an endpoint should have through its child: default routes of each family (via the
 /// gateway; `dev` for ipvlan l3/l3s; none for internal networks), then its extra routes.
-fn desired_routes(ep: &Endpoint, net: &Network) -> Vec<RouteSpec> {
+fn desired_routes(ep: &Endpoint, net: &Network, owns_default: [bool; 2]) -> Vec<RouteSpec> {
     let mut routes = Vec::new();
     for v6 in [false, true] {
-        if net.internal || net.ipam(v6).is_none() {
+        if net.internal || net.ipam(v6).is_none() || !owns_default[v6 as usize] {
             continue;
         }
         let default: IpNetwork = if v6 { "::/0".parse().unwrap() } else { "0.0.0.0/0".parse().unwrap() };
@@ -236,6 +237,7 @@ async fn configure(
     rec: &EndpointRecord,
     ep: &Endpoint,
     net: &Network,
+    owns_default: [bool; 2],
 ) -> anyhow::Result<Vec<RouteSpec>> {
     let ifname = link.name.clone();
     let ipv6 = net.ipam6.is_some() || net.ipv6_autoconf;
@@ -271,7 +273,7 @@ async fn configure(
     if !link.up {
         nl.set_up(link.index).await?;
     }
-    let desired = desired_routes(ep, net);
+    let desired = desired_routes(ep, net, owns_default);
     for old in rec.routes.iter().filter(|r| !desired.contains(r)) {
         nl.delete_route(link.index, old).await?;
     }

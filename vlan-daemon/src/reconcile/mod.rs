@@ -96,7 +96,8 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
     let mut by_netns: BTreeMap<NetnsRef, Vec<EndpointDevice>> = BTreeMap::new();
     for (name, ep) in &config.endpoints {
         let net = &config.networks[&ep.network];
-        let (outcome, link_facts) = endpoint::ensure(&host, &store, &mut state, ep, net, parent_index[&ep.network])
+        let owns_default = [false, true].map(|v6| config.default_route_owner(&ep.netns, v6) == Some(name.as_str()));
+        let (outcome, link_facts) = endpoint::ensure(&host, &store, &mut state, ep, net, parent_index[&ep.network], owns_default)
             .await
             .with_context(|| format!("endpoint {name}"))?;
         match outcome {
