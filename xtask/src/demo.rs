@@ -5,6 +5,7 @@
 use crate::ebpf::build_daemon;
 use crate::paths::target_dir;
 use crate::prereqs::ensure_host_tools;
+use crate::netlab::{add_ns, in_ns, quiet};
 use crate::process::step;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ const PREFIX: &str = "vdemo-";
 /// Set by Ctrl-C: the demo stops at the next step, and the lab's Drop cleans up.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-fn check_interrupted() -> anyhow::Result<()> {
+pub fn check_interrupted() -> anyhow::Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted");
     }
@@ -47,21 +48,6 @@ fn show(args: &[&str]) -> anyhow::Result<bool> {
     let status = Command::new(args[0]).args(&args[1..]).status().with_context(|| format!("cannot run {}", args[0]))?;
     check_interrupted()?;
     Ok(status.success())
-}
-
-fn quiet(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("cannot run {}", args[0]))?;
-    check_interrupted()?;
-    if !out.status.success() {
-        bail!("`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
-}
-
-fn in_ns(ns: &str, args: &[&str]) -> anyhow::Result<()> {
-    let mut full = vec!["ip", "netns", "exec", ns];
-    full.extend_from_slice(args);
-    quiet(&full)
 }
 
 fn heading(text: &str) {
@@ -154,13 +140,6 @@ impl Lab {
     }
 }
 
-fn add_ns(name: &str) -> anyhow::Result<()> {
-    quiet(&["ip", "netns", "add", name])?;
-    // No IPv6 chatter in the lab, so the counters show only the demo's traffic.
-    in_ns(name, &["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])?;
-    in_ns(name, &["ip", "link", "set", "lo", "up"])
-}
-
 fn wait_for_endpoint(lab: &Lab, host: &Host) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -184,13 +163,7 @@ fn sweep(lab: &Lab) {
             let _ = lab.vland(h.name, &["down"]).stderr(Stdio::null()).status();
         }
     }
-    if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some(name) = line.split_whitespace().next().filter(|n| n.starts_with(PREFIX)) {
-                let _ = Command::new("ip").args(["netns", "del", name]).status();
-            }
-        }
-    }
+    crate::netlab::remove_namespaces(PREFIX);
     for h in &HOSTS {
         let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/{PREFIX}{}", h.name));
     }
@@ -219,7 +192,7 @@ pub fn run(keep: bool) -> anyhow::Result<()> {
     let dir = target_dir().join("demo");
     std::fs::create_dir_all(&dir)?;
     // Ctrl-C: let the running step fail, so the lab's Drop cleans up.
-    ctrlc::set_handler(|| {
+    crate::netlab::on_interrupt(|| {
         INTERRUPTED.store(true, Ordering::SeqCst);
         eprintln!("\ninterrupted: cleaning up");
     })

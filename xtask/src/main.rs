@@ -1,6 +1,8 @@
 //! Developer tasks: building the eBPF object with its toolchain, the demo lab, the test suite.
+mod bench;
 mod demo;
 mod ebpf;
+mod netlab;
 mod paths;
 mod prereqs;
 mod process;
@@ -28,6 +30,12 @@ enum Command {
         /// Keep the lab after the demo instead of removing it.
         #[arg(long)]
         keep: bool,
+    },
+    /// Benchmarks against their baselines; writes target/bench/results.json.
+    Bench {
+        /// Smaller sizes and fewer repetitions (under 3 minutes).
+        #[arg(long)]
+        quick: bool,
     },
     /// Run CMD inside a fresh VM booting a Debian kernel; exits with CMD's exit code.
     VmRun {
@@ -69,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BuildEbpf => ebpf::build().map(|_| ()),
         Command::Build => ebpf::build_daemon().map(|_| ()),
         Command::Demo { keep } => demo::run(keep),
+        Command::Bench { quick } => bench::run(quick),
         Command::VmRun { kernel, timeout, memory_mb, command } => {
             let opts = vm::RunOptions { kernel, timeout: std::time::Duration::from_secs(timeout), memory_mb };
             let code = vm::run(&opts, &command)?;

@@ -1,0 +1,27 @@
+//! `cargo xtask bench`: each benchmark with its baseline, side by side in one run; a table, and
+//! target/bench/results.json. Targets are ratios, since this machine is noisy; tests never
+//! assert times.
+mod control_plane;
+mod ebpf_cost;
+mod report;
+
+use crate::ebpf::build_daemon;
+use crate::paths::target_dir;
+use crate::prereqs::ensure_host_tools;
+use crate::process::step;
+
+pub fn run(quick: bool) -> anyhow::Result<()> {
+    ensure_host_tools(&[])?;
+    let vland = build_daemon()?;
+    let mut results = Vec::new();
+    step("benchmark: eBPF cost per packet (BPF_PROG_TEST_RUN)");
+    results.extend(ebpf_cost::run(quick)?);
+    step("benchmark: control plane, stats and memory (namespaces lab)");
+    results.extend(control_plane::run(&vland, quick)?);
+    let out_dir = target_dir().join("bench");
+    std::fs::create_dir_all(&out_dir)?;
+    std::fs::write(out_dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    print!("{}", report::table(&results));
+    step(&format!("results: {}", out_dir.join("results.json").display()));
+    Ok(())
+}
