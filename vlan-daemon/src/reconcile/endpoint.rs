@@ -1,6 +1,7 @@
 //! One endpoint: its namespace, its child link (created in place under a temporary name, then
 //! renamed and tagged as vland's), its addresses, sysctls and routes.
 use crate::config::{Config, Endpoint, NetnsRef, Network, parse_mac};
+use std::collections::BTreeMap;
 use crate::drivers::{self, ChildSpec};
 use crate::ebpf::{self, Pins};
 use crate::netlink::{LinkFacts, Netlink, RouteSpec, errno};
@@ -77,6 +78,27 @@ pub async fn clean_pending(store: &StateStore, state: &mut State) -> anyhow::Res
     store.save(state)
 }
 
+/// What apply journals, in one write, before it touches any endpoint: the namespaces it is about
+/// to create and a temporary name for every child it may create. After a crash, the next run
+/// removes exactly these (and nothing else), whichever step the crash hit.
+pub fn journal_intents(config: &Config, state: &mut State) -> BTreeMap<String, String> {
+    let mut temp_names = BTreeMap::new();
+    for (name, ep) in &config.endpoints {
+        if let NetnsRef::Named(ns) = &ep.netns
+            && !netns::is_namespace(&ep.netns.path())
+        {
+            state.namespaces.insert(ns.clone(), NamespaceRecord {});
+        }
+        let temp_name = format!("vl{:08x}", rand::random::<u32>());
+        state.pending_links.push(PendingLink { netns: ep.netns.clone(), temp_name: temp_name.clone() });
+        temp_names.insert(name.clone(), temp_name);
+    }
+    temp_names
+}
+
+/// Brings one endpoint to what the config says. Changes to `state` are in memory: the caller
+/// saves them (the journal written before makes that safe).
+#[allow(clippy::too_many_arguments)]
 pub async fn ensure(
     host: &Netlink,
     store: &StateStore,
@@ -85,14 +107,13 @@ pub async fn ensure(
     net: &Network,
     parent_index: u32,
     owns_default: [bool; 2],
+    temp_name: &str,
 ) -> anyhow::Result<(Outcome, LinkFacts)> {
     let mut outcome = Outcome::Unchanged;
     if let NetnsRef::Named(name) = &ep.netns
         && !netns::is_namespace(&ep.netns.path())
     {
-        // Recorded first: a crash right after creating it still leaves it known as vland's.
         state.namespaces.insert(name.clone(), NamespaceRecord {});
-        store.save(state)?;
         netns::create(name)?;
         info!(netns = %name, "created namespace");
         let ns = netns::open(&ep.netns.path())?;
@@ -123,7 +144,7 @@ pub async fn ensure(
     let link = match existing {
         Some(link) => link,
         None => {
-            create_child(host, &nl, store, state, ep, net, &ns, parent_index).await?;
+            create_child(host, &nl, store, state, ep, net, &ns, parent_index, temp_name).await?;
             if matches!(outcome, Outcome::Unchanged) {
                 outcome = Outcome::Created;
             }
@@ -147,11 +168,8 @@ pub async fn ensure(
     let routes = configure(&nl, &ns, &link, state.endpoints.get(&ep.name).expect("reserved before ensure"), ep, net, owns_default).await?;
     let rec = state.endpoints.get_mut(&ep.name).expect("reserved before ensure");
     let new_link = Some(LinkRecord { netns_inum: inum, ifindex: link.index });
-    if rec.link != new_link || rec.routes != routes {
-        rec.link = new_link;
-        rec.routes = routes;
-        store.save(state)?;
-    }
+    rec.link = new_link;
+    rec.routes = routes;
     Ok((outcome, link))
 }
 
@@ -165,18 +183,15 @@ async fn create_child(
     net: &Network,
     ns: &std::fs::File,
     parent_index: u32,
+    temp_name: &str,
 ) -> anyhow::Result<()> {
-    let temp_name = format!("vl{:08x}", rand::random::<u32>());
-    // Recorded first: if vland dies between the request and the rename, the next run deletes it.
-    state.pending_links.push(PendingLink { netns: ep.netns.clone(), temp_name: temp_name.clone() });
-    store.save(state)?;
     let recorded_mac = state.endpoints[&ep.name].mac.as_deref().map(parse_mac).transpose().map_err(anyhow::Error::msg)?;
     let mut mac = recorded_mac.unwrap_or_else(random_mac);
     for attempt in 0.. {
         let spec = ChildSpec {
             network: net,
             parent_index,
-            temp_name: &temp_name,
+            temp_name,
             mac,
             target_netns: ns.as_raw_fd(),
             link_group: store.link_group(),
@@ -187,7 +202,6 @@ async fn create_child(
             Err(e) if errno(&e) == Some(libc::EADDRINUSE) && ep.mac.is_none() && attempt < 5 => {
                 mac = random_mac();
                 state.endpoints.get_mut(&ep.name).expect("reserved").mac = Some(format_mac(mac));
-                store.save(state)?;
             }
             Err(e) if errno(&e) == Some(libc::EADDRINUSE) => {
                 bail!("MAC {} is already used by another child of parent {}: pick another `mac`", format_mac(mac), net.parent.name)
@@ -202,10 +216,8 @@ async fn create_child(
             Err(e) => return Err(crate::netlink::nl_err(&format!("create {} child of {}", net.driver.kind(), net.parent.name))(e)),
         }
     }
-    let created = nl.link_by_name(&temp_name).await?.context("the kernel accepted the child link but it is not in the namespace")?;
+    let created = nl.link_by_name(temp_name).await?.context("the kernel accepted the child link but it is not in the namespace")?;
     nl.rename_and_tag(created.index, &ep.ifname, &alias_for(&ep.name)).await?;
-    state.pending_links.retain(|p| p.temp_name != temp_name);
-    store.save(state)?;
     info!(endpoint = %ep.name, netns = %ep.netns, ifname = %ep.ifname, network = %net.name, "created child link");
     Ok(())
 }

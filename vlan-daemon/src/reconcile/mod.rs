@@ -53,7 +53,6 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
         let rec = state.endpoints[&name].clone();
         endpoint::teardown(&pins, &name, &rec).await?;
         state.endpoints.remove(&name);
-        store.save(&state)?;
         summary.removed.push(name);
     }
     remove_unused_namespaces(config, &store, &mut state)?;
@@ -91,13 +90,15 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
             rec.mac = Some(endpoint::format_mac(ep.mac.unwrap_or_else(endpoint::random_mac)));
         }
     }
+    // One write before any endpoint is touched: addresses reserved, intents journaled.
+    let temp_names = endpoint::journal_intents(config, &mut state);
     store.save(&state)?;
 
     let mut by_netns: BTreeMap<NetnsRef, Vec<EndpointDevice>> = BTreeMap::new();
     for (name, ep) in &config.endpoints {
         let net = &config.networks[&ep.network];
         let owns_default = [false, true].map(|v6| config.default_route_owner(&ep.netns, v6) == Some(name.as_str()));
-        let (outcome, link_facts) = endpoint::ensure(&host, &store, &mut state, ep, net, parent_index[&ep.network], owns_default)
+        let (outcome, link_facts) = endpoint::ensure(&host, &store, &mut state, ep, net, parent_index[&ep.network], owns_default, &temp_names[name])
             .await
             .with_context(|| format!("endpoint {name}"))?;
         match outcome {
@@ -110,6 +111,10 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
         let policy = ebpf::endpoint_policy(net.spoof_check, link_facts.mac, rec.ip, rec.ip6);
         by_netns.entry(ep.netns.clone()).or_default().push(EndpointDevice { ifindex: link.ifindex, ifname: ep.ifname.clone(), policy });
     }
+
+    // Every child exists under its final name now: the journal's temporary names are done.
+    state.pending_links.clear();
+    store.save(&state)?;
 
     for (ns_ref, devices) in &by_netns {
         let ns = netns::open(&ns_ref.path())?;
@@ -153,11 +158,13 @@ fn remove_unused_namespaces(config: &Config, store: &StateStore, state: &mut Sta
         .filter(|n| !config.endpoints.values().any(|e| e.netns == NetnsRef::Named((*n).clone())))
         .cloned()
         .collect();
-    for name in unused {
-        netns::remove(&name)?;
-        state.namespaces.remove(&name);
-        store.save(state)?;
+    for name in &unused {
+        netns::remove(name)?;
+        state.namespaces.remove(name);
         info!(netns = %name, "removed namespace");
+    }
+    if !unused.is_empty() {
+        store.save(state)?;
     }
     Ok(())
 }
@@ -193,9 +200,9 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
         for name in &names {
             state.endpoints.remove(name);
         }
-        store.save(&state)?;
         summary.removed.extend(names);
     }
+    store.save(&state)?;
     let empty = Config::default();
     trunks::apply(&host, &store, &mut state, &empty, &pins).await?;
     remove_unused_namespaces(&empty, &store, &mut state)?;
