@@ -42,8 +42,12 @@ fn counters_keep_counting_after_the_daemon_exits() {
 
 #[test]
 fn doctor_reports_what_the_kernel_really_does() {
-    let out = run(vland_bin().to_str().unwrap(), &["doctor", "--json"]);
+    let child = Command::new(vland_bin()).args(["doctor", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Its scratch pins are gone with it.
+    assert!(!std::path::Path::new(&format!("/sys/fs/bpf/vland-doctor-{pid}")).exists(), "doctor left its pins behind");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let f = &report["features"];
     // Cross-check against iproute2 in a scratch namespace of our own.

@@ -141,6 +141,15 @@ async fn probe_links() -> anyhow::Result<Vec<(&'static str, Feature)>> {
 
 /// XDP native and generic, and tcx, on the scratch veth; maps pinned in a scratch bpffs dir.
 fn probe_ebpf() -> Vec<(&'static str, Feature)> {
+    // A doctor killed mid-probe left its scratch dir: the next one removes it.
+    for entry in std::fs::read_dir("/sys/fs/bpf").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("vland-doctor-")
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     let dir = Path::new("/sys/fs/bpf").join(format!("vland-doctor-{}", std::process::id()));
     let result = (|| -> anyhow::Result<Vec<(&'static str, Feature)>> {
         ensure_bpffs(&dir)?;
@@ -163,9 +172,8 @@ fn probe_ebpf() -> Vec<(&'static str, Feature)> {
         ));
         Ok(out)
     })();
-    let _ = std::fs::remove_file(dir.join(names::ENDPOINT_TRAFFIC_MAP));
-    let _ = std::fs::remove_dir(dir.join("links"));
-    let _ = std::fs::remove_dir(&dir);
+    // Every map the object pins (by name) went into this scratch dir: remove it all.
+    let _ = std::fs::remove_dir_all(&dir);
     result.unwrap_or_else(|e| {
         let detail = format!("eBPF not tested: {e:#}");
         ["xdp_native", "xdp_generic", "tcx"].into_iter().map(|n| (n, Feature { available: false, detail: detail.clone() })).collect()
