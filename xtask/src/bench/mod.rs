@@ -2,6 +2,7 @@
 //! target/bench/results.json. Targets are ratios, since this machine is noisy; tests never
 //! assert times.
 mod control_plane;
+mod drop_rate;
 mod ebpf_cost;
 mod report;
 
@@ -11,11 +12,13 @@ use crate::prereqs::ensure_host_tools;
 use crate::process::step;
 
 pub fn run(quick: bool) -> anyhow::Result<()> {
-    ensure_host_tools(&[])?;
+    ensure_host_tools(&[("nft", "nftables")])?;
     let vland = build_daemon()?;
     let mut results = Vec::new();
     step("benchmark: eBPF cost per packet (BPF_PROG_TEST_RUN)");
     results.extend(ebpf_cost::run(quick)?);
+    step("benchmark: disallowed-VLAN drop rate (XDP vs nftables)");
+    results.extend(drop_rate::run(&vland, quick)?);
     step("benchmark: control plane, stats and memory (namespaces lab)");
     results.extend(control_plane::run(&vland, quick)?);
     let out_dir = target_dir().join("bench");
