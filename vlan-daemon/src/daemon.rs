@@ -28,9 +28,9 @@ fn file_stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
     Some((m.modified().ok()?, m.len(), std::os::unix::fs::MetadataExt::ino(&m)))
 }
 
-/// Interface names whose link events matter: parents, and the bases of VLAN parents.
+/// Interface names whose link events matter: parents, the bases of VLAN parents, and trunks.
 fn watched_links(config: &config::Config) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
+    let mut names: BTreeSet<String> = config.trunks.keys().cloned().collect();
     for net in config.networks.values() {
         names.insert(net.parent.name.clone());
         if let config::ParentKind::Vlan { base, .. } = &net.parent.kind {
