@@ -1,0 +1,67 @@
+//! vland's programs share a device with other programs where the kernel allows: a foreign tcx
+//! program on an endpoint's egress stays attached and running, and vland still counts exactly.
+use aya::Ebpf;
+use aya::programs::tc::SchedClassifierLink;
+use aya::programs::{SchedClassifier, TcAttachType};
+use std::os::fd::AsRawFd;
+use vland_tests::{Lab, ip_json};
+
+/// The empty programs `cargo xtask build-ebpf` builds for the benchmarks: a stand-in for someone
+/// else's TC program.
+fn foreign_object() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpfel-unknown-none/release/vlan-ebpf-empty")
+}
+
+/// Runs `f` on a thread inside namespace `ns` (tcx attach resolves names there).
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+#[test]
+fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
+    let (mut lab, host) = Lab::with_host();
+    let ns = lab.expect_ns("web1");
+    let body = format!(
+        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&host, &config, &["apply"]);
+
+    // Someone else's program on the same hook, attached after vland's.
+    let mut foreign = Ebpf::load_file(foreign_object()).expect("run the tests with `cargo xtask test` (it builds the object)");
+    let prog: &mut SchedClassifier = foreign.program_mut("empty_tc").unwrap().try_into().unwrap();
+    prog.load().unwrap();
+    let link: SchedClassifierLink = in_netns(&ns, || {
+        let id = prog.attach("eth0", TcAttachType::Egress).unwrap();
+        prog.take_link(id).unwrap()
+    });
+    let names = || -> Vec<String> {
+        in_netns(&ns, || {
+            let (_, infos) = SchedClassifier::query_tcx("eth0", TcAttachType::Egress).unwrap();
+            infos.iter().map(|p| p.name_as_str().unwrap_or("").to_string()).collect()
+        })
+    };
+    assert_eq!(names(), vec!["vland_egress", "empty_tc"], "both on the egress hook, vland's first");
+
+    let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
+    lab.exec(&ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
+    // One ping first, so the gateway has resolved us (its ARP request would add a reply).
+    lab.exec(&ns, &["ping", "-c", "1", "-W", "1", "172.16.10.1"]);
+    let tx = |s: &serde_json::Value| s["endpoints"][0]["tx_packets"].as_u64().unwrap();
+    let before = tx(&lab.stats(&host, &config));
+    lab.exec(&ns, &["ping", "-c", "5", "-i", "0.05", "-W", "1", "172.16.10.1"]);
+    assert_eq!(tx(&lab.stats(&host, &config)) - before, 5, "vland's counter with a program after it");
+
+    // A second apply leaves the foreign program where it is.
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(names(), vec!["vland_egress", "empty_tc"]);
+    drop(link);
+}
