@@ -19,9 +19,13 @@ pub mod names {
         [ENDPOINT_TRAFFIC_MAP, TRUNK_POLICY_MAP, ALLOWED_VLANS_MAP, VLAN_STATS_MAP, DROPS_MAP, ENDPOINT_POLICY_MAP, ENDPOINT_DROPS_MAP];
     /// Read-only global patched at load time: the network namespace the program instance serves.
     pub const NETNS_INUM_GLOBAL: &str = "NETNS_INUM";
+    /// Read-only global patched at load time: the endpoint's slot in the endpoint arrays.
+    pub const ENDPOINT_SLOT_GLOBAL: &str = "ENDPOINT_SLOT";
 }
 
-/// Capacity of the per-endpoint counter map.
+/// Slots of the per-endpoint arrays. Each endpoint's program instance is loaded with its slot
+/// patched in, so the hot path indexes an array (inlined by the verifier) instead of hashing a
+/// key. Slot 0 is never given out: an instance without a slot counts nothing.
 pub const MAX_ENDPOINTS: u32 = 16384;
 /// Capacity of the trunk maps: every (tag protocol, VID) of a few trunks.
 pub const MAX_TRUNKS: u32 = 256;
@@ -78,12 +82,19 @@ impl EndpointPolicy {
     pub const HAS_IPV6: u32 = 4;
 }
 
-/// Drop counters of one endpoint, per reason.
+/// Per-CPU drop counters of one endpoint, per reason.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EndpointDropKey {
-    pub endpoint: EndpointKey,
-    pub reason: u32,
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointDrops {
+    pub spoofed_mac: u64,
+    pub spoofed_ip: u64,
+}
+
+impl EndpointDrops {
+    pub fn add(&mut self, other: &EndpointDrops) {
+        self.spoofed_mac += other.spoofed_mac;
+        self.spoofed_ip += other.spoofed_ip;
+    }
 }
 
 /// A device enforcing a VLAN policy (a trunk), in a namespace.
@@ -185,5 +196,5 @@ mod pod {
     unsafe impl aya::Pod for super::VlanStats {}
     unsafe impl aya::Pod for super::DropKey {}
     unsafe impl aya::Pod for super::EndpointPolicy {}
-    unsafe impl aya::Pod for super::EndpointDropKey {}
+    unsafe impl aya::Pod for super::EndpointDrops {}
 }

@@ -60,8 +60,11 @@ pub struct EndpointRecord {
     pub ip: Option<Ipv4Addr>,
     pub ip6: Option<Ipv6Addr>,
     pub mac: Option<String>,
-    /// Set once the child link exists: (namespace inode, ifindex) keys its eBPF counters.
+    /// Set once the child link exists: (namespace inode, ifindex) names its pinned links.
     pub link: Option<LinkRecord>,
+    /// Its index in the eBPF endpoint arrays (counters, drops, policy); kept for its lifetime.
+    #[serde(default)]
+    pub slot: Option<u32>,
     /// Routes vland added through the child (default and extra), so it removes only its own.
     #[serde(default)]
     pub routes: Vec<RouteSpec>,

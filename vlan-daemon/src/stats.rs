@@ -5,7 +5,7 @@ use crate::ebpf::{Pins, read_endpoint_drops, read_endpoint_traffic, read_trunk_c
 use crate::state;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use vlan_common::{DropReason, EndpointKey, ETH_P_8021AD, ETH_P_8021Q, VlanKey};
+use vlan_common::{DropReason, ETH_P_8021AD, ETH_P_8021Q, VlanKey};
 
 #[derive(Debug, Serialize)]
 pub struct EndpointStats {
@@ -51,18 +51,16 @@ fn vlan_of(parent: &str) -> Option<u16> {
 pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
     let state = state::read(&daemon.state_dir)?;
     let pins = Pins::new(&daemon.bpf_dir);
-    let traffic = read_endpoint_traffic(&pins)?;
-    let endpoint_drops = read_endpoint_drops(&pins)?;
+    let slots: Vec<u32> = state.endpoints.values().filter(|r| r.link.is_some()).filter_map(|r| r.slot).collect();
+    let traffic = read_endpoint_traffic(&pins, &slots)?;
+    let endpoint_drops = read_endpoint_drops(&pins, &slots)?;
     let mut endpoints = Vec::new();
     for (name, rec) in &state.endpoints {
-        let Some(link) = rec.link else { continue };
-        let key = EndpointKey { netns_inum: link.netns_inum, ifindex: link.ifindex };
-        let t = traffic.get(&key).copied().unwrap_or_default();
-        let drops: BTreeMap<&'static str, u64> = endpoint_drops
-            .iter()
-            .filter(|(k, _)| k.endpoint == key)
-            .map(|(k, n)| (DropReason::from_u32(k.reason).map(DropReason::name).unwrap_or("unknown"), *n))
-            .collect();
+        let (Some(_), Some(slot)) = (rec.link, rec.slot) else { continue };
+        let t = traffic.get(&slot).copied().unwrap_or_default();
+        let d = endpoint_drops.get(&slot).copied().unwrap_or_default();
+        let drops: BTreeMap<&'static str, u64> =
+            [(DropReason::SpoofedMac.name(), d.spoofed_mac), (DropReason::SpoofedIp.name(), d.spoofed_ip)].into_iter().filter(|(_, n)| *n > 0).collect();
         endpoints.push(EndpointStats {
             network: rec.network.clone(),
             endpoint: name.clone(),

@@ -1,12 +1,14 @@
 //! Per-endpoint traffic counters (per-CPU, so no atomics on the hot path).
-use aya_ebpf::{macros::map, maps::PerCpuHashMap};
-use vlan_common::{EndpointKey, Traffic, MAX_ENDPOINTS};
+use aya_ebpf::{macros::map, maps::PerCpuArray};
+use vlan_common::{Traffic, MAX_ENDPOINTS};
 
-/// Entries are created by userspace when it attaches an endpoint; frames on devices it never
-/// registered are not counted, so the map cannot fill with strangers' ifindexes.
+/// Indexed by the endpoint's slot (see MAX_ENDPOINTS).
 #[map(name = "ENDPOINT_TRAFFIC")]
-static ENDPOINT_TRAFFIC: PerCpuHashMap<EndpointKey, Traffic> =
-    PerCpuHashMap::pinned(MAX_ENDPOINTS, 0);
+static ENDPOINT_TRAFFIC: PerCpuArray<Traffic> = PerCpuArray::pinned(MAX_ENDPOINTS, 0);
+
+/// The endpoint this program instance serves; userspace patches it at load time.
+#[no_mangle]
+static ENDPOINT_SLOT: u32 = 0;
 
 /// The namespace this program instance serves; userspace patches it at load time.
 #[no_mangle]
@@ -19,14 +21,23 @@ pub fn netns_inum() -> u32 {
     unsafe { core::ptr::read_volatile(&NETNS_INUM) }
 }
 
+/// The endpoint slot of this program instance (0: none).
 #[inline(always)]
-fn traffic(ifindex: u32) -> Option<*mut Traffic> {
-    ENDPOINT_TRAFFIC.get_ptr_mut(&EndpointKey { netns_inum: netns_inum(), ifindex })
+pub fn endpoint_slot() -> u32 {
+    unsafe { core::ptr::read_volatile(&ENDPOINT_SLOT) }
 }
 
 #[inline(always)]
-pub fn count_rx(ifindex: u32, len: u64) {
-    if let Some(t) = traffic(ifindex) {
+fn traffic() -> Option<*mut Traffic> {
+    match endpoint_slot() {
+        0 => None,
+        slot => ENDPOINT_TRAFFIC.get_ptr_mut(slot),
+    }
+}
+
+#[inline(always)]
+pub fn count_rx(len: u64) {
+    if let Some(t) = traffic() {
         unsafe {
             (*t).rx_packets += 1;
             (*t).rx_bytes += len;
@@ -35,8 +46,8 @@ pub fn count_rx(ifindex: u32, len: u64) {
 }
 
 #[inline(always)]
-pub fn count_tx(ifindex: u32, len: u64) {
-    if let Some(t) = traffic(ifindex) {
+pub fn count_tx(len: u64) {
+    if let Some(t) = traffic() {
         unsafe {
             (*t).tx_packets += 1;
             (*t).tx_bytes += len;

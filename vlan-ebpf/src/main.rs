@@ -18,8 +18,7 @@ use aya_ebpf::{
 /// so it sees exactly what the endpoint's stack will see, including sibling-to-sibling traffic.
 #[xdp]
 pub fn vland_ingress(ctx: XdpContext) -> u32 {
-    let len = (ctx.data_end() - ctx.data()) as u64;
-    counters::count_rx(ctx.ingress_ifindex() as u32, len);
+    counters::count_rx((ctx.data_end() - ctx.data()) as u64);
     xdp_action::XDP_PASS
 }
 
@@ -41,12 +40,14 @@ pub fn vland_trunk_tc(ctx: TcContext) -> i32 {
 /// default action applies.
 #[classifier]
 pub fn vland_egress(ctx: TcContext) -> i32 {
-    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    let endpoint = vlan_common::EndpointKey { netns_inum: counters::netns_inum(), ifindex };
-    if spoof::check(&ctx, endpoint).is_some() {
+    let slot = counters::endpoint_slot();
+    if slot == 0 {
+        return TC_ACT_UNSPEC;
+    }
+    if spoof::check(&ctx, slot).is_some() {
         return TC_ACT_SHOT as i32;
     }
-    counters::count_tx(ifindex, ctx.len() as u64);
+    counters::count_tx(ctx.len() as u64);
     TC_ACT_UNSPEC
 }
 

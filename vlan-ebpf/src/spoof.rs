@@ -2,16 +2,17 @@
 //! or ARP sender is not the endpoint's own are dropped and counted per reason.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuHashMap},
+    maps::{Array, PerCpuArray},
     programs::TcContext,
 };
-use vlan_common::{DropReason, EndpointDropKey, EndpointKey, EndpointPolicy, MAX_ENDPOINTS};
+use vlan_common::{DropReason, EndpointDrops, EndpointPolicy, MAX_ENDPOINTS};
 
+/// Both indexed by the endpoint's slot.
 #[map(name = "ENDPOINT_POLICY")]
-static ENDPOINT_POLICY: HashMap<EndpointKey, EndpointPolicy> = HashMap::pinned(MAX_ENDPOINTS, 0);
+static ENDPOINT_POLICY: Array<EndpointPolicy> = Array::pinned(MAX_ENDPOINTS, 0);
 
 #[map(name = "ENDPOINT_DROPS")]
-static ENDPOINT_DROPS: PerCpuHashMap<EndpointDropKey, u64> = PerCpuHashMap::pinned(MAX_ENDPOINTS, 0);
+static ENDPOINT_DROPS: PerCpuArray<EndpointDrops> = PerCpuArray::pinned(MAX_ENDPOINTS, 0);
 
 const ETH_HLEN: usize = 14;
 
@@ -26,19 +27,27 @@ fn bytes<const N: usize>(ctx: &TcContext, offset: usize) -> Option<[u8; N]> {
 }
 
 #[inline(always)]
-fn count(endpoint: EndpointKey, reason: DropReason) {
-    crate::percpu::bump(&ENDPOINT_DROPS, &EndpointDropKey { endpoint, reason: reason as u32 });
+fn count(slot: u32, reason: DropReason) {
+    if let Some(d) = ENDPOINT_DROPS.get_ptr_mut(slot) {
+        // SAFETY: a per-CPU slot: no other CPU writes it.
+        unsafe {
+            match reason {
+                DropReason::SpoofedMac => (*d).spoofed_mac += 1,
+                _ => (*d).spoofed_ip += 1,
+            }
+        }
+    }
 }
 
 /// The reason to drop this frame, if any (already counted).
 #[inline(always)]
-pub fn check(ctx: &TcContext, endpoint: EndpointKey) -> Option<DropReason> {
-    let policy = unsafe { ENDPOINT_POLICY.get(&endpoint) }?;
+pub fn check(ctx: &TcContext, slot: u32) -> Option<DropReason> {
+    let policy = ENDPOINT_POLICY.get(slot)?;
     if policy.flags & EndpointPolicy::SPOOF_CHECK == 0 {
         return None;
     }
     let reason = spoofed(ctx, policy)?;
-    count(endpoint, reason);
+    count(slot, reason);
     Some(reason)
 }
 

@@ -1,22 +1,25 @@
-//! Attaching the counting programs to endpoint devices. One program instance is loaded per
-//! namespace (its NETNS_INUM patched in), attached as XDP (ingress) and TC egress, and each
-//! attachment outlives vland: bpf_links are pinned; on kernels before 6.6 (no tcx) the egress
-//! program is a classic clsact filter, which the kernel keeps without any pin.
+//! Attaching the counting programs to endpoint devices. Each endpoint gets its own program
+//! instance, loaded with its namespace and its slot in the endpoint arrays patched in (so the
+//! per-packet path indexes an array instead of hashing a key), attached as XDP (ingress) and TC
+//! egress. Each attachment outlives vland: bpf_links are pinned; on kernels before 6.6 (no tcx)
+//! the egress program is a classic clsact filter, which the kernel keeps without any pin.
 use super::liveness;
 use super::pins::{Direction, Pins};
 use crate::netns;
 use anyhow::Context;
-use aya::maps::{HashMap as BpfHashMap, PerCpuHashMap, PerCpuValues};
+use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
 use aya::programs::links::FdLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
-use aya::Ebpf;
+use aya::{Ebpf, Pod};
 use std::fs::File;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use vlan_common::{EndpointDropKey, EndpointKey, EndpointPolicy, Traffic, names};
+use vlan_common::{EndpointDrops, EndpointKey, EndpointPolicy, Traffic, names};
 
 pub struct EndpointDevice {
     pub ifindex: u32,
     pub ifname: String,
+    /// The endpoint's index in the endpoint arrays (1 and up), recorded in vland's state.
+    pub slot: u32,
     pub policy: EndpointPolicy,
 }
 
@@ -40,8 +43,8 @@ pub fn endpoint_policy(spoof_check: bool, mac: Option<[u8; 6]>, ipv4: Option<Ipv
     p
 }
 
-fn load(pins: &Pins, netns_inum: u32) -> anyhow::Result<Ebpf> {
-    let mut bpf = super::load_object(pins, netns_inum)?;
+fn load(pins: &Pins, netns_inum: u32, slot: u32) -> anyhow::Result<Ebpf> {
+    let mut bpf = super::load_object(pins, netns_inum, slot)?;
     let xdp: &mut Xdp = program(&mut bpf, names::INGRESS_PROGRAM)?.try_into()?;
     xdp.load().context("the kernel rejected the XDP counting program")?;
     let tc: &mut SchedClassifier = program(&mut bpf, names::EGRESS_PROGRAM)?.try_into()?;
@@ -53,28 +56,45 @@ fn program<'a>(bpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::pro
     bpf.program_mut(name).with_context(|| format!("the eBPF object has no program {name}"))
 }
 
-/// Creates the endpoint's zeroed counter entry unless it exists (re-attaching keeps counts).
-fn register(bpf: &mut Ebpf, key: EndpointKey) -> anyhow::Result<()> {
-    let map = bpf.map_mut(names::ENDPOINT_TRAFFIC_MAP).context("the eBPF object has no traffic map")?;
-    let mut map: PerCpuHashMap<_, EndpointKey, Traffic> = PerCpuHashMap::try_from(map)?;
-    if map.get(&key, 0).is_err() {
-        let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
-        map.insert(key, PerCpuValues::try_from(vec![Traffic::default(); cpus])?, 0)?;
+fn open(pins: &Pins, name: &str) -> anyhow::Result<Option<MapData>> {
+    let path = pins.map(name);
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))?))
+}
+
+fn zero_per_cpu<V: Pod + Default>(pins: &Pins, name: &str, slots: &[u32]) -> anyhow::Result<()> {
+    let Some(data) = open(pins, name)? else { return Ok(()) };
+    let mut map: PerCpuArray<_, V> = PerCpuArray::try_from(Map::PerCpuArray(data))?;
+    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+    for slot in slots {
+        map.set(*slot, PerCpuValues::try_from(vec![V::default(); cpus])?, 0)?;
+    }
+    Ok(())
+}
+
+/// Clears what a slot may hold from an earlier endpoint: counters, drops and policy. Called for
+/// slots given to new endpoints (arrays cannot delete entries, only overwrite them).
+pub fn reset_slots(pins: &Pins, slots: &[u32]) -> anyhow::Result<()> {
+    zero_per_cpu::<Traffic>(pins, names::ENDPOINT_TRAFFIC_MAP, slots)?;
+    zero_per_cpu::<EndpointDrops>(pins, names::ENDPOINT_DROPS_MAP, slots)?;
+    if let Some(data) = open(pins, names::ENDPOINT_POLICY_MAP)? {
+        let mut map: Array<_, EndpointPolicy> = Array::try_from(Map::Array(data))?;
+        for slot in slots {
+            map.set(*slot, EndpointPolicy::default(), 0)?;
+        }
     }
     Ok(())
 }
 
 /// Writes the endpoints' policies (before attaching, so no frame passes unchecked).
-fn write_policies(pins: &Pins, netns_inum: u32, devices: &[EndpointDevice]) -> anyhow::Result<()> {
-    let path = pins.map(names::ENDPOINT_POLICY_MAP);
-    if !path.exists() {
-        return Ok(());
-    }
-    let mut map: BpfHashMap<_, EndpointKey, EndpointPolicy> = BpfHashMap::try_from(aya::maps::Map::HashMap(aya::maps::MapData::from_pin(&path)?))?;
+fn write_policies(pins: &Pins, devices: &[EndpointDevice]) -> anyhow::Result<()> {
+    let Some(data) = open(pins, names::ENDPOINT_POLICY_MAP)? else { return Ok(()) };
+    let mut map: Array<_, EndpointPolicy> = Array::try_from(Map::Array(data))?;
     for d in devices {
-        let key = EndpointKey { netns_inum, ifindex: d.ifindex };
-        if map.get(&key, 0).ok() != Some(d.policy) {
-            map.insert(key, d.policy, 0)?;
+        if map.get(&d.slot, 0).ok() != Some(d.policy) {
+            map.set(d.slot, d.policy, 0)?;
         }
     }
     Ok(())
@@ -83,7 +103,7 @@ fn write_policies(pins: &Pins, netns_inum: u32, devices: &[EndpointDevice]) -> a
 /// Attaches to every device in `devices` (all inside namespace `ns`) that is not attached yet,
 /// and makes every device's policy what it should be.
 pub fn attach_endpoints(pins: &Pins, ns: &File, netns_inum: u32, devices: &[EndpointDevice]) -> anyhow::Result<()> {
-    write_policies(pins, netns_inum, devices)?;
+    write_policies(pins, devices)?;
     let tcx = super::tc::has_tcx();
     let missing: Vec<&EndpointDevice> = devices
         .iter()
@@ -99,12 +119,11 @@ pub fn attach_endpoints(pins: &Pins, ns: &File, netns_inum: u32, devices: &[Endp
     }
     // Attaching resolves ifindexes in the caller's namespace, so it runs on a thread inside `ns`.
     netns::run_in(ns, || {
-        let mut bpf = load(pins, netns_inum)?;
-        // The first load creates the pinned maps: the policies can be written now.
-        write_policies(pins, netns_inum, devices)?;
         for dev in missing {
+            let mut bpf = load(pins, netns_inum, dev.slot)?;
+            // The first load creates the pinned maps: the policy can be written now.
+            write_policies(pins, std::slice::from_ref(dev))?;
             let key = EndpointKey { netns_inum, ifindex: dev.ifindex };
-            register(&mut bpf, key)?;
             attach_one(&mut bpf, pins, key, dev).with_context(|| format!("cannot attach counters to {}", dev.ifname))?;
         }
         Ok(())
@@ -128,7 +147,7 @@ fn attach_one(bpf: &mut Ebpf, pins: &Pins, key: EndpointKey, dev: &EndpointDevic
     super::tc::attach(tc, names::EGRESS_PROGRAM, &dev.ifname, TcAttachType::Egress, &egress)
 }
 
-/// Unpins the endpoint's links (which detaches them) and drops its counters.
+/// Unpins the endpoint's links (which detaches them).
 pub fn detach_endpoint(pins: &Pins, key: EndpointKey) -> anyhow::Result<()> {
     for dir in [Direction::Ingress, Direction::Egress] {
         let path = pins.endpoint_link(key, dir);
@@ -138,47 +157,17 @@ pub fn detach_endpoint(pins: &Pins, key: EndpointKey) -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("cannot unpin {}", path.display())),
         }
     }
-    forget_endpoints(pins, |k| *k == key)
+    Ok(())
 }
 
-/// Drops every pin and counter of devices that are not `keep`: links that were recreated (new
-/// ifindex), endpoints removed while vland was down, or halves left by an interrupted run.
+/// Unpins the links of devices that are not `keep`: links that were recreated (new ifindex),
+/// endpoints removed while vland was down, or halves left by an interrupted run. (Their slots'
+/// contents are cleared when the slots are given out again.)
 pub fn collect_garbage(pins: &Pins, keep: &std::collections::HashSet<EndpointKey>) -> anyhow::Result<()> {
     for (key, path) in pins.endpoint_links() {
         if !keep.contains(&key) {
             std::fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))?;
         }
-    }
-    forget_endpoints(pins, |k| !keep.contains(k))
-}
-
-/// Drops the counters, drops and policies of every endpoint `stale` says is gone.
-fn forget_endpoints(pins: &Pins, stale: impl Fn(&EndpointKey) -> bool) -> anyhow::Result<()> {
-    remove_per_cpu_keys::<EndpointKey, Traffic>(pins, names::ENDPOINT_TRAFFIC_MAP, |k| stale(k))?;
-    remove_per_cpu_keys::<EndpointDropKey, u64>(pins, names::ENDPOINT_DROPS_MAP, |k| stale(&k.endpoint))?;
-    let policy_path = pins.map(names::ENDPOINT_POLICY_MAP);
-    if policy_path.exists() {
-        let data = aya::maps::MapData::from_pin(&policy_path)?;
-        let mut map: BpfHashMap<_, EndpointKey, EndpointPolicy> = BpfHashMap::try_from(aya::maps::Map::HashMap(data))?;
-        let gone: Vec<EndpointKey> = map.keys().filter_map(Result::ok).filter(|k| stale(k)).collect();
-        for key in gone {
-            let _ = map.remove(&key);
-        }
-    }
-    Ok(())
-}
-
-/// Removes the entries of a pinned per-CPU hash map whose key matches `stale`.
-fn remove_per_cpu_keys<K: aya::Pod, V: aya::Pod>(pins: &Pins, map_name: &str, stale: impl Fn(&K) -> bool) -> anyhow::Result<()> {
-    let path = pins.map(map_name);
-    if !path.exists() {
-        return Ok(());
-    }
-    let data = aya::maps::MapData::from_pin(&path)?;
-    let mut map: PerCpuHashMap<_, K, V> = PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(data))?;
-    let gone: Vec<K> = map.keys().filter_map(Result::ok).filter(|k| stale(k)).collect();
-    for key in gone {
-        let _ = map.remove(&key);
     }
     Ok(())
 }

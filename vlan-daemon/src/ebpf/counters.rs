@@ -1,44 +1,36 @@
 //! Reading counters from the pinned maps: works from any process, with or without the daemon.
 use super::pins::Pins;
 use anyhow::Context;
-use aya::maps::{Map, MapData, PerCpuHashMap};
+use aya::maps::{Map, MapData, PerCpuArray};
+use aya::Pod;
 use std::collections::HashMap;
-use vlan_common::{EndpointDropKey, EndpointKey, Traffic, names};
+use vlan_common::{EndpointDrops, Traffic, names};
 
-pub type TrafficTable = HashMap<EndpointKey, Traffic>;
-
-/// Every endpoint's counters, summed over CPUs. An absent map (nothing attached yet) is empty.
-pub fn read_endpoint_traffic(pins: &Pins) -> anyhow::Result<TrafficTable> {
-    let path = pins.traffic_map();
-    if !path.exists() {
-        return Ok(TrafficTable::new());
-    }
-    let data = MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))?;
-    let map: PerCpuHashMap<_, EndpointKey, Traffic> = PerCpuHashMap::try_from(Map::PerCpuHashMap(data))?;
-    let mut out = TrafficTable::new();
-    for entry in map.iter() {
-        let (key, per_cpu) = entry?;
-        let mut sum = Traffic::default();
-        for t in per_cpu.iter() {
-            sum.add(t);
-        }
-        out.insert(key, sum);
-    }
-    Ok(out)
-}
-
-/// Every endpoint's drops (spoofing), per reason, summed over CPUs.
-pub fn read_endpoint_drops(pins: &Pins) -> anyhow::Result<HashMap<EndpointDropKey, u64>> {
-    let path = pins.map(names::ENDPOINT_DROPS_MAP);
+fn sums<V: Pod + Default + Copy>(pins: &Pins, name: &str, slots: &[u32], add: impl Fn(&mut V, &V)) -> anyhow::Result<HashMap<u32, V>> {
+    let path = pins.map(name);
     if !path.exists() {
         return Ok(HashMap::new());
     }
     let data = MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))?;
-    let map: PerCpuHashMap<_, EndpointDropKey, u64> = PerCpuHashMap::try_from(Map::PerCpuHashMap(data))?;
+    let map: PerCpuArray<_, V> = PerCpuArray::try_from(Map::PerCpuArray(data))?;
     let mut out = HashMap::new();
-    for entry in map.iter() {
-        let (key, per_cpu) = entry?;
-        out.insert(key, per_cpu.iter().sum());
+    for slot in slots {
+        let mut sum = V::default();
+        for v in map.get(slot, 0)?.iter() {
+            add(&mut sum, v);
+        }
+        out.insert(*slot, sum);
     }
     Ok(out)
+}
+
+/// The counters of the endpoints in `slots`, summed over CPUs. No map yet (nothing attached
+/// so far) reads as no counters.
+pub fn read_endpoint_traffic(pins: &Pins, slots: &[u32]) -> anyhow::Result<HashMap<u32, Traffic>> {
+    sums(pins, names::ENDPOINT_TRAFFIC_MAP, slots, |a: &mut Traffic, b| a.add(b))
+}
+
+/// The drops (spoofing) of the endpoints in `slots`, summed over CPUs.
+pub fn read_endpoint_drops(pins: &Pins, slots: &[u32]) -> anyhow::Result<HashMap<u32, EndpointDrops>> {
+    sums(pins, names::ENDPOINT_DROPS_MAP, slots, |a: &mut EndpointDrops, b| a.add(b))
 }

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use vlan_common::{DropKey, DropReason, TrunkId, TrunkPolicy, VlanKey, VlanStats, names};
 
 const INUM: u32 = 7;
+/// The endpoint slot the egress program instance serves.
+const SLOT: u32 = 1;
 /// BPF_PROG_TEST_RUN runs XDP programs as if on the loopback device.
 const LO: u32 = 1;
 const XDP_DROP: u32 = 1;
@@ -44,7 +46,12 @@ impl Fixture {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = PathBuf::from(format!("/sys/fs/bpf/vlt-fixtures-{}-{n}", std::process::id()));
         ensure_bpffs(&dir).unwrap();
-        let mut bpf = EbpfLoader::new().default_map_pin_directory(&dir).override_global(names::NETNS_INUM_GLOBAL, &INUM, true).load(OBJECT).unwrap();
+        let mut bpf = EbpfLoader::new()
+            .default_map_pin_directory(&dir)
+            .override_global(names::NETNS_INUM_GLOBAL, &INUM, true)
+            .override_global(names::ENDPOINT_SLOT_GLOBAL, &SLOT, true)
+            .load(OBJECT)
+            .unwrap();
         let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).unwrap().try_into().unwrap();
         xdp.load().unwrap();
         let tc: &mut SchedClassifier = bpf.program_mut(names::TRUNK_TC_PROGRAM).unwrap().try_into().unwrap();
@@ -371,10 +378,9 @@ fn egress_fixture() -> Fixture {
     let mut fx = fx;
     let tc: &mut SchedClassifier = fx.bpf.program_mut(names::EGRESS_PROGRAM).unwrap().try_into().unwrap();
     tc.load().unwrap();
-    let mut policy: BpfHashMap<_, vlan_common::EndpointKey, vlan_common::EndpointPolicy> =
-        BpfHashMap::try_from(fx.bpf.map_mut(names::ENDPOINT_POLICY_MAP).unwrap()).unwrap();
+    let mut policy: aya::maps::Array<_, vlan_common::EndpointPolicy> = aya::maps::Array::try_from(fx.bpf.map_mut(names::ENDPOINT_POLICY_MAP).unwrap()).unwrap();
     let p = super::endpoint_policy(true, Some(OWN_MAC), Some("10.19.0.2".parse().unwrap()), Some("fd00::2".parse().unwrap()));
-    policy.insert(vlan_common::EndpointKey { netns_inum: INUM, ifindex: LO }, p, 0).unwrap();
+    policy.set(SLOT, p, 0).unwrap();
     fx
 }
 
@@ -385,9 +391,11 @@ fn run_egress(fx: &Fixture, f: &[u8]) -> u32 {
     tc.test_run(TestRunOptions { data_in: Some(f), ..Default::default() }).unwrap().return_value
 }
 
-fn endpoint_drops(fx: &Fixture) -> HashMap<u32, u64> {
-    let map: PerCpuHashMap<_, vlan_common::EndpointDropKey, u64> = PerCpuHashMap::try_from(fx.bpf.map(names::ENDPOINT_DROPS_MAP).unwrap()).unwrap();
-    map.iter().map(|e| e.unwrap()).map(|(k, v)| (k.reason, v.iter().sum())).collect()
+fn endpoint_drops(fx: &Fixture) -> vlan_common::EndpointDrops {
+    let map: aya::maps::PerCpuArray<_, vlan_common::EndpointDrops> = aya::maps::PerCpuArray::try_from(fx.bpf.map(names::ENDPOINT_DROPS_MAP).unwrap()).unwrap();
+    let mut sum = vlan_common::EndpointDrops::default();
+    map.get(&SLOT, 0).unwrap().iter().for_each(|d| sum.add(d));
+    sum
 }
 
 #[test]
@@ -424,8 +432,7 @@ fn spoof_check_drops_foreign_source_macs_and_ips_and_counts_them() {
         assert_eq!(run_egress(&fx, f), *want, "{name}");
     }
     let drops = endpoint_drops(&fx);
-    assert_eq!(drops.get(&(DropReason::SpoofedMac as u32)), Some(&1));
-    assert_eq!(drops.get(&(DropReason::SpoofedIp as u32)), Some(&3));
+    assert_eq!((drops.spoofed_mac, drops.spoofed_ip), (1, 3));
 }
 
 #[test]

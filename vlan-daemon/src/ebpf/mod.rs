@@ -9,7 +9,7 @@ mod tc;
 mod trunk;
 mod upgrade;
 
-pub use attach::{attach_endpoints, collect_garbage, detach_endpoint, endpoint_policy, EndpointDevice};
+pub use attach::{attach_endpoints, collect_garbage, detach_endpoint, endpoint_policy, reset_slots, EndpointDevice};
 pub use bpffs::{ensure_bpffs, is_bpffs};
 pub use counters::{read_endpoint_drops, read_endpoint_traffic};
 pub use pins::Pins;
@@ -20,12 +20,13 @@ pub use trunk::{TrunkSpec, apply_trunk, read_trunk_counters, remove_other_trunks
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VLAND_EBPF_OBJECT_PATH"));
 
 /// The object loaded for one namespace: maps shared through the pins in `pins.dir` (created by
-/// the first load), NETNS_INUM patched in. Programs are loaded by the caller, as needed.
-pub fn load_object(pins: &Pins, netns_inum: u32) -> anyhow::Result<aya::Ebpf> {
+/// the first load), NETNS_INUM and ENDPOINT_SLOT (0 for trunk programs) patched in. Programs are loaded by the caller, as needed.
+pub fn load_object(pins: &Pins, netns_inum: u32, endpoint_slot: u32) -> anyhow::Result<aya::Ebpf> {
     use anyhow::Context;
     aya::EbpfLoader::new()
         .default_map_pin_directory(&pins.dir)
         .override_global(vlan_common::names::NETNS_INUM_GLOBAL, &netns_inum, true)
+        .override_global(vlan_common::names::ENDPOINT_SLOT_GLOBAL, &endpoint_slot, true)
         .load(OBJECT)
         .context("cannot load vland's eBPF object")
 }

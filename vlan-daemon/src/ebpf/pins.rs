@@ -1,6 +1,6 @@
 //! Where vland's objects are pinned under its bpf_dir.
 use std::path::{Path, PathBuf};
-use vlan_common::{EndpointKey, TrunkId, names};
+use vlan_common::{EndpointKey, TrunkId};
 
 pub struct Pins {
     pub dir: PathBuf,
@@ -15,10 +15,6 @@ pub enum Direction {
 impl Pins {
     pub fn new(dir: &Path) -> Self {
         Self { dir: dir.to_path_buf() }
-    }
-
-    pub fn traffic_map(&self) -> PathBuf {
-        self.dir.join(names::ENDPOINT_TRAFFIC_MAP)
     }
 
     pub fn endpoint_link(&self, key: EndpointKey, dir: Direction) -> PathBuf {

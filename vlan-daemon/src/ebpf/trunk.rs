@@ -36,7 +36,7 @@ pub fn apply_trunk(pins: &Pins, spec: &TrunkSpec) -> anyhow::Result<()> {
     if !liveness::attached_to(&xdp_pin, spec.id.ifindex) || !tc_alive {
         let _ = std::fs::remove_file(&xdp_pin);
         let _ = std::fs::remove_file(&tc_pin);
-        let mut bpf = super::load_object(pins, spec.id.netns_inum)?;
+        let mut bpf = super::load_object(pins, spec.id.netns_inum, 0)?;
         write_policy(pins, spec)?;
         let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).context("no trunk program in the eBPF object")?.try_into()?;
         xdp.load().context("the kernel rejected the trunk XDP program")?;

@@ -10,9 +10,9 @@ use aya::programs::tc::SchedClassifierLink;
 use aya::programs::xdp::XdpLink;
 use aya::programs::{SchedClassifier, Xdp};
 use aya::Ebpf;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use vlan_common::names;
+use vlan_common::{EndpointKey, names};
 
 /// Identifies this build's object (FNV-1a of its bytes), recorded in the state.
 pub fn object_id() -> String {
@@ -20,8 +20,8 @@ pub fn object_id() -> String {
     format!("{hash:016x}")
 }
 
-fn load(pins: &Pins, netns_inum: u32) -> anyhow::Result<Ebpf> {
-    let mut bpf = super::load_object(pins, netns_inum)?;
+fn load(pins: &Pins, netns_inum: u32, slot: u32) -> anyhow::Result<Ebpf> {
+    let mut bpf = super::load_object(pins, netns_inum, slot)?;
     for name in [names::INGRESS_PROGRAM, names::TRUNK_PROGRAM] {
         let p: &mut Xdp = bpf.program_mut(name).context("program missing")?.try_into()?;
         p.load()?;
@@ -51,22 +51,24 @@ fn replace_tc(bpf: &mut Ebpf, program: &str, pin: &PathBuf) -> anyhow::Result<()
 }
 
 /// Swaps the program of every pinned link for this build's; how many links were updated.
-pub fn replace_programs(pins: &Pins) -> anyhow::Result<usize> {
-    // One program instance per namespace: NETNS_INUM is patched in at load time.
-    let mut by_netns: BTreeMap<u32, Vec<(&'static str, bool, PathBuf)>> = BTreeMap::new();
+/// `slots` gives each recorded endpoint's slot; links of unrecorded devices are left alone.
+pub fn replace_programs(pins: &Pins, slots: &HashMap<EndpointKey, u32>) -> anyhow::Result<usize> {
+    // One program instance per (namespace, endpoint slot): both are patched in at load time.
+    let mut instances: BTreeMap<(u32, u32), Vec<(&'static str, bool, PathBuf)>> = BTreeMap::new();
     for (key, path) in pins.endpoint_links() {
+        let Some(slot) = slots.get(&key) else { continue };
         let ingress = path.to_string_lossy().ends_with("_ingress");
         let program = if ingress { names::INGRESS_PROGRAM } else { names::EGRESS_PROGRAM };
-        by_netns.entry(key.netns_inum).or_default().push((program, ingress, path));
+        instances.entry((key.netns_inum, *slot)).or_default().push((program, ingress, path));
     }
     for (id, path) in pins.trunk_links() {
         let xdp = path.to_string_lossy().ends_with("_xdp");
         let program = if xdp { names::TRUNK_PROGRAM } else { names::TRUNK_TC_PROGRAM };
-        by_netns.entry(id.netns_inum).or_default().push((program, xdp, path));
+        instances.entry((id.netns_inum, 0)).or_default().push((program, xdp, path));
     }
     let mut updated = 0;
-    for (inum, links) in by_netns {
-        let mut bpf = load(pins, inum)?;
+    for ((inum, slot), links) in instances {
+        let mut bpf = load(pins, inum, slot)?;
         for (program, is_xdp, path) in links {
             if is_xdp { replace_xdp(&mut bpf, program, &path)? } else { replace_tc(&mut bpf, program, &path)? }
             updated += 1;

@@ -76,6 +76,7 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
             ip6: None,
             mac: None,
             link: None,
+            slot: None,
             routes: Vec::new(),
         });
         rec.ip = match planned.get(&(name.clone(), false)) {
@@ -90,9 +91,12 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
             rec.mac = Some(endpoint::format_mac(ep.mac.unwrap_or_else(endpoint::random_mac)));
         }
     }
-    // One write before any endpoint is touched: addresses reserved, intents journaled.
+    let new_slots = assign_slots(config, &mut state)?;
+    // One write before any endpoint is touched: addresses and slots reserved, intents journaled.
     let temp_names = endpoint::journal_intents(config, &mut state);
     store.save(&state)?;
+    // A slot may have served an endpoint removed earlier: it starts from zero.
+    ebpf::reset_slots(&pins, &new_slots)?;
 
     let mut by_netns: BTreeMap<NetnsRef, Vec<EndpointDevice>> = BTreeMap::new();
     for (name, ep) in &config.endpoints {
@@ -109,7 +113,8 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
         let rec = &state.endpoints[name];
         let link = rec.link.expect("ensure records the link");
         let policy = ebpf::endpoint_policy(net.spoof_check, link_facts.mac, rec.ip, rec.ip6);
-        by_netns.entry(ep.netns.clone()).or_default().push(EndpointDevice { ifindex: link.ifindex, ifname: ep.ifname.clone(), policy });
+        let slot = rec.slot.expect("assigned before ensure");
+        by_netns.entry(ep.netns.clone()).or_default().push(EndpointDevice { ifindex: link.ifindex, ifname: ep.ifname.clone(), slot, policy });
     }
 
     // Every child exists under its final name now: the journal's temporary names are done.
@@ -127,6 +132,24 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
     Ok(summary)
 }
 
+/// Gives every configured endpoint without a slot the lowest free one; returns the new slots.
+fn assign_slots(config: &Config, state: &mut State) -> anyhow::Result<Vec<u32>> {
+    let mut used: std::collections::BTreeSet<u32> = state.endpoints.values().filter_map(|r| r.slot).collect();
+    let mut new = Vec::new();
+    for name in config.endpoints.keys() {
+        let rec = state.endpoints.get_mut(name).expect("recorded above");
+        if rec.slot.is_none() {
+            let slot = (1..vlan_common::MAX_ENDPOINTS)
+                .find(|s| !used.contains(s))
+                .with_context(|| format!("more than {} endpoints: vland's eBPF maps are full", vlan_common::MAX_ENDPOINTS - 1))?;
+            used.insert(slot);
+            rec.slot = Some(slot);
+            new.push(slot);
+        }
+    }
+    Ok(new)
+}
+
 /// After an upgrade of vland, the pinned links get this build's programs, in place.
 fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyhow::Result<()> {
     let current = ebpf::object_id();
@@ -134,7 +157,12 @@ fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyho
         return Ok(());
     }
     if state.ebpf_object.is_some() {
-        let n = ebpf::replace_programs(pins).context("cannot upgrade the attached eBPF programs")?;
+        let slots: std::collections::HashMap<EndpointKey, u32> = state
+            .endpoints
+            .values()
+            .filter_map(|r| Some((EndpointKey { netns_inum: r.link?.netns_inum, ifindex: r.link?.ifindex }, r.slot?)))
+            .collect();
+        let n = ebpf::replace_programs(pins, &slots).context("cannot upgrade the attached eBPF programs")?;
         info!(links = n, "replaced the programs of the pinned links with this build's (counters kept)");
     }
     state.ebpf_object = Some(current);

@@ -8,7 +8,7 @@ use aya::maps::HashMap as BpfHashMap;
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use std::path::PathBuf;
-use vlan_common::{EndpointKey, EndpointPolicy, TrunkId, TrunkPolicy, VlanKey, names};
+use vlan_common::{EndpointPolicy, TrunkId, TrunkPolicy, VlanKey, names};
 
 const INUM: u32 = 7;
 /// BPF_PROG_TEST_RUN runs programs as if on the loopback device.
@@ -59,6 +59,7 @@ fn load() -> anyhow::Result<Objects> {
     let mut vland = EbpfLoader::new()
         .default_map_pin_directory(&pin_dir)
         .override_global(names::NETNS_INUM_GLOBAL, &INUM, true)
+        .override_global(names::ENDPOINT_SLOT_GLOBAL, &1u32, true)
         .load_file(dir.join("vlan-ebpf"))?;
     let mut empty = Ebpf::load_file(dir.join("vlan-ebpf-empty"))?;
     for name in [names::TRUNK_PROGRAM, names::INGRESS_PROGRAM] {
@@ -82,15 +83,11 @@ fn load() -> anyhow::Result<Objects> {
     for (tpid, vid) in [(0x8100, 19), (0x88a8, 100)] {
         allowed.insert(VlanKey { netns_inum: INUM, ifindex: LO, tpid, vid }, 1, 0)?;
     }
-    let key = EndpointKey { netns_inum: INUM, ifindex: LO };
-    let mut traffic: aya::maps::PerCpuHashMap<_, EndpointKey, vlan_common::Traffic> =
-        aya::maps::PerCpuHashMap::try_from(vland.map_mut(names::ENDPOINT_TRAFFIC_MAP).unwrap())?;
-    let cpus = aya::util::nr_cpus().map_err(|(w, e)| anyhow::anyhow!("{w}: {e}"))?;
-    traffic.insert(key, aya::maps::PerCpuValues::try_from(vec![vlan_common::Traffic::default(); cpus])?, 0)?;
-    let mut ep: BpfHashMap<_, EndpointKey, EndpointPolicy> = BpfHashMap::try_from(vland.map_mut(names::ENDPOINT_POLICY_MAP).unwrap())?;
+    // The endpoint programs serve slot 1, with spoof_check on.
+    let mut ep: aya::maps::Array<_, EndpointPolicy> = aya::maps::Array::try_from(vland.map_mut(names::ENDPOINT_POLICY_MAP).unwrap())?;
     let mut p = EndpointPolicy { flags: EndpointPolicy::SPOOF_CHECK | EndpointPolicy::HAS_IPV4, ..Default::default() };
     p.mac[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    ep.insert(key, p, 0)?;
+    ep.set(1, p, 0)?;
     Ok(Objects { vland, empty, pin_dir })
 }
 
