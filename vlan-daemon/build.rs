@@ -8,10 +8,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=VLAND_EBPF_OBJECT");
     println!("cargo:rerun-if-changed={}", object.display());
     if !object.exists() {
-        panic!(
-            "the eBPF object {} is missing: run `cargo xtask build-ebpf` first (or `cargo xtask build`)",
-            object.display()
-        );
+        panic!("the eBPF object {} is missing: run `cargo xtask build-ebpf` first (or `cargo xtask build`)", object.display());
     }
     println!("cargo:rustc-env=VLAND_EBPF_OBJECT_PATH={}", object.display());
 }

@@ -41,7 +41,16 @@ impl Capture {
             sll.sll_ifindex = ifindex as i32;
             check(libc::bind(fd.as_raw_fd(), &sll as *const _ as *const _, std::mem::size_of::<libc::sockaddr_ll>() as u32), "bind");
             let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
-            check(libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv as *const _ as *const _, std::mem::size_of::<libc::timeval>() as u32), "SO_RCVTIMEO");
+            check(
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    &tv as *const _ as *const _,
+                    std::mem::size_of::<libc::timeval>() as u32,
+                ),
+                "SO_RCVTIMEO",
+            );
             Capture { fd }
         })
         .join()

@@ -100,11 +100,7 @@ impl Lab {
     pub fn config(&self, name: &str, body: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.toml"));
         let state = self.dir.join(format!("{name}-state"));
-        let text = format!(
-            "[daemon]\nstate_dir = \"{}\"\nbpf_dir = \"{}-{name}\"\n\n{body}",
-            state.display(),
-            self.bpf_dir.display()
-        );
+        let text = format!("[daemon]\nstate_dir = \"{}\"\nbpf_dir = \"{}-{name}\"\n\n{body}", state.display(), self.bpf_dir.display());
         std::fs::write(&path, text).unwrap();
         path
     }

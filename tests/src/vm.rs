@@ -31,10 +31,14 @@ pub fn run_guest_tests(features: &[&str]) {
         Command::new(&exe).args(test_args).output().expect("cannot re-run the test binary")
     } else {
         let xtask = std::env::var_os("VLAND_XTASK").unwrap_or_else(|| {
-            panic!("this kernel lacks {missing:?} and VLAND_XTASK is unset: run the tests with `cargo xtask test`, which runs them in the VM")
+            panic!(
+                "this kernel lacks {missing:?} and VLAND_XTASK is unset: run the tests with `cargo xtask test`, which runs them in the VM"
+            )
         });
         let kernel = std::env::var("VLAND_VM_KERNEL").unwrap_or_else(|_| "bookworm".to_string());
-        say(&format!("\n[{name}] this kernel lacks {missing:?} (per vland doctor): running the kernel-feature tests in the VM ({kernel} kernel)\n"));
+        say(&format!(
+            "\n[{name}] this kernel lacks {missing:?} (per vland doctor): running the kernel-feature tests in the VM ({kernel} kernel)\n"
+        ));
         Command::new(xtask)
             .args(["vm-run", "--kernel", &kernel, "--timeout", "900", "--"])
             .arg(&exe)

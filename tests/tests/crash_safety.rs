@@ -11,7 +11,8 @@ fn trials() -> usize {
 }
 
 fn body(lab: &Lab, own: &[&str], shared: &[(&str, &str)]) -> String {
-    let mut s = "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n".to_string();
+    let mut s =
+        "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n".to_string();
     for e in own {
         s.push_str(&format!("\n[endpoints.{e}]\nnetwork = \"n\"\nnetns = \"{}\"\n", lab.ns(e)));
     }

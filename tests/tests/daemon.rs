@@ -94,7 +94,11 @@ fn a_restarted_daemon_keeps_programs_and_counters() {
     let before = tx(&lab.stats(&host, &config));
     assert!(daemon.stop().success());
     let daemon = lab.spawn_daemon(&host, &config);
-    assert!(vland_tests::wait_until(Duration::from_secs(15), || daemon.log_text().contains("apply done")).is_some(), "{}", daemon.log_text());
+    assert!(
+        vland_tests::wait_until(Duration::from_secs(15), || daemon.log_text().contains("apply done")).is_some(),
+        "{}",
+        daemon.log_text()
+    );
     lab.exec(&ns, &["ping", "-c", "5", "-i", "0.05", "-W", "1", "172.16.10.1"]);
     let after = tx(&lab.stats(&host, &config));
     // Counters before the restart + the traffic after it = counters after.
@@ -133,7 +137,11 @@ fn stats_watch_reports_per_second_rates() {
     let (mut lab, host, ns, config) = one_endpoint_lab();
     lab.vland_ok(&host, &config, &["apply"]);
     // About 20 echo requests a second for 3 s while stats watches.
-    let mut ping = Command::new("ip").args(["netns", "exec", &ns, "ping", "-c", "60", "-i", "0.05", "-W", "1", "172.16.10.1"]).stdout(Stdio::null()).spawn().unwrap();
+    let mut ping = Command::new("ip")
+        .args(["netns", "exec", &ns, "ping", "-c", "60", "-i", "0.05", "-W", "1", "172.16.10.1"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let out = lab.vland_ok(&host, &config, &["stats", "--watch", "--json", "--interval", "0.5", "--count", "3"]);
     let _ = ping.wait();
     let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -165,7 +173,8 @@ fn an_upgrade_swaps_the_programs_in_place_and_keeps_the_counters() {
     let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
     lab.exec(&ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
     lab.exec(&ns, &["ping", "-c", "4", "-i", "0.05", "-W", "1", "172.16.10.1"]);
-    let counts = |s: &serde_json::Value| (s["endpoints"][0]["tx_packets"].as_u64().unwrap(), s["endpoints"][0]["rx_packets"].as_u64().unwrap());
+    let counts =
+        |s: &serde_json::Value| (s["endpoints"][0]["tx_packets"].as_u64().unwrap(), s["endpoints"][0]["rx_packets"].as_u64().unwrap());
     let before = counts(&lab.stats(&host, &config));
     let prog = |lab: &Lab| ip_json(&lab.ns("web1"), &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["id"].as_u64().unwrap();
     let old_prog = prog(&lab);

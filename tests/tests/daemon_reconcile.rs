@@ -18,7 +18,9 @@ fn ipv4(ns: &str) -> Option<String> {
 }
 
 fn xdp_attached(ns: &str) -> bool {
-    let Ok(out) = std::process::Command::new("ip").args(["-n", ns, "-j", "-d", "link", "show", "dev", "eth0"]).output() else { return false };
+    let Ok(out) = std::process::Command::new("ip").args(["-n", ns, "-j", "-d", "link", "show", "dev", "eth0"]).output() else {
+        return false;
+    };
     serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(|v| v[0]["xdp"]["mode"].as_u64().is_some())
 }
 
@@ -63,7 +65,9 @@ fn children_come_back_after_their_parent_does() {
     lab.exec(&host, &["ip", "link", "set", "eth0", "up"]);
     let took = wait_until(LIMIT, || {
         let counted = xdp_attached(&a);
-        counted && ipv4(&a).as_deref() == Some("172.16.10.2") && lab.exec_status(&a, &["ping", "-c", "1", "-W", "1", "172.16.10.1"]).status.success()
+        counted
+            && ipv4(&a).as_deref() == Some("172.16.10.2")
+            && lab.exec_status(&a, &["ping", "-c", "1", "-W", "1", "172.16.10.1"]).status.success()
     });
     let took = took.unwrap_or_else(|| panic!("the child did not come back with its address and route; daemon log:\n{}", daemon.log_text()));
     // The target (2 s) is measured by `cargo xtask bench`; here the time is only reported.

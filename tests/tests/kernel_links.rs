@@ -58,9 +58,8 @@ fn vlan_19_frames_carry_their_tag_on_the_wire() {
     let capture = Capture::open(&peer, "trunk");
     // Nobody answers 10.19.0.2: the host's ARP requests go out of trunk.19, tagged.
     let _ = lab.exec_status(&host, &["ping", "-c", "1", "-W", "1", "10.19.0.2"]);
-    let frames = capture.frames_until(Duration::from_secs(3), |f| {
-        EthernetPacket::new(f).is_some_and(|e| e.get_ethertype() == EtherTypes::Vlan)
-    });
+    let frames =
+        capture.frames_until(Duration::from_secs(3), |f| EthernetPacket::new(f).is_some_and(|e| e.get_ethertype() == EtherTypes::Vlan));
     let tagged = frames
         .iter()
         .filter_map(|f| EthernetPacket::new(f))
@@ -121,7 +120,8 @@ fn vland_applies_and_removes_an_ipvlan_l3_network() {
     lab.exec(&lab.ns("web1"), &["ping", "-c", "10", "-i", "0.05", "-W", "2", "10.50.0.2"]);
     let after = lab.stats(&host, &config);
     let delta = |ep: &str, f: &str| {
-        let get = |s: &serde_json::Value| s["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == ep).unwrap()[f].as_u64().unwrap();
+        let get =
+            |s: &serde_json::Value| s["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == ep).unwrap()[f].as_u64().unwrap();
         get(&after) - get(&before)
     };
     // ipvlan l3 frames carry no ARP; 10 requests out of web1 into web2, 10 replies back.

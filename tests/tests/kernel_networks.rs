@@ -98,14 +98,22 @@ fn vlan_19_and_20_networks_share_one_trunk_with_the_right_tags() {
     let before = lab.stats(&host, &config);
     lab.exec(&e19, &["ping", "-c", "10", "-i", "0.05", "-W", "2", "10.19.0.1"]);
     let after = lab.stats(&host, &config);
-    assert_eq!((count(&after, "tx_packets") - count(&before, "tx_packets"), count(&after, "rx_packets") - count(&before, "rx_packets")), (10, 10));
+    assert_eq!(
+        (count(&after, "tx_packets") - count(&before, "tx_packets"), count(&after, "rx_packets") - count(&before, "rx_packets")),
+        (10, 10)
+    );
     assert_eq!(count(&after, "tx_bytes") - count(&before, "tx_bytes"), 980);
 
     // The trunk program on eth1 saw the tagged frames arriving from the peer's VLAN devices and
     // let the configured VLANs through; a VLAN no network carries is dropped and counted.
     let stats = lab.stats(&host, &config);
     let vlan_rx = |vid: u64| {
-        stats["parents"].as_array().unwrap().iter().find(|p| p["parent"] == "eth1" && p["vlan"] == vid).map(|p| p["rx_packets"].as_u64().unwrap())
+        stats["parents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["parent"] == "eth1" && p["vlan"] == vid)
+            .map(|p| p["rx_packets"].as_u64().unwrap())
     };
     assert!(vlan_rx(19).unwrap_or(0) >= 2 && vlan_rx(20).unwrap_or(0) >= 2, "per-VLAN counters on the trunk: {stats}");
     lab.exec(&peer, &["ip", "link", "add", "link", "trunk", "name", "trunk.40", "type", "vlan", "id", "40"]);
@@ -196,7 +204,9 @@ fn ipvlan_l3_subnets_on_two_hosts_reach_each_other_through_host_routes() {
     let (mut lab, h1, h2) = two_hosts();
     let (w1, w3) = (lab.expect_ns("web1"), lab.expect_ns("web3"));
     let net = |subnet: &str, ep: &str, ns: &str| {
-        format!("[networks.ipvlan_net]\ndriver = \"ipvlan\"\nparent = \"eth0\"\nmode = \"l3\"\nsubnet = \"{subnet}\"\n\n[endpoints.{ep}]\nnetwork = \"ipvlan_net\"\nnetns = \"{ns}\"\n")
+        format!(
+            "[networks.ipvlan_net]\ndriver = \"ipvlan\"\nparent = \"eth0\"\nmode = \"l3\"\nsubnet = \"{subnet}\"\n\n[endpoints.{ep}]\nnetwork = \"ipvlan_net\"\nnetns = \"{ns}\"\n"
+        )
     };
     let c1 = lab.config("net1", &net("10.10.20.0/24", "web1", &w1));
     let c2 = lab.config("net2", &net("10.10.40.0/24", "web3", &w3));
@@ -229,7 +239,10 @@ fn ipvlan_private_flag_isolates_siblings_and_ebusy_is_explained() {
     // A macvlan network on a parent that already carries ipvlan children (made outside this
     // config): the kernel says EBUSY, vland says why.
     let c = lab.expect_ns("c");
-    let other = lab.config("other", &format!("[networks.m]\ndriver = \"macvlan\"\nparent = \"eth0\"\n\n[endpoints.c]\nnetwork = \"m\"\nnetns = \"{c}\"\n"));
+    let other = lab.config(
+        "other",
+        &format!("[networks.m]\ndriver = \"macvlan\"\nparent = \"eth0\"\n\n[endpoints.c]\nnetwork = \"m\"\nnetns = \"{c}\"\n"),
+    );
     let out = lab.vland(&h1, &other, &["apply"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("macvlan and ipvlan cannot share a parent"), "{err}");

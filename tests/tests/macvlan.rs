@@ -157,9 +157,8 @@ fn down_removes_what_vland_created_and_keeps_what_it_did_not() {
     let mine = lab.add_ns("mine");
     lab.exec(&mine, &["ip", "link", "add", "keep0", "type", "veth", "peer", "name", "keep1"]);
     let made = lab.expect_ns("made");
-    let body = format!(
-        "{NET}\n[endpoints.a]\nnetwork = \"lan\"\nnetns = \"{mine}\"\n\n[endpoints.b]\nnetwork = \"lan\"\nnetns = \"{made}\"\n"
-    );
+    let body =
+        format!("{NET}\n[endpoints.a]\nnetwork = \"lan\"\nnetns = \"{mine}\"\n\n[endpoints.b]\nnetwork = \"lan\"\nnetns = \"{made}\"\n");
     let config = lab.config("h1", &body);
     lab.vland_ok(&host, &config, &["apply"]);
     assert_eq!(link(&mine, "eth0")["linkinfo"]["info_kind"], "macvlan");
@@ -167,7 +166,8 @@ fn down_removes_what_vland_created_and_keeps_what_it_did_not() {
     assert!(std::path::Path::new(&bpf_dir).join("ENDPOINT_TRAFFIC").exists());
 
     lab.vland_ok(&host, &config, &["down"]);
-    let names: Vec<String> = ip_json(&mine, &["link", "show"]).as_array().unwrap().iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> =
+        ip_json(&mine, &["link", "show"]).as_array().unwrap().iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
     assert!(names.contains(&"keep0".to_string()) && names.contains(&"keep1".to_string()), "{names:?}");
     assert!(!names.contains(&"eth0".to_string()), "vland's child is still there: {names:?}");
     let netns_list = run_ok("ip", &["netns", "list"]);

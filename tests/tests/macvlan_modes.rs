@@ -148,7 +148,13 @@ fn extra_routes_drift_and_mtu_are_reconciled() {
     assert_eq!(link(&ns)["mtu"], 1400);
 
     // The config changes: a new MTU and another route; the old route goes, the link stays.
-    std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace(&net(1400, "{ to = \"10.99.0.0/16\", via = \"172.16.10.254\" }"), &net(1450, "{ to = \"10.98.0.0/16\" }"))).unwrap();
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(&net(1400, "{ to = \"10.99.0.0/16\", via = \"172.16.10.254\" }"), &net(1450, "{ to = \"10.98.0.0/16\" }")),
+    )
+    .unwrap();
     lab.vland_ok(&host, &config, &["apply"]);
     assert_eq!(link(&ns)["mtu"], 1450);
     assert_eq!(link(&ns)["ifindex"], ifindex, "the child was recreated instead of corrected");
@@ -162,7 +168,8 @@ fn allocations_survive_a_restart_and_freed_addresses_are_reused_lowest_first() {
     let names: Vec<String> = ["a", "b", "c"].iter().map(|n| lab.expect_ns(n)).collect();
     let prefix = lab.ns("");
     let body = |eps: &[&str]| {
-        let mut s = "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n".to_string();
+        let mut s =
+            "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n".to_string();
         for e in eps {
             s.push_str(&format!("\n[endpoints.{e}]\nnetwork = \"n\"\nnetns = \"{prefix}{e}\"\n"));
         }

@@ -17,8 +17,13 @@ fn frame(tags: &[(u16, u16)], len: usize) -> Vec<u8> {
     f
 }
 
-fn row<'a>(stats: &'a serde_json::Value, vlan: serde_json::Value) -> &'a serde_json::Value {
-    stats["parents"].as_array().unwrap().iter().find(|p| p["parent"] == "eth1" && p["vlan"] == vlan).unwrap_or_else(|| panic!("no row for vlan {vlan} in {stats}"))
+fn row(stats: &serde_json::Value, vlan: serde_json::Value) -> &serde_json::Value {
+    stats["parents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["parent"] == "eth1" && p["vlan"] == vlan)
+        .unwrap_or_else(|| panic!("no row for vlan {vlan} in {stats}"))
 }
 
 #[test]
@@ -36,7 +41,12 @@ fn a_trunk_passes_its_vlans_and_drops_and_counts_the_rest() {
 
     let tx = Capture::open(&peer, "trunk");
     let rx = Capture::open(&host, "eth1");
-    let sent = [(frame(&[(0x8100, 19)], 100), 10), (frame(&[(0x8100, 20)], 100), 7), (frame(&[], 100), 5), (frame(&[], 14)[..12].iter().chain(&[0x81, 0x00, 0x00]).copied().collect::<Vec<u8>>(), 3)];
+    let sent = [
+        (frame(&[(0x8100, 19)], 100), 10),
+        (frame(&[(0x8100, 20)], 100), 7),
+        (frame(&[], 100), 5),
+        (frame(&[], 14)[..12].iter().chain(&[0x81, 0x00, 0x00]).copied().collect::<Vec<u8>>(), 3),
+    ];
     for (f, n) in &sent {
         for _ in 0..*n {
             tx.send(f);
@@ -60,9 +70,15 @@ fn a_trunk_passes_its_vlans_and_drops_and_counts_the_rest() {
     assert_eq!((v19["rx_packets"].as_u64(), v19["rx_bytes"].as_u64(), v19["dropped_packets"].as_u64()), (Some(10), Some(1000), Some(0)));
     assert_eq!(v19["protocol"], "802.1Q");
     let v20 = row(&stats, 20.into());
-    assert_eq!((v20["rx_packets"].as_u64(), v20["dropped_packets"].as_u64(), v20["drops"]["vlan_not_allowed"].as_u64()), (Some(7), Some(7), Some(7)));
+    assert_eq!(
+        (v20["rx_packets"].as_u64(), v20["dropped_packets"].as_u64(), v20["drops"]["vlan_not_allowed"].as_u64()),
+        (Some(7), Some(7), Some(7))
+    );
     let untagged = row(&stats, serde_json::Value::Null);
-    assert_eq!((untagged["rx_packets"].as_u64(), untagged["drops"]["untagged"].as_u64(), untagged["drops"]["malformed"].as_u64()), (Some(5), Some(5), Some(3)));
+    assert_eq!(
+        (untagged["rx_packets"].as_u64(), untagged["drops"]["untagged"].as_u64(), untagged["drops"]["malformed"].as_u64()),
+        (Some(5), Some(5), Some(3))
+    );
     assert_eq!(untagged["dropped_packets"], 8, "untagged + malformed");
 
     // Allowing VLAN 20 later takes effect without re-attaching.

@@ -68,11 +68,21 @@ pub fn probe() -> anyhow::Result<Report> {
         "bpffs",
         Feature {
             available: bpffs_mounted,
-            detail: if bpffs_mounted { "mounted at /sys/fs/bpf".into() } else { "was not mounted at /sys/fs/bpf: the eBPF probes below mounted it, as vland apply does".into() },
+            detail: if bpffs_mounted {
+                "mounted at /sys/fs/bpf".into()
+            } else {
+                "was not mounted at /sys/fs/bpf: the eBPF probes below mounted it, as vland apply does".into()
+            },
         },
     );
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
-    features.insert("btf", Feature { available: btf, detail: if btf { "/sys/kernel/btf/vmlinux present".into() } else { "no /sys/kernel/btf/vmlinux".into() } });
+    features.insert(
+        "btf",
+        Feature {
+            available: btf,
+            detail: if btf { "/sys/kernel/btf/vmlinux present".into() } else { "no /sys/kernel/btf/vmlinux".into() },
+        },
+    );
 
     let links = netns::run_in_scratch(|| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -131,7 +141,11 @@ async fn probe_links() -> anyhow::Result<Vec<(&'static str, Feature)>> {
     ));
     out.push((
         "vlan_8021q",
-        outcome(nl.add_link(LinkVlan::new("vd0.19", vd0, 19).build(), "create 802.1Q sub-interface").await.map(|_| "created an 802.1Q sub-interface".into())),
+        outcome(
+            nl.add_link(LinkVlan::new("vd0.19", vd0, 19).build(), "create 802.1Q sub-interface")
+                .await
+                .map(|_| "created an 802.1Q sub-interface".into()),
+        ),
     ));
     nl.set_up_by_name("vd0").await?;
     nl.set_up_by_name("vd1").await?;

@@ -48,7 +48,9 @@ fn encode_report(r: &StatsReport, enc: &mut DescriptorEncoder) -> Result<(), std
         "vland_endpoint_packets",
         "Frames an endpoint received (rx) and sent (tx), counted by vland's eBPF programs.",
         e.iter()
-            .flat_map(|s| [(with(endpoint_labels(s), "direction", "rx"), s.rx_packets), (with(endpoint_labels(s), "direction", "tx"), s.tx_packets)])
+            .flat_map(|s| {
+                [(with(endpoint_labels(s), "direction", "rx"), s.rx_packets), (with(endpoint_labels(s), "direction", "tx"), s.tx_packets)]
+            })
             .collect(),
     )?;
     family(
@@ -56,7 +58,9 @@ fn encode_report(r: &StatsReport, enc: &mut DescriptorEncoder) -> Result<(), std
         "vland_endpoint_bytes",
         "Bytes (whole frames) an endpoint received (rx) and sent (tx).",
         e.iter()
-            .flat_map(|s| [(with(endpoint_labels(s), "direction", "rx"), s.rx_bytes), (with(endpoint_labels(s), "direction", "tx"), s.tx_bytes)])
+            .flat_map(|s| {
+                [(with(endpoint_labels(s), "direction", "rx"), s.rx_bytes), (with(endpoint_labels(s), "direction", "tx"), s.tx_bytes)]
+            })
             .collect(),
     )?;
     family(
@@ -66,8 +70,18 @@ fn encode_report(r: &StatsReport, enc: &mut DescriptorEncoder) -> Result<(), std
         e.iter().flat_map(|s| s.drops.iter().map(|(reason, n)| (with(endpoint_labels(s), "reason", *reason), *n))).collect(),
     )?;
     let p = &r.parents;
-    family(enc, "vland_vlan_packets", "Frames that arrived on a trunk, per VLAN.", p.iter().map(|s| (parent_labels(s), s.rx_packets)).collect())?;
-    family(enc, "vland_vlan_bytes", "Bytes that arrived on a trunk, per VLAN.", p.iter().map(|s| (parent_labels(s), s.rx_bytes)).collect())?;
+    family(
+        enc,
+        "vland_vlan_packets",
+        "Frames that arrived on a trunk, per VLAN.",
+        p.iter().map(|s| (parent_labels(s), s.rx_packets)).collect(),
+    )?;
+    family(
+        enc,
+        "vland_vlan_bytes",
+        "Bytes that arrived on a trunk, per VLAN.",
+        p.iter().map(|s| (parent_labels(s), s.rx_bytes)).collect(),
+    )?;
     family(
         enc,
         "vland_vlan_dropped_packets",

@@ -58,11 +58,7 @@ pub fn create(name: &str) -> anyhow::Result<()> {
     if path.exists() && !is_namespace(&path) {
         let _ = std::fs::remove_file(&path);
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&path).with_context(|| format!("cannot create {}", path.display()))?;
     let result = std::thread::scope(|s| {
         s.spawn(|| -> anyhow::Result<()> {
             unshare(CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;

@@ -44,7 +44,10 @@ pub async fn check(config: &Config, state: &State, host: &Netlink, errors: &mut 
     for name in config.trunks.keys() {
         let is_vlan_base = config.networks.values().any(|n| matches!(&n.parent.kind, ParentKind::Vlan { base, .. } if base == name));
         if !is_vlan_base && host.link_by_name(name).await?.is_none() {
-            errors.push(format!("trunks.{name}"), format!("interface {name} does not exist in vland's network namespace: create it or remove the table"));
+            errors.push(
+                format!("trunks.{name}"),
+                format!("interface {name} does not exist in vland's network namespace: create it or remove the table"),
+            );
         }
     }
     Ok(())

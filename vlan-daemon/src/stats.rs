@@ -60,7 +60,10 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
         let t = traffic.get(&slot).copied().unwrap_or_default();
         let d = endpoint_drops.get(&slot).copied().unwrap_or_default();
         let drops: BTreeMap<&'static str, u64> =
-            [(DropReason::SpoofedMac.name(), d.spoofed_mac), (DropReason::SpoofedIp.name(), d.spoofed_ip)].into_iter().filter(|(_, n)| *n > 0).collect();
+            [(DropReason::SpoofedMac.name(), d.spoofed_mac), (DropReason::SpoofedIp.name(), d.spoofed_ip)]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect();
         endpoints.push(EndpointStats {
             network: rec.network.clone(),
             endpoint: name.clone(),
@@ -277,7 +280,17 @@ fn render_rates(r: &Rates) -> String {
     let rows: Vec<Vec<String>> = r
         .endpoints
         .iter()
-        .map(|e| vec![e.network.clone(), e.endpoint.clone(), f(e.rx_pps), f(e.rx_bytes_per_s), f(e.tx_pps), f(e.tx_bytes_per_s), f(e.dropped_pps)])
+        .map(|e| {
+            vec![
+                e.network.clone(),
+                e.endpoint.clone(),
+                f(e.rx_pps),
+                f(e.rx_bytes_per_s),
+                f(e.tx_pps),
+                f(e.tx_bytes_per_s),
+                f(e.dropped_pps),
+            ]
+        })
         .collect();
     let mut out = format!("per second, over {:.1} s (Ctrl-C to stop)\n", r.interval_s);
     out.push_str(&table(&["NETWORK", "ENDPOINT", "RX_PPS", "RX_B/S", "TX_PPS", "TX_B/S", "DROP_PPS"], &rows, 2));
@@ -285,7 +298,9 @@ fn render_rates(r: &Rates) -> String {
         let rows: Vec<Vec<String>> = r
             .parents
             .iter()
-            .map(|p| vec![p.parent.clone(), p.vlan.map_or("-".into(), |v| v.to_string()), f(p.rx_pps), f(p.rx_bytes_per_s), f(p.dropped_pps)])
+            .map(|p| {
+                vec![p.parent.clone(), p.vlan.map_or("-".into(), |v| v.to_string()), f(p.rx_pps), f(p.rx_bytes_per_s), f(p.dropped_pps)]
+            })
             .collect();
         out.push('\n');
         out.push_str(&table(&["TRUNK", "VLAN", "RX_PPS", "RX_B/S", "DROP_PPS"], &rows, 2));

@@ -13,9 +13,7 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuHashMap},
     programs::{TcContext, XdpContext},
 };
-use vlan_common::{
-    DropKey, DropReason, TrunkId, TrunkPolicy, VlanKey, VlanStats, ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, MAX_VLAN_KEYS,
-};
+use vlan_common::{DropKey, DropReason, TrunkId, TrunkPolicy, VlanKey, VlanStats, ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, MAX_VLAN_KEYS};
 
 #[map(name = "TRUNK_POLICY")]
 static TRUNK_POLICY: HashMap<TrunkId, TrunkPolicy> = HashMap::pinned(MAX_TRUNKS, 0);
@@ -57,12 +55,7 @@ fn count(key: &VlanKey, len: u64, dropped: bool) {
         }
         return;
     }
-    let first = VlanStats {
-        rx_packets: 1,
-        rx_bytes: len,
-        dropped_packets: dropped as u64,
-        dropped_bytes: if dropped { len } else { 0 },
-    };
+    let first = VlanStats { rx_packets: 1, rx_bytes: len, dropped_packets: dropped as u64, dropped_bytes: if dropped { len } else { 0 } };
     // Another CPU may create the entry at the same moment: then count into it.
     if VLAN_STATS.insert(key, &first, BPF_NOEXIST as u64).is_err() {
         if let Some(s) = VLAN_STATS.get_ptr_mut(key) {

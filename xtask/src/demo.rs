@@ -3,9 +3,9 @@
 //! 10.20.30.0/24; two "Docker hosts" plug into the bridge with a veth uplink `eth0`, each runs
 //! the vland daemon with one half of the subnet, and their endpoints are the "containers".
 use crate::ebpf::build_daemon;
+use crate::netlab::{add_ns, in_ns, quiet};
 use crate::paths::target_dir;
 use crate::prereqs::ensure_host_tools;
-use crate::netlab::{add_ns, in_ns, quiet};
 use crate::process::step;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -118,7 +118,10 @@ impl Lab {
     fn start_daemons(&mut self) -> anyhow::Result<()> {
         for h in &HOSTS {
             heading(&format!("{}: vland --config {}", h.name, self.config_path(h.name).display()));
-            println!("{}", std::fs::read_to_string(self.config_path(h.name))?.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n"));
+            println!(
+                "{}",
+                std::fs::read_to_string(self.config_path(h.name))?.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n")
+            );
             let log = std::fs::File::create(self.dir.join(format!("{}.log", h.name)))?;
             let mut cmd = self.vland(h.name, &[]);
             cmd.stderr(Stdio::from(log)).stdin(Stdio::null());

@@ -16,5 +16,8 @@ pub fn ensure_host_tools(extra: &[(&str, &str)]) -> anyhow::Result<()> {
     }
     step(&format!("installing {} with apt-get", missing.join(" ")));
     run(Command::new("apt-get").arg("update").arg("-qq"))?;
-    run(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }

@@ -1,10 +1,10 @@
 //! `cargo xtask test`: every test, with its prerequisites installed first. Unit tests and the
 //! namespace integration tests run on this machine's kernel; tests needing kernel features this
 //! kernel lacks run in the VM suite.
-use crate::{ebpf, vm};
 use crate::paths::workspace_root;
 use crate::prereqs::ensure_host_tools;
 use crate::process::{clean_cargo_env, run, step};
+use crate::{ebpf, vm};
 use std::process::Command;
 
 /// Test namespaces and bpffs dirs all start with this (see tests/src/lib.rs).

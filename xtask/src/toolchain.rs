@@ -70,11 +70,7 @@ fn rustc_info(toolchain: &str) -> anyhow::Result<RustcInfo> {
             .with_context(|| format!("`rustc +{toolchain} -vV` printed no `{name}` line"))
     };
     let sysroot = output(&mut rustup(&["run", toolchain, "rustc", "--print", "sysroot"]))?;
-    Ok(RustcInfo {
-        commit: field("commit-hash:")?,
-        llvm_version: field("LLVM version:")?,
-        sysroot: PathBuf::from(sysroot.trim()),
-    })
+    Ok(RustcInfo { commit: field("commit-hash:")?, llvm_version: field("LLVM version:")?, sysroot: PathBuf::from(sysroot.trim()) })
 }
 
 /// The shared libLLVM the nightly ships, by its soname (e.g. libLLVM.so.22.1-rust-1.97.0-nightly).
@@ -86,9 +82,7 @@ fn find_rust_libllvm(sysroot: &Path) -> anyhow::Result<PathBuf> {
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.")))
         .collect();
     candidates.sort();
-    candidates
-        .pop()
-        .with_context(|| format!("no libLLVM.so.* in {}: this toolchain cannot host bpf-linker", lib.display()))
+    candidates.pop().with_context(|| format!("no libLLVM.so.* in {}: this toolchain cannot host bpf-linker", lib.display()))
 }
 
 /// bpf-linker must be linked against an LLVM of the same major version as the rustc that emits
@@ -113,8 +107,7 @@ fn ensure_bpf_linker(info: &RustcInfo) -> anyhow::Result<PathBuf> {
     for name in [std::ffi::OsString::from("libLLVM.so"), soname] {
         let link = prefix_lib.join(name);
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&libllvm, &link)
-            .with_context(|| format!("cannot link {} -> {}", link.display(), libllvm.display()))?;
+        std::os::unix::fs::symlink(&libllvm, &link).with_context(|| format!("cannot link {} -> {}", link.display(), libllvm.display()))?;
     }
 
     step(&format!(

@@ -9,8 +9,8 @@ mod validate;
 pub use errors::ConfigErrors;
 pub use model::*;
 pub use parse::{load, load_daemon_section};
-pub use validate::{is_network_or_broadcast, parse_mac};
 pub use schema::DaemonConfig;
+pub use validate::{is_network_or_broadcast, parse_mac};
 
 #[cfg(test)]
 mod tests;

@@ -24,19 +24,15 @@ impl From<LoadError> for anyhow::Error {
 }
 
 pub fn load(path: &Path) -> Result<Config, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config {}", path.display()))
-        .map_err(LoadError::Io)?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display())).map_err(LoadError::Io)?;
     parse_str(&text, &path.display().to_string()).map_err(LoadError::Invalid)
 }
 
 pub fn parse_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
     let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
     let mut unknown: Vec<Vec<String>> = Vec::new();
-    let raw = toml::Deserializer::parse(text).and_then(|de| {
-        serde_ignored::deserialize(de, |path| unknown.push(segments(&path)))
-            .map(|r: RawConfig| r)
-    });
+    let raw = toml::Deserializer::parse(text)
+        .and_then(|de| serde_ignored::deserialize(de, |path| unknown.push(segments(&path))).map(|r: RawConfig| r));
     let raw = match raw {
         Ok(raw) => raw,
         Err(e) => {
@@ -51,7 +47,10 @@ pub fn parse_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> 
         errors.errors.push(ConfigError {
             key: path.join("."),
             line,
-            message: format!("unknown key `{}`: remove it or check its spelling against the README's config reference", path.last().map(String::as_str).unwrap_or("")),
+            message: format!(
+                "unknown key `{}`: remove it or check its spelling against the README's config reference",
+                path.last().map(String::as_str).unwrap_or("")
+            ),
         });
     }
     let config = validate(raw, &mut errors);
@@ -91,7 +90,6 @@ fn key_line(text: &str, table: &DeTable<'_>, path: &[String]) -> Option<usize> {
         _ => None,
     }
 }
-
 
 /// Only the `[daemon]` table: `down` and `stats` must work even when the rest of the config has
 /// since become invalid (or its networks were deleted from it).

@@ -132,10 +132,7 @@ fn syntax_errors_carry_a_line() {
 fn dotted_parents_are_802_1q_sub_interfaces_with_docker_s_checks() {
     let net = |parent: &str, extra: &str| format!("[networks.v]\ndriver = \"macvlan\"\nparent = \"{parent}\"\n{extra}");
     let c = parse_str(&net("eth1.19", ""), "t").unwrap();
-    assert_eq!(
-        c.networks["v"].parent.kind,
-        ParentKind::Vlan { base: "eth1".into(), vid: 19, protocol: VlanProtocol::Dot1Q }
-    );
+    assert_eq!(c.networks["v"].parent.kind, ParentKind::Vlan { base: "eth1".into(), vid: 19, protocol: VlanProtocol::Dot1Q });
     let c = parse_str(&net("eth1.100", "vlan_protocol = \"802.1ad\"\n"), "t").unwrap();
     assert!(matches!(c.networks["v"].parent.kind, ParentKind::Vlan { protocol: VlanProtocol::Dot1Ad, .. }));
     assert!(has(&errors_of(&net("eth1.4095", "")), "vlan id must be between 1-4094, received: 4095"));

@@ -57,10 +57,7 @@ fn trunk(name: &str, raw: &RawTrunk, errors: &mut ConfigErrors) -> Option<Trunk>
 
 pub fn check_ifname(value: &str) -> Result<(), String> {
     if value.is_empty() || value.len() > MAX_IFNAME_LEN {
-        return Err(format!(
-            "interface name `{value}` is {} bytes; Linux allows 1 to {MAX_IFNAME_LEN}: use a shorter name",
-            value.len()
-        ));
+        return Err(format!("interface name `{value}` is {} bytes; Linux allows 1 to {MAX_IFNAME_LEN}: use a shorter name", value.len()));
     }
     if value == "." || value == ".." || value.contains(['/', ':']) || value.chars().any(char::is_whitespace) {
         return Err(format!("interface name `{value}` may not be `.`/`..` or contain `/`, `:` or spaces"));
@@ -145,7 +142,10 @@ fn driver(raw: &RawNetwork, s: &mut Scope<'_>) -> Option<Driver> {
                 "passthru" => MacvlanMode::Passthru,
                 "source" => MacvlanMode::Source,
                 other => {
-                    s.err("mode", format!("macvlan mode `{other}` is not valid: use bridge (the default), vepa, private, passthru or source"));
+                    s.err(
+                        "mode",
+                        format!("macvlan mode `{other}` is not valid: use bridge (the default), vepa, private, passthru or source"),
+                    );
                     return None;
                 }
             };
@@ -311,7 +311,10 @@ fn ipam(
                     s.err(&format!("ip_range{sfx}"), format!("invalid ip_range{sfx} {text}: it should be {canonical_r}"));
                 }
                 if r.prefix() < subnet.prefix() || !subnet.contains(r.network()) {
-                    s.err(&format!("ip_range{sfx}"), format!("{text} is not inside subnet{sfx} {subnet}: pick a range within it, no bigger than it"));
+                    s.err(
+                        &format!("ip_range{sfx}"),
+                        format!("{text} is not inside subnet{sfx} {subnet}: pick a range within it, no bigger than it"),
+                    );
                 }
                 canonical_r
             }
@@ -378,14 +381,19 @@ fn check_parent_sharing(networks: &BTreeMap<String, Network>, errors: &mut Confi
                 );
             }
             if n.parent.kind != first.parent.kind {
-                errors.push(format!("networks.{}.parent", n.name), format!("`{}` describes parent {parent} differently (vlan protocol)", first.name));
+                errors.push(
+                    format!("networks.{}.parent", n.name),
+                    format!("`{}` describes parent {parent} differently (vlan protocol)", first.name),
+                );
             }
         }
         for n in &nets {
             if n.driver == Driver::Macvlan(MacvlanMode::Passthru) && nets.len() > 1 {
                 errors.push(
                     format!("networks.{}.mode", n.name),
-                    format!("cannot use mode passthru: parent {parent} is also used by other networks; passthru needs the parent to itself"),
+                    format!(
+                        "cannot use mode passthru: parent {parent} is also used by other networks; passthru needs the parent to itself"
+                    ),
                 );
             }
         }
@@ -397,7 +405,10 @@ fn check_parent_sharing(networks: &BTreeMap<String, Network>, errors: &mut Confi
                     {
                         errors.push(
                             format!("networks.{}.subnet", b.name),
-                            format!("{} overlaps {} of network `{}` on the same parent {parent}: use disjoint subnets", y.subnet, x.subnet, a.name),
+                            format!(
+                                "{} overlaps {} of network `{}` on the same parent {parent}: use disjoint subnets",
+                                y.subnet, x.subnet, a.name
+                            ),
                         );
                     }
                 }
@@ -538,7 +549,10 @@ fn route(i: usize, raw: &RawRoute, net: Option<&Network>, s: &mut Scope<'_>) -> 
 fn check_static_ip(addr: IpAddr, net: &Network, v6: bool, key: &str, s: &mut Scope<'_>) {
     let sfx = if v6 { "6" } else { "" };
     let Some(ipam) = net.ipam(v6) else {
-        s.err(key, format!("network `{}` has no subnet{sfx}, so it cannot hold a static address of this family: add subnet{sfx} to it", net.name));
+        s.err(
+            key,
+            format!("network `{}` has no subnet{sfx}, so it cannot hold a static address of this family: add subnet{sfx} to it", net.name),
+        );
         return;
     };
     if !ipam.subnet.contains(addr) {
@@ -584,7 +598,10 @@ fn check_endpoint_uniqueness(endpoints: &BTreeMap<String, Endpoint>, networks: &
             if let Some(ip) = ip
                 && let Some(other) = ips.insert((&e.network, ip), &e.name)
             {
-                errors.push(format!("endpoints.{}.{key}", e.name), format!("{ip} is already taken by endpoint `{other}`: pick another address"));
+                errors.push(
+                    format!("endpoints.{}.{key}", e.name),
+                    format!("{ip} is already taken by endpoint `{other}`: pick another address"),
+                );
             }
         }
         if let Some(other) = ifnames.insert((&e.netns, &e.ifname), &e.name) {
@@ -596,7 +613,10 @@ fn check_endpoint_uniqueness(endpoints: &BTreeMap<String, Endpoint>, networks: &
         if let (Some(mac), Some(net)) = (e.mac, networks.get(&e.network))
             && let Some(other) = macs.insert((&net.parent.name, mac), &e.name)
         {
-            errors.push(format!("endpoints.{}.mac", e.name), format!("endpoint `{other}` already uses this MAC on parent {}: MACs must be unique per parent", net.parent.name));
+            errors.push(
+                format!("endpoints.{}.mac", e.name),
+                format!("endpoint `{other}` already uses this MAC on parent {}: MACs must be unique per parent", net.parent.name),
+            );
         }
         *per_network.entry(&e.network).or_default() += 1;
     }
@@ -605,7 +625,10 @@ fn check_endpoint_uniqueness(endpoints: &BTreeMap<String, Endpoint>, networks: &
             && n.driver == Driver::Macvlan(MacvlanMode::Passthru)
             && count > 1
         {
-            errors.push(format!("networks.{net}.mode"), format!("passthru gives the parent's MAC to one child only, but {count} endpoints join `{net}`: keep one or use bridge"));
+            errors.push(
+                format!("networks.{net}.mode"),
+                format!("passthru gives the parent's MAC to one child only, but {count} endpoints join `{net}`: keep one or use bridge"),
+            );
         }
     }
 }

@@ -33,9 +33,9 @@ pub fn child(spec: &ChildSpec<'_>, mode: MacvlanMode) -> LinkMessage {
     }
     if mode == MacvlanMode::Source {
         // The child receives frames from exactly these source MACs.
-        b = b.append_info_data(InfoMacVlan::MacAddrMode(MacVlanMacAddressMode::Set)).append_info_data(InfoMacVlan::MacAddrData(
-            spec.network.source_macs.iter().map(|m| InfoMacVlan::MacAddr(*m)).collect(),
-        ));
+        b = b
+            .append_info_data(InfoMacVlan::MacAddrMode(MacVlanMacAddressMode::Set))
+            .append_info_data(InfoMacVlan::MacAddrData(spec.network.source_macs.iter().map(|m| InfoMacVlan::MacAddr(*m)).collect()));
     }
     if let Some(mtu) = spec.network.mtu {
         b = b.mtu(mtu);

@@ -1,8 +1,8 @@
 //! Reading counters from the pinned maps: works from any process, with or without the daemon.
 use super::pins::Pins;
 use anyhow::Context;
-use aya::maps::{Map, MapData, PerCpuArray};
 use aya::Pod;
+use aya::maps::{Map, MapData, PerCpuArray};
 use std::collections::HashMap;
 use vlan_common::{EndpointDrops, Traffic, names};
 

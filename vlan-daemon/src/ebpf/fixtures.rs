@@ -370,15 +370,14 @@ fn a_hundred_thousand_random_and_mangled_frames_get_only_the_specified_verdicts(
     }
 }
 
-
-
 /// The endpoint egress program with a spoof-check policy for (INUM, lo).
 fn egress_fixture() -> Fixture {
     let fx = Fixture::new(false);
     let mut fx = fx;
     let tc: &mut SchedClassifier = fx.bpf.program_mut(names::EGRESS_PROGRAM).unwrap().try_into().unwrap();
     tc.load().unwrap();
-    let mut policy: aya::maps::Array<_, vlan_common::EndpointPolicy> = aya::maps::Array::try_from(fx.bpf.map_mut(names::ENDPOINT_POLICY_MAP).unwrap()).unwrap();
+    let mut policy: aya::maps::Array<_, vlan_common::EndpointPolicy> =
+        aya::maps::Array::try_from(fx.bpf.map_mut(names::ENDPOINT_POLICY_MAP).unwrap()).unwrap();
     let p = super::endpoint_policy(true, Some(OWN_MAC), Some("10.19.0.2".parse().unwrap()), Some("fd00::2".parse().unwrap()));
     policy.set(SLOT, p, 0).unwrap();
     fx
@@ -392,7 +391,8 @@ fn run_egress(fx: &Fixture, f: &[u8]) -> u32 {
 }
 
 fn endpoint_drops(fx: &Fixture) -> vlan_common::EndpointDrops {
-    let map: aya::maps::PerCpuArray<_, vlan_common::EndpointDrops> = aya::maps::PerCpuArray::try_from(fx.bpf.map(names::ENDPOINT_DROPS_MAP).unwrap()).unwrap();
+    let map: aya::maps::PerCpuArray<_, vlan_common::EndpointDrops> =
+        aya::maps::PerCpuArray::try_from(fx.bpf.map(names::ENDPOINT_DROPS_MAP).unwrap()).unwrap();
     let mut sum = vlan_common::EndpointDrops::default();
     map.get(&SLOT, 0).unwrap().iter().for_each(|d| sum.add(d));
     sum

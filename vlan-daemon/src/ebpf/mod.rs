@@ -9,12 +9,12 @@ mod tc;
 mod trunk;
 mod upgrade;
 
-pub use attach::{attach_endpoints, collect_garbage, detach_endpoint, endpoint_policy, reset_slots, EndpointDevice};
+pub use attach::{EndpointDevice, attach_endpoints, collect_garbage, detach_endpoint, endpoint_policy, reset_slots};
 pub use bpffs::{ensure_bpffs, is_bpffs};
 pub use counters::{read_endpoint_drops, read_endpoint_traffic};
 pub use pins::Pins;
-pub use upgrade::{object_id, replace_programs};
 pub use trunk::{TrunkSpec, apply_trunk, read_trunk_counters, remove_other_trunks};
+pub use upgrade::{object_id, replace_programs};
 
 /// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VLAND_EBPF_OBJECT_PATH"));

@@ -115,7 +115,8 @@ pub struct TrunkCounters {
 pub fn read_trunk_counters(pins: &Pins) -> anyhow::Result<TrunkCounters> {
     let mut out = TrunkCounters { vlans: HashMap::new(), drops: HashMap::new() };
     if pins.map(names::VLAN_STATS_MAP).exists() {
-        let map: PerCpuHashMap<_, VlanKey, VlanStats> = PerCpuHashMap::try_from(Map::PerCpuHashMap(open_map(pins, names::VLAN_STATS_MAP)?))?;
+        let map: PerCpuHashMap<_, VlanKey, VlanStats> =
+            PerCpuHashMap::try_from(Map::PerCpuHashMap(open_map(pins, names::VLAN_STATS_MAP)?))?;
         for entry in map.iter() {
             let (key, per_cpu) = entry?;
             let mut sum = VlanStats::default();

@@ -5,11 +5,11 @@
 use super::OBJECT;
 use super::pins::Pins;
 use anyhow::Context;
+use aya::Ebpf;
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tc::SchedClassifierLink;
 use aya::programs::xdp::XdpLink;
 use aya::programs::{SchedClassifier, Xdp};
-use aya::Ebpf;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use vlan_common::{EndpointKey, names};
@@ -50,11 +50,14 @@ fn replace_tc(bpf: &mut Ebpf, program: &str, pin: &PathBuf) -> anyhow::Result<()
     Ok(())
 }
 
+/// A pinned link: the program to put behind it, whether it is an XDP link, its pin.
+type LinkToUpdate = (&'static str, bool, PathBuf);
+
 /// Swaps the program of every pinned link for this build's; how many links were updated.
 /// `slots` gives each recorded endpoint's slot; links of unrecorded devices are left alone.
 pub fn replace_programs(pins: &Pins, slots: &HashMap<EndpointKey, u32>) -> anyhow::Result<usize> {
     // One program instance per (namespace, endpoint slot): both are patched in at load time.
-    let mut instances: BTreeMap<(u32, u32), Vec<(&'static str, bool, PathBuf)>> = BTreeMap::new();
+    let mut instances: BTreeMap<(u32, u32), Vec<LinkToUpdate>> = BTreeMap::new();
     for (key, path) in pins.endpoint_links() {
         let Some(slot) = slots.get(&key) else { continue };
         let ingress = path.to_string_lossy().ends_with("_ingress");
@@ -70,7 +73,11 @@ pub fn replace_programs(pins: &Pins, slots: &HashMap<EndpointKey, u32>) -> anyho
     for ((inum, slot), links) in instances {
         let mut bpf = load(pins, inum, slot)?;
         for (program, is_xdp, path) in links {
-            if is_xdp { replace_xdp(&mut bpf, program, &path)? } else { replace_tc(&mut bpf, program, &path)? }
+            if is_xdp {
+                replace_xdp(&mut bpf, program, &path)?
+            } else {
+                replace_tc(&mut bpf, program, &path)?
+            }
             updated += 1;
         }
     }

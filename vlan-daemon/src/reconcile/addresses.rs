@@ -55,7 +55,12 @@ fn plan_family(config: &Config, state: &State, v6: bool, planned: &mut Plan, err
             }
             None => errors.push(
                 format!("endpoints.{name}.network"),
-                format!("no free address left in {} of network `{}`: widen ip_range{} or remove endpoints", ipam.range, ep.network, if v6 { "6" } else { "" }),
+                format!(
+                    "no free address left in {} of network `{}`: widen ip_range{} or remove endpoints",
+                    ipam.range,
+                    ep.network,
+                    if v6 { "6" } else { "" }
+                ),
             ),
         }
     }

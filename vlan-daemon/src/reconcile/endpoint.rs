@@ -1,7 +1,6 @@
 //! One endpoint: its namespace, its child link (created in place under a temporary name, then
 //! renamed and tagged as vland's), its addresses, sysctls and routes.
 use crate::config::{Config, Endpoint, NetnsRef, Network, parse_mac};
-use std::collections::BTreeMap;
 use crate::drivers::{self, ChildSpec};
 use crate::ebpf::{self, Pins};
 use crate::netlink::{LinkFacts, Netlink, RouteSpec, errno};
@@ -9,6 +8,7 @@ use crate::netns;
 use crate::state::{EndpointRecord, LinkRecord, NamespaceRecord, PendingLink, State, StateStore};
 use anyhow::{Context, bail};
 use ipnetwork::IpNetwork;
+use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use tracing::{info, warn};
 use vlan_common::EndpointKey;
@@ -188,14 +188,7 @@ async fn create_child(
     let recorded_mac = state.endpoints[&ep.name].mac.as_deref().map(parse_mac).transpose().map_err(anyhow::Error::msg)?;
     let mut mac = recorded_mac.unwrap_or_else(random_mac);
     for attempt in 0.. {
-        let spec = ChildSpec {
-            network: net,
-            parent_index,
-            temp_name,
-            mac,
-            target_netns: ns.as_raw_fd(),
-            link_group: store.link_group(),
-        };
+        let spec = ChildSpec { network: net, parent_index, temp_name, mac, target_netns: ns.as_raw_fd(), link_group: store.link_group() };
         match host.try_add_link(drivers::child_link_message(&spec)).await {
             Ok(()) => break,
             // Another child of this parent has the MAC: a random one is drawn again.

@@ -13,9 +13,9 @@ use crate::netns;
 use crate::state::{EndpointRecord, State, StateStore};
 use anyhow::Context;
 use std::collections::{BTreeMap, HashSet};
-use vlan_common::EndpointKey;
 use std::net::IpAddr;
 use tracing::info;
+use vlan_common::EndpointKey;
 
 /// What one apply did, for logs and tests.
 #[derive(Debug, Default)]
@@ -102,9 +102,10 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
     for (name, ep) in &config.endpoints {
         let net = &config.networks[&ep.network];
         let owns_default = [false, true].map(|v6| config.default_route_owner(&ep.netns, v6) == Some(name.as_str()));
-        let (outcome, link_facts) = endpoint::ensure(&host, &store, &mut state, ep, net, parent_index[&ep.network], owns_default, &temp_names[name])
-            .await
-            .with_context(|| format!("endpoint {name}"))?;
+        let (outcome, link_facts) =
+            endpoint::ensure(&host, &store, &mut state, ep, net, parent_index[&ep.network], owns_default, &temp_names[name])
+                .await
+                .with_context(|| format!("endpoint {name}"))?;
         match outcome {
             endpoint::Outcome::Created => summary.created.push(name.clone()),
             endpoint::Outcome::Repaired => summary.repaired.push(name.clone()),
@@ -114,7 +115,12 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
         let link = rec.link.expect("ensure records the link");
         let policy = ebpf::endpoint_policy(net.spoof_check, link_facts.mac, rec.ip, rec.ip6);
         let slot = rec.slot.expect("assigned before ensure");
-        by_netns.entry(ep.netns.clone()).or_default().push(EndpointDevice { ifindex: link.ifindex, ifname: ep.ifname.clone(), slot, policy });
+        by_netns.entry(ep.netns.clone()).or_default().push(EndpointDevice {
+            ifindex: link.ifindex,
+            ifname: ep.ifname.clone(),
+            slot,
+            policy,
+        });
     }
 
     // Every child exists under its final name now: the journal's temporary names are done.
@@ -170,22 +176,13 @@ fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyho
 }
 
 fn recorded_keys(state: &State) -> HashSet<EndpointKey> {
-    state
-        .endpoints
-        .values()
-        .filter_map(|r| r.link)
-        .map(|l| EndpointKey { netns_inum: l.netns_inum, ifindex: l.ifindex })
-        .collect()
+    state.endpoints.values().filter_map(|r| r.link).map(|l| EndpointKey { netns_inum: l.netns_inum, ifindex: l.ifindex }).collect()
 }
 
 /// Removes named namespaces vland created that no configured endpoint uses any more.
 fn remove_unused_namespaces(config: &Config, store: &StateStore, state: &mut State) -> anyhow::Result<()> {
-    let unused: Vec<String> = state
-        .namespaces
-        .keys()
-        .filter(|n| !config.endpoints.values().any(|e| e.netns == NetnsRef::Named((*n).clone())))
-        .cloned()
-        .collect();
+    let unused: Vec<String> =
+        state.namespaces.keys().filter(|n| !config.endpoints.values().any(|e| e.netns == NetnsRef::Named((*n).clone()))).cloned().collect();
     for name in &unused {
         netns::remove(name)?;
         state.namespaces.remove(name);

@@ -51,8 +51,7 @@ pub async fn ensure(host: &Netlink, store: &StateStore, state: &mut State, net: 
 
 /// Deletes parents vland created that no configured network uses.
 pub async fn remove_unused(host: &Netlink, store: &StateStore, state: &mut State, config: &Config) -> anyhow::Result<()> {
-    let unused: Vec<String> =
-        state.parents.keys().filter(|p| !config.networks.values().any(|n| &n.parent.name == *p)).cloned().collect();
+    let unused: Vec<String> = state.parents.keys().filter(|p| !config.networks.values().any(|n| &n.parent.name == *p)).cloned().collect();
     for name in unused {
         let record = state.parents[&name].clone();
         if let Some(link) = host.link_by_name(&name).await? {

@@ -58,13 +58,8 @@ fn config(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
 
 fn vland(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let out = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", host()))
-        .arg(bin)
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()?;
+    let out =
+        Command::new("nsenter").arg(format!("--net=/run/netns/{}", host())).arg(bin).args(args).arg("--config").arg(config).output()?;
     let took = start.elapsed();
     if !out.status.success() {
         bail!("vland {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
@@ -105,7 +100,10 @@ fn ip_bring_up(n: usize) -> anyhow::Result<Duration> {
         let mut lines = String::new();
         for i in (k * PER_NS)..((k + 1) * PER_NS).min(n) {
             let ifname = format!("eth{}", i % PER_NS);
-            lines.push_str(&format!("link set dev vt{i} name {ifname}\naddress add {}/16 dev {ifname}\nlink set dev {ifname} up\n", address(i)));
+            lines.push_str(&format!(
+                "link set dev vt{i} name {ifname}\naddress add {}/16 dev {ifname}\nlink set dev {ifname} up\n",
+                address(i)
+            ));
             lines.push_str(&format!("route add 10.{}.{}.0/24 dev {ifname}\n", 100 + i / 256, i % 256));
         }
         ip_batch(Some(&format!("{PREFIX}ep{k}")), &lines)?;
@@ -224,7 +222,14 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
             ms(ip_time),
             Target::AtMost(1.0),
         ));
-        out.push(Measurement::new(&format!("daemon RSS with {n_stats} endpoints"), rss, "MiB", "the 30 MiB budget", 30.0, Target::AtMost(1.0)));
+        out.push(Measurement::new(
+            &format!("daemon RSS with {n_stats} endpoints"),
+            rss,
+            "MiB",
+            "the 30 MiB budget",
+            30.0,
+            Target::AtMost(1.0),
+        ));
         vland(vland_bin, &cfg, &["down"])?;
         Ok(out)
     })();

@@ -44,7 +44,9 @@ fn blast(ns: &str, ifname: &str, secs: Duration) -> anyhow::Result<u64> {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let one: libc::c_int = 1;
         // Straight to the driver: no qdisc in the way of the generator.
-        unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, 20 /* PACKET_QDISC_BYPASS */, &one as *const _ as *const _, 4) };
+        unsafe {
+            libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, 20 /* PACKET_QDISC_BYPASS */, &one as *const _ as *const _, 4)
+        };
         let cname = std::ffi::CString::new(ifname)?;
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -78,7 +80,8 @@ fn blast(ns: &str, ifname: &str, secs: Duration) -> anyhow::Result<u64> {
 }
 
 fn vland(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("nsenter").arg(format!("--net=/run/netns/{}", trunk_ns())).arg(bin).args(args).arg("--config").arg(config).output()?;
+    let out =
+        Command::new("nsenter").arg(format!("--net=/run/netns/{}", trunk_ns())).arg(bin).args(args).arg("--config").arg(config).output()?;
     if !out.status.success() {
         bail!("vland {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     }
@@ -87,17 +90,18 @@ fn vland(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<String> {
 
 fn vlan20_dropped(bin: &Path, config: &Path) -> anyhow::Result<u64> {
     let stats: serde_json::Value = serde_json::from_str(&vland(bin, config, &["stats", "--json"])?)?;
-    Ok(stats["parents"].as_array().context("no parents")?.iter().find(|p| p["vlan"] == 20).map_or(0, |p| p["dropped_packets"].as_u64().unwrap_or(0)))
+    Ok(stats["parents"]
+        .as_array()
+        .context("no parents")?
+        .iter()
+        .find(|p| p["vlan"] == 20)
+        .map_or(0, |p| p["dropped_packets"].as_u64().unwrap_or(0)))
 }
 
 fn nft_dropped() -> anyhow::Result<u64> {
     let out = Command::new("ip").args(["netns", "exec", &trunk_ns(), "nft", "list", "chain", "netdev", "vlbench", "drop20"]).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "packets")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .context("no nftables counter")
+    text.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse().ok()).context("no nftables counter")
 }
 
 pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
@@ -129,7 +133,10 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
         vland(vland_bin, &config, &["down"])?;
 
         in_ns(&trunk_ns(), &["nft", "add", "table", "netdev", "vlbench"])?;
-        in_ns(&trunk_ns(), &["nft", "add", "chain", "netdev", "vlbench", "drop20", "{ type filter hook ingress device eth1 priority 0; }"])?;
+        in_ns(
+            &trunk_ns(),
+            &["nft", "add", "chain", "netdev", "vlbench", "drop20", "{ type filter hook ingress device eth1 priority 0; }"],
+        )?;
         in_ns(&trunk_ns(), &["nft", "add", "rule", "netdev", "vlbench", "drop20", "vlan", "id", "20", "counter", "drop"])?;
         let start = Instant::now();
         let sent_nft = blast(&gen_ns(), "gen0", secs)?;

@@ -33,7 +33,10 @@ impl Measurement {
 }
 
 pub fn table(results: &[Measurement]) -> String {
-    let mut out = format!("{:<40} {:>12} {:<8} {:>12} {:>8} {:>8} {:>4}  baseline\n", "benchmark", "value", "unit", "baseline", "ratio", "target", "met");
+    let mut out = format!(
+        "{:<40} {:>12} {:<8} {:>12} {:>8} {:>8} {:>4}  baseline\n",
+        "benchmark", "value", "unit", "baseline", "ratio", "target", "met"
+    );
     for m in results {
         out.push_str(&format!(
             "{:<40} {:>12.2} {:<8} {:>12.2} {:>8.2} {:>8} {:>4}  {}\n",

@@ -20,7 +20,19 @@ impl Cpio {
         let name_z = format!("{name}\0");
         let header = format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            self.ino, mode, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name_z.len(), 0
+            self.ino,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            name_z.len(),
+            0
         );
         self.ino += 1;
         self.out.write_all(header.as_bytes()).unwrap();

@@ -79,8 +79,7 @@ impl Apt {
     /// The versioned package `linux-image-amd64` depends on, and its version.
     fn resolve_kernel(&self) -> anyhow::Result<Option<(String, String)>> {
         let deps = output(self.cmd("apt-cache").args(["depends", "linux-image-amd64"])).unwrap_or_default();
-        let Some(pkg) = deps.lines().find_map(|l| l.trim().strip_prefix("Depends: ").filter(|p| p.starts_with("linux-image-")))
-        else {
+        let Some(pkg) = deps.lines().find_map(|l| l.trim().strip_prefix("Depends: ").filter(|p| p.starts_with("linux-image-"))) else {
             return Ok(None);
         };
         let policy = output(self.cmd("apt-cache").args(["policy", pkg]))?;

@@ -56,7 +56,8 @@ fn shell_quote(s: &str) -> String {
 fn run_script(share: &Path, cmd: &[String]) -> anyhow::Result<String> {
     let mut s = String::from("stty -F /dev/ttyS1 raw -echo 2>/dev/null\nstty -F /dev/ttyS2 raw -echo 2>/dev/null\n");
     for (k, v) in std::env::vars() {
-        let valid = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.starts_with(|c: char| c.is_ascii_digit());
+        let valid =
+            !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.starts_with(|c: char| c.is_ascii_digit());
         if valid && !matches!(k.as_str(), "PWD" | "OLDPWD" | "SHLVL" | "_") {
             s.push_str(&format!("export {k}={}\n", shell_quote(&v)));
         }
@@ -87,11 +88,8 @@ fn run_once(image: &VmImage, opts: &RunOptions, cmd: &[String]) -> anyhow::Resul
     for f in ["console.log", "stdout", "stderr"] {
         std::fs::File::create(share.join(f))?;
     }
-    let append = format!(
-        "console=ttyS0 panic=-1 quiet rdinit=/init vland.share={} vland.modules={}",
-        share.display(),
-        image.modules_dir.display()
-    );
+    let append =
+        format!("console=ttyS0 panic=-1 quiet rdinit=/init vland.share={} vland.modules={}", share.display(), image.modules_dir.display());
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", &opts.memory_mb.to_string()])
         .args(["-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none", "-nic", "none"])
