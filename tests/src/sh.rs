@@ -26,3 +26,14 @@ pub fn ip_json(ns: &str, args: &[&str]) -> serde_json::Value {
     let text = run_ok("ip", &full);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("ip {} printed non-JSON ({e}): {text}", full.join(" ")))
 }
+
+/// Like `ip_json`, for polling: None while the command fails (e.g. the device is not there yet).
+pub fn try_ip_json(ns: &str, args: &[&str]) -> Option<serde_json::Value> {
+    let mut full = vec!["-n", ns, "-j", "-d"];
+    full.extend_from_slice(args);
+    let out = run("ip", &full);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}

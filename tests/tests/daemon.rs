@@ -82,7 +82,8 @@ fn probe_macvlan(lab: &Lab) -> bool {
 fn a_restarted_daemon_keeps_programs_and_counters() {
     let (mut lab, host, ns, config) = one_endpoint_lab();
     let daemon = lab.spawn_daemon(&host, &config);
-    let applied = || ip_json_opt(&ns).is_some_and(|l| l["xdp"]["prog"]["id"].as_u64().is_some());
+    let applied =
+        || vland_tests::try_ip_json(&ns, &["link", "show", "dev", "eth0"]).is_some_and(|l| l[0]["xdp"]["prog"]["id"].as_u64().is_some());
     assert!(vland_tests::wait_until(Duration::from_secs(15), applied).is_some(), "{}", daemon.log_text());
     // No ARP in the counts: a static neighbour for the gateway.
     let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
@@ -104,11 +105,6 @@ fn a_restarted_daemon_keeps_programs_and_counters() {
     // Counters before the restart + the traffic after it = counters after.
     assert_eq!(after, (before.0 + 5, before.1 + 5));
     assert_eq!(ip_json(&ns, &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["id"], prog, "the restart re-attached the program");
-}
-
-fn ip_json_opt(ns: &str) -> Option<serde_json::Value> {
-    let out = Command::new("ip").args(["-n", ns, "-j", "-d", "link", "show", "dev", "eth0"]).output().ok()?;
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).ok().map(|v| v[0].clone())
 }
 
 #[test]

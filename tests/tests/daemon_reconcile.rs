@@ -1,7 +1,7 @@
 //! The daemon keeps the kernel matching the config: on SIGHUP, on config file changes, and
 //! when a parent disappears and comes back.
 use std::time::Duration;
-use vland_tests::{Lab, ip_json, run_ok, wait_until};
+use vland_tests::{Lab, ip_json, run_ok, try_ip_json, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -12,16 +12,11 @@ fn endpoint(name: &str, ns: &str) -> String {
 const NET: &str = "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n";
 
 fn ipv4(ns: &str) -> Option<String> {
-    let out = std::process::Command::new("ip").args(["-n", ns, "-j", "-4", "addr", "show", "dev", "eth0"]).output().ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    v[0]["addr_info"][0]["local"].as_str().map(String::from)
+    try_ip_json(ns, &["-4", "addr", "show", "dev", "eth0"])?[0]["addr_info"][0]["local"].as_str().map(String::from)
 }
 
 fn xdp_attached(ns: &str) -> bool {
-    let Ok(out) = std::process::Command::new("ip").args(["-n", ns, "-j", "-d", "link", "show", "dev", "eth0"]).output() else {
-        return false;
-    };
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(|v| v[0]["xdp"]["mode"].as_u64().is_some())
+    try_ip_json(ns, &["link", "show", "dev", "eth0"]).is_some_and(|v| v[0]["xdp"]["mode"].as_u64().is_some())
 }
 
 #[test]

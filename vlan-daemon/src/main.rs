@@ -6,6 +6,7 @@ mod doctor;
 mod drivers;
 mod ebpf;
 mod ethtool;
+mod fnv;
 mod ipam;
 mod metrics;
 mod netlink;

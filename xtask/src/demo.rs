@@ -167,9 +167,7 @@ fn sweep(lab: &Lab) {
         }
     }
     crate::netlab::remove_namespaces(PREFIX);
-    for h in &HOSTS {
-        let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/{PREFIX}{}", h.name));
-    }
+    crate::netlab::remove_bpf_dirs(PREFIX);
 }
 
 impl Drop for Lab {

@@ -26,13 +26,25 @@ pub fn add_ns(name: &str) -> anyhow::Result<()> {
     in_ns(name, &["ip", "link", "set", "lo", "up"])
 }
 
-/// Deletes every namespace whose name starts with `prefix`.
-pub fn remove_namespaces(prefix: &str) {
+/// Deletes every namespace whose name starts with `prefix`; returns their names.
+pub fn remove_namespaces(prefix: &str) -> Vec<String> {
+    let mut removed = Vec::new();
     if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             if let Some(name) = line.split_whitespace().next().filter(|n| n.starts_with(prefix)) {
                 let _ = Command::new("ip").args(["netns", "del", name]).status();
+                removed.push(name.to_string());
             }
+        }
+    }
+    removed
+}
+
+/// Deletes every directory of /sys/fs/bpf whose name starts with `prefix` (pins and all).
+pub fn remove_bpf_dirs(prefix: &str) {
+    for e in std::fs::read_dir("/sys/fs/bpf").into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }

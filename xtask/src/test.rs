@@ -45,19 +45,8 @@ pub fn run_all(args: &[String]) -> anyhow::Result<()> {
 
 /// A test run that was killed cannot clean up after itself; the next one does it.
 fn sweep_leftovers() {
-    if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some(name) = line.split_whitespace().next().filter(|n| n.starts_with(TEST_PREFIX)) {
-                step(&format!("removing namespace {name} left by an interrupted test run"));
-                let _ = Command::new("ip").args(["netns", "del", name]).status();
-            }
-        }
+    for name in crate::netlab::remove_namespaces(TEST_PREFIX) {
+        step(&format!("removed namespace {name} left by an interrupted test run"));
     }
-    if let Ok(entries) = std::fs::read_dir("/sys/fs/bpf") {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(TEST_PREFIX) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
+    crate::netlab::remove_bpf_dirs(TEST_PREFIX);
 }

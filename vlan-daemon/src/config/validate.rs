@@ -259,8 +259,7 @@ pub fn dummy_name(network: &str) -> String {
     if readable.len() <= MAX_IFNAME_LEN && check_ifname(&readable).is_ok() && !network.contains('.') {
         return readable;
     }
-    // FNV-1a: stable across versions and machines, unlike std's hasher.
-    let hash = network.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let hash = crate::fnv::fnv1a64(network.as_bytes());
     format!("vd-{:012x}", hash & 0xffff_ffff_ffff)
 }
 

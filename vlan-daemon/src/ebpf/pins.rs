@@ -34,29 +34,25 @@ impl Pins {
         self.dir.join("links").join(format!("trunk_{}_{}_{hook}", id.netns_inum, id.ifindex))
     }
 
-    /// Every trunk link pin present, with the trunk it belongs to.
-    pub fn trunk_links(&self) -> Vec<(TrunkId, PathBuf)> {
+    /// Every link pin named `PREFIX_<netns inode>_<ifindex>_...`, with those two numbers.
+    fn links_named(&self, prefix: &str) -> Vec<(u32, u32, PathBuf)> {
         let Ok(dir) = std::fs::read_dir(self.dir.join("links")) else { return Vec::new() };
         dir.flatten()
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let mut parts = name.strip_prefix("trunk_")?.split('_');
-                let id = TrunkId { netns_inum: parts.next()?.parse().ok()?, ifindex: parts.next()?.parse().ok()? };
-                Some((id, e.path()))
+                let mut parts = name.strip_prefix(prefix)?.split('_');
+                Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, e.path()))
             })
             .collect()
     }
 
+    /// Every trunk link pin present, with the trunk it belongs to.
+    pub fn trunk_links(&self) -> Vec<(TrunkId, PathBuf)> {
+        self.links_named("trunk_").into_iter().map(|(netns_inum, ifindex, p)| (TrunkId { netns_inum, ifindex }, p)).collect()
+    }
+
     /// Every endpoint link pin present, with the key it belongs to.
     pub fn endpoint_links(&self) -> Vec<(EndpointKey, PathBuf)> {
-        let Ok(dir) = std::fs::read_dir(self.dir.join("links")) else { return Vec::new() };
-        dir.flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let mut parts = name.strip_prefix("ep_")?.split('_');
-                let key = EndpointKey { netns_inum: parts.next()?.parse().ok()?, ifindex: parts.next()?.parse().ok()? };
-                Some((key, e.path()))
-            })
-            .collect()
+        self.links_named("ep_").into_iter().map(|(netns_inum, ifindex, p)| (EndpointKey { netns_inum, ifindex }, p)).collect()
     }
 }

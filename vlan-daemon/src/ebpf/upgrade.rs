@@ -16,8 +16,7 @@ use vlan_common::{EndpointKey, names};
 
 /// Identifies this build's object (FNV-1a of its bytes), recorded in the state.
 pub fn object_id() -> String {
-    let hash = OBJECT.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100_0000_01b3));
-    format!("{hash:016x}")
+    format!("{:016x}", crate::fnv::fnv1a64(OBJECT))
 }
 
 fn load(pins: &Pins, netns_inum: u32, slot: u32) -> anyhow::Result<Ebpf> {

@@ -234,6 +234,6 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
         Ok(out)
     })();
     remove_namespaces(PREFIX);
-    let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/{PREFIX}bench"));
+    crate::netlab::remove_bpf_dirs(PREFIX);
     result
 }
