@@ -15,12 +15,17 @@ pub fn named_path(name: &str) -> PathBuf {
     Path::new(RUN_DIR).join(name)
 }
 
-/// True when `path` is a mounted namespace handle (a bind mount of nsfs), not a stale file.
-pub fn is_namespace(path: &Path) -> bool {
+/// True when `path` lies on a file system of type `magic` (statfs f_type).
+pub fn is_filesystem(path: &Path, magic: i64) -> bool {
     // The field is i64 on x86_64 but not on every architecture.
     #[allow(clippy::unnecessary_cast)]
-    let fs_is = |s: nix::sys::statfs::Statfs| s.filesystem_type().0 as i64 == NSFS_MAGIC;
+    let fs_is = |s: nix::sys::statfs::Statfs| s.filesystem_type().0 as i64 == magic;
     nix::sys::statfs::statfs(path).is_ok_and(fs_is)
+}
+
+/// True when `path` is a mounted namespace handle (a bind mount of nsfs), not a stale file.
+pub fn is_namespace(path: &Path) -> bool {
+    is_filesystem(path, NSFS_MAGIC)
 }
 
 pub fn open(path: &Path) -> anyhow::Result<File> {

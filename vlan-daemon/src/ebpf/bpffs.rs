@@ -7,10 +7,7 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
 
 pub fn is_bpffs(path: &Path) -> bool {
-    // The field is i64 on x86_64 but not on every architecture.
-    #[allow(clippy::unnecessary_cast)]
-    let fs_is = |s: nix::sys::statfs::Statfs| s.filesystem_type().0 as i64 == BPF_FS_MAGIC;
-    nix::sys::statfs::statfs(path).is_ok_and(fs_is)
+    crate::netns::is_filesystem(path, BPF_FS_MAGIC)
 }
 
 /// Mounts bpffs at /sys/fs/bpf when nothing is mounted there (as systemd does at boot), then
