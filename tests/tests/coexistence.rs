@@ -9,7 +9,7 @@ use vland_tests::{Lab, ip_json};
 /// The empty programs `cargo xtask build-ebpf` builds for the benchmarks: a stand-in for someone
 /// else's TC program.
 fn foreign_object() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpfel-unknown-none/release/vlan-ebpf-empty")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpfel-unknown-none/release/vlan-ebpf-bench")
 }
 
 /// Runs `f` on a thread inside namespace `ns` (tcx attach resolves names there).

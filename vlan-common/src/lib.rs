@@ -5,31 +5,50 @@
 /// Names of the maps and programs in the eBPF object; userspace looks them up by these.
 pub mod names {
     pub const ENDPOINT_TRAFFIC_MAP: &str = "ENDPOINT_TRAFFIC";
-    pub const TRUNK_POLICY_MAP: &str = "TRUNK_POLICY";
-    pub const ALLOWED_VLANS_MAP: &str = "ALLOWED_VLANS";
-    pub const VLAN_STATS_MAP: &str = "VLAN_STATS";
-    pub const DROPS_MAP: &str = "DROPS";
+    pub const TRUNKS_MAP: &str = "TRUNKS";
+    pub const VLAN_COUNTERS_MAP: &str = "VLAN_COUNTERS";
+    pub const TRUNK_MALFORMED_MAP: &str = "TRUNK_MALFORMED";
     pub const ENDPOINT_POLICY_MAP: &str = "ENDPOINT_POLICY";
     pub const ENDPOINT_DROPS_MAP: &str = "ENDPOINT_DROPS";
     pub const INGRESS_PROGRAM: &str = "vland_ingress";
     pub const EGRESS_PROGRAM: &str = "vland_egress";
     pub const TRUNK_PROGRAM: &str = "vland_trunk";
     pub const TRUNK_TC_PROGRAM: &str = "vland_trunk_tc";
-    pub const ALL_MAPS: [&str; 7] =
-        [ENDPOINT_TRAFFIC_MAP, TRUNK_POLICY_MAP, ALLOWED_VLANS_MAP, VLAN_STATS_MAP, DROPS_MAP, ENDPOINT_POLICY_MAP, ENDPOINT_DROPS_MAP];
-    /// Read-only global patched at load time: the network namespace the program instance serves.
-    pub const NETNS_INUM_GLOBAL: &str = "NETNS_INUM";
+    pub const ALL_MAPS: [&str; 6] =
+        [ENDPOINT_TRAFFIC_MAP, TRUNKS_MAP, VLAN_COUNTERS_MAP, TRUNK_MALFORMED_MAP, ENDPOINT_POLICY_MAP, ENDPOINT_DROPS_MAP];
     /// Read-only global patched at load time: the endpoint's slot in the endpoint arrays.
     pub const ENDPOINT_SLOT_GLOBAL: &str = "ENDPOINT_SLOT";
+    /// Read-only global patched at load time: the trunk's slot in TRUNKS.
+    pub const TRUNK_SLOT_GLOBAL: &str = "TRUNK_SLOT";
 }
 
 /// Slots of the per-endpoint arrays. Each endpoint's program instance is loaded with its slot
 /// patched in, so the hot path indexes an array (inlined by the verifier) instead of hashing a
 /// key. Slot 0 is never given out: an instance without a slot counts nothing.
 pub const MAX_ENDPOINTS: u32 = 16384;
-/// Capacity of the trunk maps: every (tag protocol, VID) of a few trunks.
-pub const MAX_TRUNKS: u32 = 256;
-pub const MAX_VLAN_KEYS: u32 = 65536;
+/// Slots of TRUNKS; like endpoints, each trunk's program instance has its slot patched in, and
+/// slot 0 is never given out. Each slot has VLAN_COUNTERS_PER_TRUNK per-CPU counters (256 KiB
+/// per CPU), so a host gets 15 trunks.
+pub const MAX_TRUNKS: u32 = 16;
+/// VIDs of a 12-bit VLAN tag.
+pub const VID_COUNT: usize = 4096;
+/// A trunk's counters in VLAN_COUNTERS: every 802.1Q VID, every 802.1ad VID, untagged frames.
+/// Every VLAN has its place, allowed or not, so counting never hashes and counts survive a VLAN
+/// joining or leaving the allowed set.
+pub const VLAN_COUNTERS_PER_TRUNK: u32 = 2 * VID_COUNT as u32 + 1;
+
+/// Where (tag protocol, VID) of the trunk in `slot` counts in VLAN_COUNTERS; tag protocol 0 is
+/// untagged. None for other tag protocols.
+#[inline(always)]
+pub fn vlan_counter_index(slot: u32, tpid: u16, vid: u16) -> Option<u32> {
+    let offset = match tpid {
+        ETH_P_8021Q => 0,
+        ETH_P_8021AD => VID_COUNT as u32,
+        0 => return Some(slot * VLAN_COUNTERS_PER_TRUNK + 2 * VID_COUNT as u32),
+        _ => return None,
+    };
+    Some(slot * VLAN_COUNTERS_PER_TRUNK + offset + (vid as u32 & 0x0fff))
+}
 
 pub const ETH_P_8021Q: u16 = 0x8100;
 pub const ETH_P_8021AD: u16 = 0x88a8;
@@ -99,18 +118,71 @@ impl EndpointDrops {
 
 /// A device enforcing a VLAN policy (a trunk), in a namespace.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrunkId {
     pub netns_inum: u32,
     pub ifindex: u32,
 }
 
-/// Its presence in TRUNK_POLICY turns enforcement on for the device.
+/// One trunk's policy, in its slot of TRUNKS: the programs read it through one array lookup
+/// (inlined by the verifier) and test a bit. Userspace rewrites the whole value; a VLAN that
+/// stays allowed has its bit set in the old and the new value alike, so a reader racing the
+/// write never sees it denied.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrunkPolicy {
-    /// 1: drop frames without a VLAN tag; 0: pass them.
-    pub untagged_drop: u32,
+    /// ENABLED | UNTAGGED_DROP.
+    pub flags: u32,
+    pub netns_inum: u32,
+    pub ifindex: u32,
+    pub _pad: u32,
+    /// Bit VID set: the 802.1Q VLAN is allowed.
+    pub allowed_8021q: [u64; VID_COUNT / 64],
+    /// The same for an 802.1ad (QinQ service) outer tag.
+    pub allowed_8021ad: [u64; VID_COUNT / 64],
+}
+
+impl TrunkPolicy {
+    /// The slot holds a trunk; the programs pass everything otherwise.
+    pub const ENABLED: u32 = 1;
+    /// Drop frames without a VLAN tag.
+    pub const UNTAGGED_DROP: u32 = 2;
+    pub const EMPTY: TrunkPolicy = TrunkPolicy {
+        flags: 0,
+        netns_inum: 0,
+        ifindex: 0,
+        _pad: 0,
+        allowed_8021q: [0; VID_COUNT / 64],
+        allowed_8021ad: [0; VID_COUNT / 64],
+    };
+
+    pub fn id(&self) -> TrunkId {
+        TrunkId { netns_inum: self.netns_inum, ifindex: self.ifindex }
+    }
+
+    /// Whether (tag protocol, VID) is allowed (never for an unknown tag protocol).
+    #[inline(always)]
+    pub fn allows(&self, tpid: u16, vid: u16) -> bool {
+        let vid = (vid & 0x0fff) as usize;
+        let words = match tpid {
+            ETH_P_8021Q => &self.allowed_8021q,
+            ETH_P_8021AD => &self.allowed_8021ad,
+            _ => return false,
+        };
+        words[vid / 64] & (1 << (vid % 64)) != 0
+    }
+
+    /// Allows (tag protocol, VID); false for an unknown tag protocol.
+    pub fn allow(&mut self, tpid: u16, vid: u16) -> bool {
+        let vid = (vid & 0x0fff) as usize;
+        let words = match tpid {
+            ETH_P_8021Q => &mut self.allowed_8021q,
+            ETH_P_8021AD => &mut self.allowed_8021ad,
+            _ => return false,
+        };
+        words[vid / 64] |= 1 << (vid % 64);
+        true
+    }
 }
 
 /// One VLAN on one trunk: the outer tag's protocol (0x8100, 0x88a8; 0 = untagged) and VID.

@@ -10,20 +10,10 @@ static ENDPOINT_TRAFFIC: PerCpuArray<Traffic> = PerCpuArray::pinned(MAX_ENDPOINT
 #[no_mangle]
 static ENDPOINT_SLOT: u32 = 0;
 
-/// The namespace this program instance serves; userspace patches it at load time.
-#[no_mangle]
-static NETNS_INUM: u32 = 0;
-
-/// The namespace this program instance serves.
-#[inline(always)]
-pub fn netns_inum() -> u32 {
-    // Volatile read: without it the compiler folds the global to its initial 0.
-    unsafe { core::ptr::read_volatile(&NETNS_INUM) }
-}
-
 /// The endpoint slot of this program instance (0: none).
 #[inline(always)]
 pub fn endpoint_slot() -> u32 {
+    // Volatile read: without it the compiler folds the global to its initial 0.
     unsafe { core::ptr::read_volatile(&ENDPOINT_SLOT) }
 }
 

@@ -1,10 +1,9 @@
-//! vland's eBPF programs. One instance is loaded per network namespace that holds endpoints
-//! (NETNS_INUM is patched in at load time), so counters are keyed by (namespace, ifindex).
+//! vland's eBPF programs. One instance is loaded per endpoint and per trunk, with its slot in
+//! the endpoint or trunk arrays patched in at load time, so the per-packet path indexes arrays.
 #![no_std]
 #![no_main]
 
 mod counters;
-mod percpu;
 mod spoof;
 mod trunk;
 
@@ -26,13 +25,13 @@ pub fn vland_ingress(ctx: XdpContext) -> u32 {
 /// mode to devices with a jumbo MTU.
 #[xdp(frags)]
 pub fn vland_trunk(ctx: XdpContext) -> u32 {
-    trunk::enforce_xdp(&ctx, counters::netns_inum())
+    trunk::enforce_xdp(&ctx)
 }
 
 /// Enforces and counts what the XDP hook let through, offloaded VLAN tags included.
 #[classifier]
 pub fn vland_trunk_tc(ctx: TcContext) -> i32 {
-    trunk::enforce_tc(&ctx, counters::netns_inum())
+    trunk::enforce_tc(&ctx)
 }
 
 /// Counts every frame an endpoint sends, after dropping spoofed ones where the network asks for

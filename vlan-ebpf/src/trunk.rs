@@ -7,26 +7,41 @@
 //! Handles an 802.1ad outer tag (checked) over an 802.1Q inner tag (left to the customer), and
 //! frames too short for the headers they announce.
 use aya_ebpf::{
-    bindings::{xdp_action, BPF_NOEXIST, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    bindings::{xdp_action, TC_ACT_SHOT, TC_ACT_UNSPEC},
     helpers::bpf_xdp_get_buff_len,
     macros::map,
-    maps::{HashMap, PerCpuHashMap},
+    maps::{Array, PerCpuArray},
     programs::{TcContext, XdpContext},
 };
-use vlan_common::{DropKey, DropReason, TrunkId, TrunkPolicy, VlanKey, VlanStats, ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, MAX_VLAN_KEYS};
+use vlan_common::{vlan_counter_index, TrunkPolicy, VlanStats, ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, VLAN_COUNTERS_PER_TRUNK};
 
-#[map(name = "TRUNK_POLICY")]
-static TRUNK_POLICY: HashMap<TrunkId, TrunkPolicy> = HashMap::pinned(MAX_TRUNKS, 0);
+/// Each trunk's policy, by slot (see TrunkPolicy).
+#[map(name = "TRUNKS")]
+static TRUNKS: Array<TrunkPolicy> = Array::pinned(MAX_TRUNKS, 0);
 
-/// The (tag protocol, VID) pairs each trunk carries; the value is unused.
-#[map(name = "ALLOWED_VLANS")]
-static ALLOWED_VLANS: HashMap<VlanKey, u32> = HashMap::pinned(MAX_VLAN_KEYS, 0);
+/// Every VLAN of every trunk, allowed or not, and its untagged frames (see vlan_counter_index).
+#[map(name = "VLAN_COUNTERS")]
+static VLAN_COUNTERS: PerCpuArray<VlanStats> = PerCpuArray::pinned(MAX_TRUNKS * VLAN_COUNTERS_PER_TRUNK, 0);
 
-#[map(name = "VLAN_STATS")]
-static VLAN_STATS: PerCpuHashMap<VlanKey, VlanStats> = PerCpuHashMap::pinned(MAX_VLAN_KEYS, 0);
+/// Frames too short for the headers they announce, by trunk slot.
+#[map(name = "TRUNK_MALFORMED")]
+static TRUNK_MALFORMED: PerCpuArray<u64> = PerCpuArray::pinned(MAX_TRUNKS, 0);
 
-#[map(name = "DROPS")]
-static DROPS: PerCpuHashMap<DropKey, u64> = PerCpuHashMap::pinned(MAX_VLAN_KEYS, 0);
+/// The trunk this program instance serves; userspace patches it at load time (0: none).
+#[no_mangle]
+static TRUNK_SLOT: u32 = 0;
+
+/// This instance's slot and policy, if its slot holds one.
+#[inline(always)]
+fn policy() -> Option<(u32, &'static TrunkPolicy)> {
+    // Volatile read: without it the compiler folds the global to its initial 0.
+    let slot = unsafe { core::ptr::read_volatile(&TRUNK_SLOT) };
+    if slot == 0 {
+        return None;
+    }
+    let policy = TRUNKS.get(slot)?;
+    (policy.flags & TrunkPolicy::ENABLED != 0).then_some((slot, policy))
+}
 
 const ETH_HLEN: usize = 14;
 const VLAN_HLEN: usize = 4;
@@ -41,9 +56,11 @@ fn read_be16(start: usize, end: usize, offset: usize) -> Option<u16> {
     Some(u16::from_be(unsafe { core::ptr::read_unaligned((start + offset) as *const u16) }))
 }
 
+/// Counts a frame of (tag protocol, VID) on the trunk in `slot` (tag protocol 0: untagged).
 #[inline(always)]
-fn count(key: &VlanKey, len: u64, dropped: bool) {
-    if let Some(s) = VLAN_STATS.get_ptr_mut(key) {
+fn count(slot: u32, tpid: u16, vid: u16, len: u64, dropped: bool) {
+    let Some(index) = vlan_counter_index(slot, tpid, vid) else { return };
+    if let Some(s) = VLAN_COUNTERS.get_ptr_mut(index) {
         // SAFETY: a per-CPU slot: no other CPU writes it.
         unsafe {
             (*s).rx_packets += 1;
@@ -53,25 +70,15 @@ fn count(key: &VlanKey, len: u64, dropped: bool) {
                 (*s).dropped_bytes += len;
             }
         }
-        return;
-    }
-    let first = VlanStats { rx_packets: 1, rx_bytes: len, dropped_packets: dropped as u64, dropped_bytes: if dropped { len } else { 0 } };
-    // Another CPU may create the entry at the same moment: then count into it.
-    if VLAN_STATS.insert(key, &first, BPF_NOEXIST as u64).is_err() {
-        if let Some(s) = VLAN_STATS.get_ptr_mut(key) {
-            unsafe {
-                (*s).rx_packets += 1;
-                (*s).rx_bytes += len;
-                (*s).dropped_packets += dropped as u64;
-                (*s).dropped_bytes += if dropped { len } else { 0 };
-            }
-        }
     }
 }
 
 #[inline(always)]
-fn count_drop(vlan: VlanKey, reason: DropReason) {
-    crate::percpu::bump(&DROPS, &DropKey { vlan, reason: reason as u32 });
+fn count_malformed(slot: u32) {
+    if let Some(n) = TRUNK_MALFORMED.get_ptr_mut(slot) {
+        // SAFETY: a per-CPU slot: no other CPU writes it.
+        unsafe { *n += 1 };
+    }
 }
 
 /// What the frame's own bytes say about its outer tag.
@@ -98,33 +105,33 @@ fn parse(start: usize, end: usize) -> InData {
     InData::Tagged { tpid: ethertype, vid: tci & 0x0fff }
 }
 
+/// The VID, bounded where the verifier can see it. It goes through memory first: otherwise the
+/// compiler moves its 12-bit mask before the tag's byte swap, and verifiers that do not track
+/// bounds through a byte swap (6.1) reject the index as unbounded.
 #[inline(always)]
-fn is_allowed(key: &VlanKey) -> bool {
-    unsafe { ALLOWED_VLANS.get(key) }.is_some()
+fn bounded(vid: u16) -> u16 {
+    unsafe { core::ptr::read_volatile(&vid) & 0x0fff }
 }
 
 /// XDP: drops (and counts) denied and malformed frames early; passes the rest, uncounted, to TC.
 #[inline(always)]
-pub fn enforce_xdp(ctx: &XdpContext, netns_inum: u32) -> u32 {
-    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    if unsafe { TRUNK_POLICY.get(&TrunkId { netns_inum, ifindex }) }.is_none() {
-        // Not a trunk vland manages (or not yet configured): leave it alone.
+pub fn enforce_xdp(ctx: &XdpContext) -> u32 {
+    let Some((slot, policy)) = policy() else {
+        // Not (yet) a trunk with a policy: leave it alone.
         return xdp_action::XDP_PASS;
-    }
-    let untagged = VlanKey { netns_inum, ifindex, tpid: 0, vid: 0 };
+    };
     match parse(ctx.data(), ctx.data_end()) {
         InData::Malformed => {
-            count_drop(untagged, DropReason::Malformed);
+            count_malformed(slot);
             xdp_action::XDP_DROP
         }
         InData::Tagged { tpid, vid } => {
-            let key = VlanKey { netns_inum, ifindex, tpid, vid };
-            if is_allowed(&key) {
+            let vid = bounded(vid);
+            if policy.allows(tpid, vid) {
                 return xdp_action::XDP_PASS;
             }
             // The whole frame, jumbo frames in fragments included.
-            count(&key, unsafe { bpf_xdp_get_buff_len(ctx.ctx) }, true);
-            count_drop(key, DropReason::VlanNotAllowed);
+            count(slot, tpid, vid, unsafe { bpf_xdp_get_buff_len(ctx.ctx) }, true);
             xdp_action::XDP_DROP
         }
         // Its tag may have been taken out of the bytes (offload): TC sees the metadata.
@@ -136,13 +143,9 @@ const VLAN_HLEN_U64: u64 = VLAN_HLEN as u64;
 
 /// TC ingress: decides and counts everything XDP let through.
 #[inline(always)]
-pub fn enforce_tc(ctx: &TcContext, netns_inum: u32) -> i32 {
+pub fn enforce_tc(ctx: &TcContext) -> i32 {
+    let Some((slot, policy)) = policy() else { return TC_ACT_UNSPEC };
     let skb = ctx.skb.skb;
-    let ifindex = unsafe { (*skb).ifindex };
-    let Some(policy) = (unsafe { TRUNK_POLICY.get(&TrunkId { netns_inum, ifindex }) }) else {
-        return TC_ACT_UNSPEC;
-    };
-    let untagged = VlanKey { netns_inum, ifindex, tpid: 0, vid: 0 };
     let (vlan_present, tci, proto) = unsafe { ((*skb).vlan_present, (*skb).vlan_tci, (*skb).vlan_proto) };
     let len = ctx.len() as u64;
     let (tpid, vid, len) = if vlan_present != 0 {
@@ -151,28 +154,23 @@ pub fn enforce_tc(ctx: &TcContext, netns_inum: u32) -> i32 {
     } else {
         match parse(ctx.data(), ctx.data_end()) {
             InData::Malformed => {
-                count_drop(untagged, DropReason::Malformed);
+                count_malformed(slot);
                 return TC_ACT_SHOT as i32;
             }
             InData::Tagged { tpid, vid } => (tpid, vid, len),
             InData::Untagged => {
-                let dropped = policy.untagged_drop != 0;
-                count(&untagged, len, dropped);
-                if dropped {
-                    count_drop(untagged, DropReason::Untagged);
-                    return TC_ACT_SHOT as i32;
-                }
-                return TC_ACT_UNSPEC;
+                let dropped = policy.flags & TrunkPolicy::UNTAGGED_DROP != 0;
+                count(slot, 0, 0, len, dropped);
+                return if dropped { TC_ACT_SHOT as i32 } else { TC_ACT_UNSPEC };
             }
         }
     };
-    let key = VlanKey { netns_inum, ifindex, tpid, vid };
-    if is_allowed(&key) {
-        count(&key, len, false);
+    let vid = bounded(vid);
+    let allowed = policy.allows(tpid, vid);
+    count(slot, tpid, vid, len, !allowed);
+    if allowed {
         TC_ACT_UNSPEC
     } else {
-        count(&key, len, true);
-        count_drop(key, DropReason::VlanNotAllowed);
         TC_ACT_SHOT as i32
     }
 }

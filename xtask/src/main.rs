@@ -36,6 +36,9 @@ enum Command {
         /// Smaller sizes and fewer repetitions (under 3 minutes).
         #[arg(long)]
         quick: bool,
+        /// Run only these benchmarks (results.json then holds only theirs).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<bench::Group>,
     },
     /// Run CMD inside a fresh VM booting a Debian kernel; exits with CMD's exit code.
     VmRun {
@@ -77,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BuildEbpf => ebpf::build().map(|_| ()),
         Command::Build => ebpf::build_daemon().map(|_| ()),
         Command::Demo { keep } => demo::run(keep),
-        Command::Bench { quick } => bench::run(quick),
+        Command::Bench { quick, only } => bench::run(quick, &only),
         Command::VmRun { kernel, timeout, memory_mb, command } => {
             let opts = vm::RunOptions { kernel, timeout: std::time::Duration::from_secs(timeout), memory_mb };
             let code = vm::run(&opts, &command)?;

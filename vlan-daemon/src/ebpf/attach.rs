@@ -43,8 +43,8 @@ pub fn endpoint_policy(spoof_check: bool, mac: Option<[u8; 6]>, ipv4: Option<Ipv
     p
 }
 
-fn load(pins: &Pins, netns_inum: u32, slot: u32) -> anyhow::Result<Ebpf> {
-    let mut bpf = super::load_object(pins, netns_inum, slot)?;
+fn load(pins: &Pins, slot: u32) -> anyhow::Result<Ebpf> {
+    let mut bpf = super::load_object(pins, slot, 0)?;
     let xdp: &mut Xdp = program(&mut bpf, names::INGRESS_PROGRAM)?.try_into()?;
     xdp.load().context("the kernel rejected the XDP counting program")?;
     let tc: &mut SchedClassifier = program(&mut bpf, names::EGRESS_PROGRAM)?.try_into()?;
@@ -120,7 +120,7 @@ pub fn attach_endpoints(pins: &Pins, ns: &File, netns_inum: u32, devices: &[Endp
     // Attaching resolves ifindexes in the caller's namespace, so it runs on a thread inside `ns`.
     netns::run_in(ns, || {
         for dev in missing {
-            let mut bpf = load(pins, netns_inum, dev.slot)?;
+            let mut bpf = load(pins, dev.slot)?;
             // The first load creates the pinned maps: the policy can be written now.
             write_policies(pins, std::slice::from_ref(dev))?;
             let key = EndpointKey { netns_inum, ifindex: dev.ifindex };

@@ -2,8 +2,9 @@
 //! XDP first, then TC ingress for what XDP passed. Every verdict and every counter delta is
 //! checked, for hand-built frames of each kind and for 100,000 random and mangled ones against a
 //! reference model written independently of the programs.
+use super::pins::Pins;
+use super::trunk_table::{TrunkRules, TrunkTable};
 use super::{OBJECT, ensure_bpffs};
-use aya::maps::{HashMap as BpfHashMap, PerCpuHashMap};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
@@ -12,13 +13,16 @@ use pnet_packet::ipv4::MutableIpv4Packet;
 use pnet_packet::ipv6::MutableIpv6Packet;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use vlan_common::{DropKey, DropReason, TrunkId, TrunkPolicy, VlanKey, VlanStats, names};
+use vlan_common::{DropKey, DropReason, TrunkId, VlanKey, VlanStats, names};
 
 const INUM: u32 = 7;
 /// The endpoint slot the egress program instance serves.
 const SLOT: u32 = 1;
 /// BPF_PROG_TEST_RUN runs XDP programs as if on the loopback device.
 const LO: u32 = 1;
+/// The trunk the programs serve, and its slot (the first free one).
+const TRUNK: TrunkId = TrunkId { netns_inum: INUM, ifindex: LO };
+const TRUNK_SLOT: u32 = 1;
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const TC_ACT_SHOT: u32 = 2;
@@ -48,21 +52,25 @@ impl Fixture {
         ensure_bpffs(&dir).unwrap();
         let mut bpf = EbpfLoader::new()
             .default_map_pin_directory(&dir)
-            .override_global(names::NETNS_INUM_GLOBAL, &INUM, true)
             .override_global(names::ENDPOINT_SLOT_GLOBAL, &SLOT, true)
+            .override_global(names::TRUNK_SLOT_GLOBAL, &TRUNK_SLOT, true)
             .load(OBJECT)
             .unwrap();
         let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).unwrap().try_into().unwrap();
         xdp.load().unwrap();
         let tc: &mut SchedClassifier = bpf.program_mut(names::TRUNK_TC_PROGRAM).unwrap().try_into().unwrap();
         tc.load().unwrap();
-        let mut policy: BpfHashMap<_, TrunkId, TrunkPolicy> = BpfHashMap::try_from(bpf.map_mut(names::TRUNK_POLICY_MAP).unwrap()).unwrap();
-        policy.insert(TrunkId { netns_inum: INUM, ifindex: LO }, TrunkPolicy { untagged_drop: untagged_drop as u32 }, 0).unwrap();
-        let mut allowed: BpfHashMap<_, VlanKey, u32> = BpfHashMap::try_from(bpf.map_mut(names::ALLOWED_VLANS_MAP).unwrap()).unwrap();
-        for (tpid, vid) in [(0x8100, 19), (0x8100, 4094), (0x88a8, 100)] {
-            allowed.insert(row(tpid, vid), 1, 0).unwrap();
-        }
-        Fixture { bpf, dir }
+        let fx = Fixture { bpf, dir };
+        let allowed = ALLOWED.into_iter().collect();
+        let mut table = fx.table();
+        assert_eq!(table.slot_for(TRUNK).unwrap(), TRUNK_SLOT);
+        table.set(TRUNK_SLOT, &TrunkRules { id: TRUNK, allowed: &allowed, untagged_drop }).unwrap();
+        fx
+    }
+
+    /// The trunk table in the fixture's pinned maps, as the daemon opens it.
+    fn table(&self) -> TrunkTable {
+        TrunkTable::open(&Pins::new(&self.dir)).unwrap().expect("the fixture pinned the maps")
     }
 
     fn run_xdp(&self, frame: &[u8]) -> u32 {
@@ -88,21 +96,17 @@ impl Fixture {
         }
     }
 
+    /// Every VLAN's counters and drops, read as `vland stats` reads them.
+    fn counters(&self) -> super::trunk::TrunkCounters {
+        super::read_trunk_counters(&Pins::new(&self.dir)).unwrap()
+    }
+
     fn vlans(&self) -> HashMap<VlanKey, VlanStats> {
-        let map: PerCpuHashMap<_, VlanKey, VlanStats> = PerCpuHashMap::try_from(self.bpf.map(names::VLAN_STATS_MAP).unwrap()).unwrap();
-        map.iter()
-            .map(|e| {
-                let (k, v) = e.unwrap();
-                let mut sum = VlanStats::default();
-                v.iter().for_each(|s| sum.add(s));
-                (k, sum)
-            })
-            .collect()
+        self.counters().vlans
     }
 
     fn drops(&self) -> HashMap<DropKey, u64> {
-        let map: PerCpuHashMap<_, DropKey, u64> = PerCpuHashMap::try_from(self.bpf.map(names::DROPS_MAP).unwrap()).unwrap();
-        map.iter().map(|e| e.unwrap()).map(|(k, v)| (k, v.iter().sum())).collect()
+        self.counters().drops
     }
 }
 
@@ -305,12 +309,54 @@ fn untagged_frames_are_dropped_when_the_trunk_says_so() {
 
 #[test]
 fn frames_on_devices_without_a_policy_pass_untouched_and_uncounted() {
-    let mut fx = Fixture::new(false);
-    let mut policy: BpfHashMap<_, TrunkId, TrunkPolicy> = BpfHashMap::try_from(fx.bpf.map_mut(names::TRUNK_POLICY_MAP).unwrap()).unwrap();
-    policy.remove(&TrunkId { netns_inum: INUM, ifindex: LO }).unwrap();
+    let fx = Fixture::new(false);
+    fx.table().clear(TRUNK_SLOT).unwrap();
     let before = fx.vlans();
     assert_eq!(fx.run(&frame(&[(0x8100, 20)], EtherTypes::Ipv4, &ipv4_payload(84))), PASS);
     assert_eq!(fx.vlans(), before);
+}
+
+/// Whether the policy in slot TRUNK_SLOT, as the kernel holds it, allows (tag protocol, VID).
+fn allowed_in_kernel(fx: &Fixture, tpid: u16, vid: u16) -> bool {
+    fx.table().slots().any(|(s, p)| s == TRUNK_SLOT && p.allows(tpid, vid))
+}
+
+#[test]
+fn changing_the_allowed_set_keeps_the_counts_of_vlans_that_stay_and_of_vlans_that_leave() {
+    let fx = Fixture::new(false);
+    let tagged = |vid| frame(&[(0x8100, vid)], EtherTypes::Ipv4, &ipv4_payload(84));
+    for _ in 0..3 {
+        assert_eq!(fx.run(&tagged(19)), PASS);
+    }
+    assert_eq!(fx.run(&tagged(4094)), PASS);
+
+    // 19 leaves, 20 comes: 19's counts stay, and its frames are now dropped and counted so.
+    let allowed = [(0x8100, 20), (0x8100, 4094)].into_iter().collect();
+    fx.table().set(TRUNK_SLOT, &TrunkRules { id: TRUNK, allowed: &allowed, untagged_drop: false }).unwrap();
+    assert!(allowed_in_kernel(&fx, 0x8100, 4094) && allowed_in_kernel(&fx, 0x8100, 20) && !allowed_in_kernel(&fx, 0x8100, 19));
+    assert_eq!(fx.vlans()[&row(0x8100, 19)].rx_packets, 3);
+    assert_eq!(fx.run(&tagged(19)), DROP);
+    assert_eq!(fx.run(&tagged(20)), PASS);
+    let v = fx.vlans();
+    assert_eq!((v[&row(0x8100, 19)].rx_packets, v[&row(0x8100, 19)].dropped_packets), (4, 1));
+    assert_eq!((v[&row(0x8100, 20)].rx_packets, v[&row(0x8100, 4094)].rx_packets), (1, 1));
+    assert_eq!(fx.drops()[&DropKey { vlan: row(0x8100, 19), reason: DropReason::VlanNotAllowed as u32 }], 1);
+
+    // 19 comes back: its total goes on.
+    let allowed = [(0x8100, 19), (0x8100, 20), (0x8100, 4094)].into_iter().collect();
+    fx.table().set(TRUNK_SLOT, &TrunkRules { id: TRUNK, allowed: &allowed, untagged_drop: false }).unwrap();
+    assert_eq!(fx.run(&tagged(19)), PASS);
+    assert_eq!(fx.vlans()[&row(0x8100, 19)].rx_packets, 5);
+
+    // Cleared, the programs pass everything uncounted; a new trunk in the slot starts from zero.
+    let mut table = fx.table();
+    table.clear(TRUNK_SLOT).unwrap();
+    assert_eq!(fx.run(&tagged(7)), PASS);
+    assert!(fx.vlans().is_empty());
+    let other = TrunkId { netns_inum: INUM + 1, ifindex: LO };
+    assert_eq!(table.slot_for(other).unwrap(), TRUNK_SLOT);
+    table.set(TRUNK_SLOT, &TrunkRules { id: other, allowed: &allowed, untagged_drop: false }).unwrap();
+    assert!(fx.vlans().values().all(|s| *s == VlanStats::default()));
 }
 
 /// xorshift64*: a fixed seed, so a failure names a frame that can be reproduced.

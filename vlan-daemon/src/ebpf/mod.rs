@@ -7,6 +7,7 @@ mod liveness;
 mod pins;
 mod tc;
 mod trunk;
+mod trunk_table;
 mod upgrade;
 
 pub use attach::{EndpointDevice, attach_endpoints, collect_garbage, detach_endpoint, endpoint_policy, reset_slots};
@@ -19,14 +20,15 @@ pub use upgrade::{object_id, replace_programs};
 /// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VLAND_EBPF_OBJECT_PATH"));
 
-/// The object loaded for one namespace: maps shared through the pins in `pins.dir` (created by
-/// the first load), NETNS_INUM and ENDPOINT_SLOT (0 for trunk programs) patched in. Programs are loaded by the caller, as needed.
-pub fn load_object(pins: &Pins, netns_inum: u32, endpoint_slot: u32) -> anyhow::Result<aya::Ebpf> {
+/// One program instance: maps shared through the pins in `pins.dir` (created by the first load),
+/// the endpoint or trunk slot it serves patched in (0 for the other kind). Programs are loaded
+/// by the caller, as needed.
+pub fn load_object(pins: &Pins, endpoint_slot: u32, trunk_slot: u32) -> anyhow::Result<aya::Ebpf> {
     use anyhow::Context;
     aya::EbpfLoader::new()
         .default_map_pin_directory(&pins.dir)
-        .override_global(vlan_common::names::NETNS_INUM_GLOBAL, &netns_inum, true)
         .override_global(vlan_common::names::ENDPOINT_SLOT_GLOBAL, &endpoint_slot, true)
+        .override_global(vlan_common::names::TRUNK_SLOT_GLOBAL, &trunk_slot, true)
         .load(OBJECT)
         .context("cannot load vland's eBPF object")
 }

@@ -1,14 +1,15 @@
-//! Trunks in userspace: attaching the VLAN-enforcing XDP program to a trunk device (native where
-//! the driver has it), writing its policy and allowed (tag protocol, VID) set into the pinned
-//! maps, removing trunks no longer configured, and reading the per-VLAN and per-reason counters.
+//! Trunks in userspace: attaching the VLAN-enforcing programs to a trunk device (XDP, native
+//! where the driver has it, for early drops; TC ingress for the rest), one program instance per
+//! trunk with its TRUNKS slot patched in; removing trunks no longer configured; reading the
+//! per-VLAN and per-reason counters.
 use super::liveness;
 use super::pins::Pins;
+use super::trunk_table::{TrunkRules, TrunkTable};
 use anyhow::Context;
-use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuHashMap};
 use aya::programs::links::FdLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use vlan_common::{DropKey, TrunkId, TrunkPolicy, VlanKey, VlanStats, names};
+use vlan_common::{DropKey, DropReason, TrunkId, VlanKey, VlanStats, names};
 
 /// What one trunk should enforce.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,90 +21,55 @@ pub struct TrunkSpec {
     pub untagged_drop: bool,
 }
 
-fn open_map(pins: &Pins, name: &str) -> anyhow::Result<MapData> {
-    let path = pins.map(name);
-    MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))
-}
-
-/// Attaches the trunk programs to `spec.id` (unless live links are pinned: XDP for early drops,
-/// TC ingress for the rest) and makes the maps say exactly what the spec says. The maps are
-/// written first, so the programs never run without the policy. Must run in the trunk's
-/// namespace (vland's own).
+/// Makes the trunk's policy what the spec says, then attaches its programs unless live links
+/// are pinned. The policy goes first, so the programs never run without it. Must run in the
+/// trunk's namespace (vland's own).
 pub fn apply_trunk(pins: &Pins, spec: &TrunkSpec) -> anyhow::Result<()> {
+    let mut table = TrunkTable::open_or_create(pins)?;
+    let slot = table.slot_for(spec.id)?;
+    table.set(slot, &TrunkRules { id: spec.id, allowed: &spec.allowed, untagged_drop: spec.untagged_drop })?;
     let xdp_pin = pins.trunk_link(spec.id, "xdp");
     let tc_pin = pins.trunk_link(spec.id, "tc");
     let tc_alive = !super::tc::has_tcx() || liveness::attached_to(&tc_pin, spec.id.ifindex);
-    if !liveness::attached_to(&xdp_pin, spec.id.ifindex) || !tc_alive {
-        let _ = std::fs::remove_file(&xdp_pin);
-        let _ = std::fs::remove_file(&tc_pin);
-        let mut bpf = super::load_object(pins, spec.id.netns_inum, 0)?;
-        write_policy(pins, spec)?;
-        let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).context("no trunk program in the eBPF object")?.try_into()?;
-        xdp.load().context("the kernel rejected the trunk XDP program")?;
-        // Native (driver) mode where the device has it, generic otherwise.
-        let id = xdp.attach_to_if_index(spec.id.ifindex, XdpMode::Default).context("XDP attach to the trunk")?;
-        let link: FdLink = xdp.take_link(id)?.try_into().context("XDP attached without a bpf_link")?;
-        link.pin(&xdp_pin).with_context(|| format!("cannot pin {}", xdp_pin.display()))?;
-        let tc: &mut SchedClassifier =
-            bpf.program_mut(names::TRUNK_TC_PROGRAM).context("no trunk TC program in the eBPF object")?.try_into()?;
-        tc.load().context("the kernel rejected the trunk TC program")?;
-        super::tc::attach(tc, names::TRUNK_TC_PROGRAM, &spec.ifname, TcAttachType::Ingress, &tc_pin)?;
+    if liveness::attached_to(&xdp_pin, spec.id.ifindex) && tc_alive {
         return Ok(());
     }
-    write_policy(pins, spec)
+    let _ = std::fs::remove_file(&xdp_pin);
+    let _ = std::fs::remove_file(&tc_pin);
+    let mut bpf = super::load_object(pins, 0, slot)?;
+    let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).context("no trunk program in the eBPF object")?.try_into()?;
+    xdp.load().context("the kernel rejected the trunk XDP program")?;
+    // Native (driver) mode where the device has it, generic otherwise.
+    let id = xdp.attach_to_if_index(spec.id.ifindex, XdpMode::Default).context("XDP attach to the trunk")?;
+    let link: FdLink = xdp.take_link(id)?.try_into().context("XDP attached without a bpf_link")?;
+    link.pin(&xdp_pin).with_context(|| format!("cannot pin {}", xdp_pin.display()))?;
+    let tc: &mut SchedClassifier =
+        bpf.program_mut(names::TRUNK_TC_PROGRAM).context("no trunk TC program in the eBPF object")?.try_into()?;
+    tc.load().context("the kernel rejected the trunk TC program")?;
+    super::tc::attach(tc, names::TRUNK_TC_PROGRAM, &spec.ifname, TcAttachType::Ingress, &tc_pin)
 }
 
-fn write_policy(pins: &Pins, spec: &TrunkSpec) -> anyhow::Result<()> {
-    let mut policy: BpfHashMap<_, TrunkId, TrunkPolicy> = BpfHashMap::try_from(Map::HashMap(open_map(pins, names::TRUNK_POLICY_MAP)?))?;
-    let mut allowed: BpfHashMap<_, VlanKey, u32> = BpfHashMap::try_from(Map::HashMap(open_map(pins, names::ALLOWED_VLANS_MAP)?))?;
-    let want: HashSet<VlanKey> = spec
-        .allowed
-        .iter()
-        .map(|(tpid, vid)| VlanKey { netns_inum: spec.id.netns_inum, ifindex: spec.id.ifindex, tpid: *tpid, vid: *vid })
-        .collect();
-    // Add before removing: a VLAN that stays allowed is never dropped in between.
-    for key in &want {
-        allowed.insert(key, 1, 0)?;
-    }
-    let stale: Vec<VlanKey> = allowed
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| k.netns_inum == spec.id.netns_inum && k.ifindex == spec.id.ifindex && !want.contains(k))
-        .collect();
-    for key in stale {
-        let _ = allowed.remove(&key);
-    }
-    policy.insert(spec.id, TrunkPolicy { untagged_drop: spec.untagged_drop as u32 }, 0)?;
-    Ok(())
-}
-
-/// Detaches and forgets every trunk of `netns_inum` not in `keep` (policy, allowed set, pin).
+/// Detaches and forgets every trunk of `netns_inum` not in `keep`: links first, then the policy.
 pub fn remove_other_trunks(pins: &Pins, netns_inum: u32, keep: &HashSet<TrunkId>) -> anyhow::Result<()> {
     for (id, path) in pins.trunk_links() {
         if id.netns_inum == netns_inum && !keep.contains(&id) {
             std::fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))?;
         }
     }
-    // Without tcx the TC filter has no pin: with the policy gone below it passes everything,
-    // and it is replaced (not duplicated) if the trunk comes back.
-    if !pins.map(names::TRUNK_POLICY_MAP).exists() {
-        return Ok(());
-    }
-    let mut policy: BpfHashMap<_, TrunkId, TrunkPolicy> = BpfHashMap::try_from(Map::HashMap(open_map(pins, names::TRUNK_POLICY_MAP)?))?;
-    let gone: Vec<TrunkId> = policy.keys().filter_map(Result::ok).filter(|id| id.netns_inum == netns_inum && !keep.contains(id)).collect();
-    for id in &gone {
-        let _ = policy.remove(id);
-    }
-    let mut allowed: BpfHashMap<_, VlanKey, u32> = BpfHashMap::try_from(Map::HashMap(open_map(pins, names::ALLOWED_VLANS_MAP)?))?;
-    let stale: Vec<VlanKey> = allowed
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| k.netns_inum == netns_inum && !keep.contains(&TrunkId { netns_inum: k.netns_inum, ifindex: k.ifindex }))
-        .collect();
-    for key in stale {
-        let _ = allowed.remove(&key);
+    // Without tcx the TC filter has no pin: with its slot cleared below it passes everything,
+    // and it is replaced (not duplicated) if the trunk comes back. Its counters go with it.
+    let Some(mut table) = TrunkTable::open(pins)? else { return Ok(()) };
+    let gone: Vec<u32> = table.slots().filter(|(_, p)| p.netns_inum == netns_inum && !keep.contains(&p.id())).map(|(s, _)| s).collect();
+    for slot in gone {
+        table.clear(slot)?;
     }
     Ok(())
+}
+
+/// The TRUNKS slot of every trunk with a policy.
+pub fn trunk_slots(pins: &Pins) -> anyhow::Result<HashMap<TrunkId, u32>> {
+    let Some(table) = TrunkTable::open(pins)? else { return Ok(HashMap::new()) };
+    Ok(table.slots().map(|(s, p)| (p.id(), s)).collect())
 }
 
 /// Per-VLAN counters and per-reason drops of every trunk, summed over CPUs.
@@ -112,23 +78,24 @@ pub struct TrunkCounters {
     pub drops: HashMap<DropKey, u64>,
 }
 
+/// Reads every trunk's counters. Drop reasons follow from where a frame was counted: a tagged
+/// frame is only ever dropped for its VLAN, an untagged one for being untagged; malformed frames
+/// have counters of their own (reported on the untagged row).
 pub fn read_trunk_counters(pins: &Pins) -> anyhow::Result<TrunkCounters> {
     let mut out = TrunkCounters { vlans: HashMap::new(), drops: HashMap::new() };
-    if pins.map(names::VLAN_STATS_MAP).exists() {
-        let map: PerCpuHashMap<_, VlanKey, VlanStats> =
-            PerCpuHashMap::try_from(Map::PerCpuHashMap(open_map(pins, names::VLAN_STATS_MAP)?))?;
-        for entry in map.iter() {
-            let (key, per_cpu) = entry?;
-            let mut sum = VlanStats::default();
-            per_cpu.iter().for_each(|s| sum.add(s));
-            out.vlans.insert(key, sum);
+    let Some(table) = TrunkTable::open(pins)? else { return Ok(out) };
+    for (slot, policy) in table.slots() {
+        let counts = table.counts(slot)?;
+        for (key, stats) in counts.vlans {
+            let reason = if key.tpid == 0 { DropReason::Untagged } else { DropReason::VlanNotAllowed };
+            if stats.dropped_packets > 0 {
+                out.drops.insert(DropKey { vlan: key, reason: reason as u32 }, stats.dropped_packets);
+            }
+            out.vlans.insert(key, stats);
         }
-    }
-    if pins.map(names::DROPS_MAP).exists() {
-        let map: PerCpuHashMap<_, DropKey, u64> = PerCpuHashMap::try_from(Map::PerCpuHashMap(open_map(pins, names::DROPS_MAP)?))?;
-        for entry in map.iter() {
-            let (key, per_cpu) = entry?;
-            out.drops.insert(key, per_cpu.iter().sum());
+        if counts.malformed > 0 {
+            let untagged = VlanKey { netns_inum: policy.netns_inum, ifindex: policy.ifindex, tpid: 0, vid: 0 };
+            out.drops.insert(DropKey { vlan: untagged, reason: DropReason::Malformed as u32 }, counts.malformed);
         }
     }
     Ok(out)

@@ -19,8 +19,8 @@ pub fn object_id() -> String {
     format!("{:016x}", crate::fnv::fnv1a64(OBJECT))
 }
 
-fn load(pins: &Pins, netns_inum: u32, slot: u32) -> anyhow::Result<Ebpf> {
-    let mut bpf = super::load_object(pins, netns_inum, slot)?;
+fn load(pins: &Pins, endpoint_slot: u32, trunk_slot: u32) -> anyhow::Result<Ebpf> {
+    let mut bpf = super::load_object(pins, endpoint_slot, trunk_slot)?;
     for name in [names::INGRESS_PROGRAM, names::TRUNK_PROGRAM] {
         let p: &mut Xdp = bpf.program_mut(name).context("program missing")?.try_into()?;
         p.load()?;
@@ -54,23 +54,30 @@ type LinkToUpdate = (&'static str, bool, PathBuf);
 
 /// Swaps the program of every pinned link for this build's; how many links were updated.
 /// `slots` gives each recorded endpoint's slot; links of unrecorded devices are left alone.
+/// Trunk links without a slot in TRUNKS (attached by a build before trunk slots) are unpinned,
+/// which detaches them: the apply that follows attaches them anew.
 pub fn replace_programs(pins: &Pins, slots: &HashMap<EndpointKey, u32>) -> anyhow::Result<usize> {
-    // One program instance per (namespace, endpoint slot): both are patched in at load time.
+    // One program instance per (endpoint slot, trunk slot): both are patched in at load time.
     let mut instances: BTreeMap<(u32, u32), Vec<LinkToUpdate>> = BTreeMap::new();
     for (key, path) in pins.endpoint_links() {
         let Some(slot) = slots.get(&key) else { continue };
         let ingress = path.to_string_lossy().ends_with("_ingress");
         let program = if ingress { names::INGRESS_PROGRAM } else { names::EGRESS_PROGRAM };
-        instances.entry((key.netns_inum, *slot)).or_default().push((program, ingress, path));
+        instances.entry((*slot, 0)).or_default().push((program, ingress, path));
     }
+    let trunk_slots = super::trunk::trunk_slots(pins)?;
     for (id, path) in pins.trunk_links() {
+        let Some(slot) = trunk_slots.get(&id) else {
+            std::fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))?;
+            continue;
+        };
         let xdp = path.to_string_lossy().ends_with("_xdp");
         let program = if xdp { names::TRUNK_PROGRAM } else { names::TRUNK_TC_PROGRAM };
-        instances.entry((id.netns_inum, 0)).or_default().push((program, xdp, path));
+        instances.entry((0, *slot)).or_default().push((program, xdp, path));
     }
     let mut updated = 0;
-    for ((inum, slot), links) in instances {
-        let mut bpf = load(pins, inum, slot)?;
+    for ((endpoint_slot, trunk_slot), links) in instances {
+        let mut bpf = load(pins, endpoint_slot, trunk_slot)?;
         for (program, is_xdp, path) in links {
             if is_xdp {
                 replace_xdp(&mut bpf, program, &path)?

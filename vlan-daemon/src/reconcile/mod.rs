@@ -237,6 +237,9 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     Ok(summary)
 }
 
+/// Maps earlier builds pinned (trunk policy and counters in hash maps), removed with the rest.
+const RETIRED_MAPS: [&str; 4] = ["TRUNK_POLICY", "ALLOWED_VLANS", "VLAN_STATS", "DROPS"];
+
 /// With nothing attached any more, the shared maps and the pin directory go too.
 fn remove_empty_pins(bpf_dir: &std::path::Path) {
     let links = bpf_dir.join("links");
@@ -244,7 +247,7 @@ fn remove_empty_pins(bpf_dir: &std::path::Path) {
     if no_links {
         let _ = std::fs::remove_dir(&links);
         let pins = Pins::new(bpf_dir);
-        for map in vlan_common::names::ALL_MAPS {
+        for map in vlan_common::names::ALL_MAPS.into_iter().chain(RETIRED_MAPS) {
             let _ = std::fs::remove_file(pins.map(map));
         }
         let _ = std::fs::remove_dir(bpf_dir);

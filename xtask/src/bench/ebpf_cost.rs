@@ -4,11 +4,10 @@
 use super::report::{Measurement, Target};
 use crate::paths::target_dir;
 use anyhow::Context;
-use aya::maps::HashMap as BpfHashMap;
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use std::path::PathBuf;
-use vlan_common::{EndpointPolicy, TrunkId, TrunkPolicy, VlanKey, names};
+use vlan_common::{EndpointPolicy, TrunkPolicy, names};
 
 const INUM: u32 = 7;
 /// BPF_PROG_TEST_RUN runs programs as if on the loopback device.
@@ -58,10 +57,10 @@ fn load() -> anyhow::Result<Objects> {
     std::fs::create_dir_all(&pin_dir).context("cannot create a bpffs dir for the benchmark (is bpffs mounted?)")?;
     let mut vland = EbpfLoader::new()
         .default_map_pin_directory(&pin_dir)
-        .override_global(names::NETNS_INUM_GLOBAL, &INUM, true)
         .override_global(names::ENDPOINT_SLOT_GLOBAL, &1u32, true)
+        .override_global(names::TRUNK_SLOT_GLOBAL, &1u32, true)
         .load_file(dir.join("vlan-ebpf"))?;
-    let mut empty = Ebpf::load_file(dir.join("vlan-ebpf-empty"))?;
+    let mut empty = Ebpf::load_file(dir.join("vlan-ebpf-bench"))?;
     for name in [names::TRUNK_PROGRAM, names::INGRESS_PROGRAM] {
         let p: &mut Xdp = vland.program_mut(name).unwrap().try_into()?;
         p.load()?;
@@ -77,12 +76,11 @@ fn load() -> anyhow::Result<Objects> {
 
     // The trunk allows 802.1Q 19 and 802.1ad 100, so every frame kind takes the pass path that
     // real traffic takes; the endpoint is registered, with spoof_check on.
-    let mut policy: BpfHashMap<_, TrunkId, TrunkPolicy> = BpfHashMap::try_from(vland.map_mut(names::TRUNK_POLICY_MAP).unwrap())?;
-    policy.insert(TrunkId { netns_inum: INUM, ifindex: LO }, TrunkPolicy { untagged_drop: 0 }, 0)?;
-    let mut allowed: BpfHashMap<_, VlanKey, u32> = BpfHashMap::try_from(vland.map_mut(names::ALLOWED_VLANS_MAP).unwrap())?;
-    for (tpid, vid) in [(0x8100, 19), (0x88a8, 100)] {
-        allowed.insert(VlanKey { netns_inum: INUM, ifindex: LO, tpid, vid }, 1, 0)?;
-    }
+    let mut policy = TrunkPolicy { flags: TrunkPolicy::ENABLED, netns_inum: INUM, ifindex: LO, ..TrunkPolicy::EMPTY };
+    policy.allow(0x8100, 19);
+    policy.allow(0x88a8, 100);
+    let mut trunks: aya::maps::Array<_, TrunkPolicy> = aya::maps::Array::try_from(vland.map_mut(names::TRUNKS_MAP).unwrap())?;
+    trunks.set(1, policy, 0)?;
     // The endpoint programs serve slot 1, with spoof_check on.
     let mut ep: aya::maps::Array<_, EndpointPolicy> = aya::maps::Array::try_from(vland.map_mut(names::ENDPOINT_POLICY_MAP).unwrap())?;
     let mut p = EndpointPolicy { flags: EndpointPolicy::SPOOF_CHECK | EndpointPolicy::HAS_IPV4, ..Default::default() };

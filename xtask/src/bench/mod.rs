@@ -11,16 +11,34 @@ use crate::paths::target_dir;
 use crate::prereqs::ensure_host_tools;
 use crate::process::step;
 
-pub fn run(quick: bool) -> anyhow::Result<()> {
-    ensure_host_tools(&[("nft", "nftables")])?;
+/// The benchmarks, for `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Group {
+    /// eBPF cost per packet.
+    Ebpf,
+    /// Disallowed-VLAN drop rate.
+    Drops,
+    /// apply/down, stats and memory.
+    ControlPlane,
+}
+
+pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
+    let wanted = |g: Group| only.is_empty() || only.contains(&g);
+    ensure_host_tools(&[("nft", "nftables"), ("ethtool", "ethtool")])?;
     let vland = build_daemon()?;
     let mut results = Vec::new();
-    step("benchmark: eBPF cost per packet (BPF_PROG_TEST_RUN)");
-    results.extend(ebpf_cost::run(quick)?);
-    step("benchmark: disallowed-VLAN drop rate (XDP vs nftables)");
-    results.extend(drop_rate::run(&vland, quick)?);
-    step("benchmark: control plane, stats and memory (namespaces lab)");
-    results.extend(control_plane::run(&vland, quick)?);
+    if wanted(Group::Ebpf) {
+        step("benchmark: eBPF cost per packet (BPF_PROG_TEST_RUN)");
+        results.extend(ebpf_cost::run(quick)?);
+    }
+    if wanted(Group::Drops) {
+        step("benchmark: disallowed-VLAN drop rate (XDP vs nftables)");
+        results.extend(drop_rate::run(&vland, quick)?);
+    }
+    if wanted(Group::ControlPlane) {
+        step("benchmark: control plane, stats and memory (namespaces lab)");
+        results.extend(control_plane::run(&vland, quick)?);
+    }
     let out_dir = target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(out_dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;

@@ -1,0 +1,150 @@
+//! The trunk policies in the pinned maps: which TRUNKS slot each trunk has, what it allows, and
+//! its counters (every VLAN of a trunk has a fixed place in VLAN_COUNTERS). The maps are the
+//! record: a crash at any point leaves them describing what the programs enforce, and the next
+//! apply rewrites them from the config.
+use super::pins::Pins;
+use anyhow::Context;
+use aya::Pod;
+use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
+use std::collections::{BTreeMap, BTreeSet};
+use vlan_common::{
+    ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, TrunkId, TrunkPolicy, VID_COUNT, VLAN_COUNTERS_PER_TRUNK, VlanKey, VlanStats, names,
+    vlan_counter_index,
+};
+
+/// What one trunk should enforce.
+pub struct TrunkRules<'a> {
+    pub id: TrunkId,
+    /// (tag protocol, VID) pairs the trunk carries.
+    pub allowed: &'a BTreeSet<(u16, u16)>,
+    pub untagged_drop: bool,
+}
+
+/// One trunk's counters, summed over CPUs.
+pub struct TrunkCounts {
+    /// Every VLAN (tag protocol 0: untagged) that is allowed or saw frames.
+    pub vlans: BTreeMap<VlanKey, VlanStats>,
+    pub malformed: u64,
+}
+
+pub struct TrunkTable {
+    trunks: Array<MapData, TrunkPolicy>,
+    counters: PerCpuArray<MapData, VlanStats>,
+    malformed: PerCpuArray<MapData, u64>,
+    /// The enabled slots, as read when opened and kept in step with every write.
+    policies: BTreeMap<u32, TrunkPolicy>,
+}
+
+fn open_map(pins: &Pins, name: &str) -> anyhow::Result<MapData> {
+    let path = pins.map(name);
+    MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))
+}
+
+fn nr_cpus() -> anyhow::Result<usize> {
+    aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))
+}
+
+fn zeros<V: Pod + Default>() -> anyhow::Result<PerCpuValues<V>> {
+    Ok(PerCpuValues::try_from(vec![V::default(); nr_cpus()?])?)
+}
+
+impl TrunkTable {
+    /// Opens the table; None if no object has created the maps yet (so no trunk exists). The
+    /// first load pins them one by one: until all are there, no policy can have been written.
+    pub fn open(pins: &Pins) -> anyhow::Result<Option<TrunkTable>> {
+        if [names::TRUNKS_MAP, names::VLAN_COUNTERS_MAP, names::TRUNK_MALFORMED_MAP].iter().any(|m| !pins.map(m).exists()) {
+            return Ok(None);
+        }
+        let trunks: Array<_, TrunkPolicy> = Array::try_from(Map::Array(open_map(pins, names::TRUNKS_MAP)?))?;
+        let counters = PerCpuArray::try_from(Map::PerCpuArray(open_map(pins, names::VLAN_COUNTERS_MAP)?))?;
+        let malformed = PerCpuArray::try_from(Map::PerCpuArray(open_map(pins, names::TRUNK_MALFORMED_MAP)?))?;
+        let mut policies = BTreeMap::new();
+        for slot in 1..MAX_TRUNKS {
+            let p = trunks.get(&slot, 0).with_context(|| format!("cannot read trunk slot {slot}"))?;
+            if p.flags & TrunkPolicy::ENABLED != 0 {
+                policies.insert(slot, p);
+            }
+        }
+        Ok(Some(TrunkTable { trunks, counters, malformed, policies }))
+    }
+
+    /// Opens the table, creating the pinned maps first if this is the first trunk.
+    pub fn open_or_create(pins: &Pins) -> anyhow::Result<TrunkTable> {
+        if let Some(t) = Self::open(pins)? {
+            return Ok(t);
+        }
+        drop(super::load_object(pins, 0, 0)?);
+        Self::open(pins)?.context("loading the eBPF object did not pin the trunk maps")
+    }
+
+    /// The enabled slots and their policies.
+    pub fn slots(&self) -> impl Iterator<Item = (u32, &TrunkPolicy)> {
+        self.policies.iter().map(|(s, p)| (*s, p))
+    }
+
+    /// The slot `id` has, or a free one.
+    pub fn slot_for(&self, id: TrunkId) -> anyhow::Result<u32> {
+        if let Some((slot, _)) = self.slots().find(|(_, p)| p.id() == id) {
+            return Ok(slot);
+        }
+        (1..MAX_TRUNKS)
+            .find(|s| !self.policies.contains_key(s))
+            .with_context(|| format!("more than {} trunks: vland's trunk map is full", MAX_TRUNKS - 1))
+    }
+
+    /// Makes `slot` enforce `rules`. A slot taken by a new trunk starts from zeroed counters
+    /// (cleared before the policy turns counting on); a trunk keeps its counters across changes.
+    pub fn set(&mut self, slot: u32, rules: &TrunkRules) -> anyhow::Result<()> {
+        let mut new = TrunkPolicy {
+            flags: TrunkPolicy::ENABLED | if rules.untagged_drop { TrunkPolicy::UNTAGGED_DROP } else { 0 },
+            netns_inum: rules.id.netns_inum,
+            ifindex: rules.id.ifindex,
+            ..TrunkPolicy::EMPTY
+        };
+        for &(tpid, vid) in rules.allowed {
+            anyhow::ensure!(new.allow(tpid, vid), "tag protocol {tpid:#06x} is neither 802.1Q nor 802.1ad");
+        }
+        match self.policies.get(&slot) {
+            Some(old) if *old == new => return Ok(()),
+            Some(old) if old.id() == rules.id => {}
+            _ => self.zero_counters(slot)?,
+        }
+        self.trunks.set(slot, new, 0).with_context(|| format!("cannot write trunk slot {slot}"))?;
+        self.policies.insert(slot, new);
+        Ok(())
+    }
+
+    /// Turns `slot` off: its programs pass everything, uncounted.
+    pub fn clear(&mut self, slot: u32) -> anyhow::Result<()> {
+        if self.policies.remove(&slot).is_some() {
+            self.trunks.set(slot, TrunkPolicy::EMPTY, 0).with_context(|| format!("cannot clear trunk slot {slot}"))?;
+        }
+        Ok(())
+    }
+
+    fn zero_counters(&mut self, slot: u32) -> anyhow::Result<()> {
+        let base = slot * VLAN_COUNTERS_PER_TRUNK;
+        for index in base..base + VLAN_COUNTERS_PER_TRUNK {
+            self.counters.set(index, zeros::<VlanStats>()?, 0)?;
+        }
+        self.malformed.set(slot, zeros::<u64>()?, 0)?;
+        Ok(())
+    }
+
+    /// The counters of the trunk in `slot`.
+    pub fn counts(&self, slot: u32) -> anyhow::Result<TrunkCounts> {
+        let policy = self.policies.get(&slot).copied().unwrap_or(TrunkPolicy::EMPTY);
+        let mut vlans = BTreeMap::new();
+        let tags = [ETH_P_8021Q, ETH_P_8021AD].into_iter().flat_map(|tpid| (0..VID_COUNT as u16).map(move |vid| (tpid, vid)));
+        for (tpid, vid) in std::iter::once((0, 0)).chain(tags) {
+            let index = vlan_counter_index(slot, tpid, vid).expect("a known tag protocol");
+            let mut sum = VlanStats::default();
+            self.counters.get(&index, 0)?.iter().for_each(|s| sum.add(s));
+            if sum != VlanStats::default() || tpid == 0 || policy.allows(tpid, vid) {
+                vlans.insert(VlanKey { netns_inum: policy.netns_inum, ifindex: policy.ifindex, tpid, vid }, sum);
+            }
+        }
+        let malformed = self.malformed.get(&slot, 0)?.iter().sum();
+        Ok(TrunkCounts { vlans, malformed })
+    }
+}

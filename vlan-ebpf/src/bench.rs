@@ -1,0 +1,54 @@
+//! Programs for `cargo xtask bench`, not part of vland: empty programs of each type vland uses
+//! (the baselines its per-packet cost is measured against) and a traffic generator.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::{xdp_action, TC_ACT_UNSPEC},
+    helpers::bpf_redirect,
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+
+#[xdp]
+pub fn empty_xdp(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[classifier]
+pub fn empty_tc(_ctx: TcContext) -> i32 {
+    TC_ACT_UNSPEC
+}
+
+/// The device the generator sends through; patched at load time.
+#[no_mangle]
+static GENERATOR_IFINDEX: u32 = 0;
+
+/// The first bytes of the generated frame (Ethernet header and VLAN tag); patched at load time.
+pub const GENERATOR_HEADER_LEN: usize = 18;
+#[no_mangle]
+static GENERATOR_HEADER: [u8; GENERATOR_HEADER_LEN] = [0; GENERATOR_HEADER_LEN];
+
+/// A traffic generator: run through BPF_PROG_TEST_RUN in live-frames mode, it sends its input
+/// frame out of GENERATOR_IFINDEX once per repetition (as xdp-trafficgen does), with no socket or
+/// skb on the sending side, so the receiver is what limits the rate.
+#[xdp]
+pub fn generator(ctx: XdpContext) -> u32 {
+    let start = ctx.data();
+    if start + GENERATOR_HEADER_LEN > ctx.data_end() {
+        return xdp_action::XDP_ABORTED;
+    }
+    // The test run reuses a frame's page once the receiver frees it, without restoring its bytes,
+    // and the stack moves the header when it takes the VLAN tag out: write it anew every time.
+    // (Volatile reads: without them the compiler folds the globals to their initial zeros.)
+    let header = unsafe { core::ptr::read_volatile(&GENERATOR_HEADER) };
+    unsafe { core::ptr::copy_nonoverlapping(header.as_ptr(), start as *mut u8, GENERATOR_HEADER_LEN) };
+    let ifindex = unsafe { core::ptr::read_volatile(&GENERATOR_IFINDEX) };
+    unsafe { bpf_redirect(ifindex, 0) as u32 }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
