@@ -260,13 +260,9 @@ pub struct DropKey {
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain repr(C) structs of integers with no padding; any bit pattern is valid.
-    unsafe impl aya::Pod for super::EndpointKey {}
     unsafe impl aya::Pod for super::Traffic {}
-    unsafe impl aya::Pod for super::TrunkId {}
     unsafe impl aya::Pod for super::TrunkPolicy {}
-    unsafe impl aya::Pod for super::VlanKey {}
     unsafe impl aya::Pod for super::VlanStats {}
-    unsafe impl aya::Pod for super::DropKey {}
     unsafe impl aya::Pod for super::EndpointPolicy {}
     unsafe impl aya::Pod for super::EndpointDrops {}
 }

@@ -3,11 +3,12 @@
 //! per-packet path indexes an array instead of hashing a key), attached as XDP (ingress) and TC
 //! egress. Each attachment outlives vland: bpf_links are pinned; on kernels before 6.6 (no tcx)
 //! the egress program is a classic clsact filter, which the kernel keeps without any pin.
+use super::counters::per_cpu_zeros;
 use super::liveness;
 use super::pins::{Direction, Pins};
 use crate::netns;
 use anyhow::Context;
-use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, Map, PerCpuArray};
 use aya::programs::links::FdLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, Pod};
@@ -56,20 +57,11 @@ fn program<'a>(bpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::pro
     bpf.program_mut(name).with_context(|| format!("the eBPF object has no program {name}"))
 }
 
-fn open(pins: &Pins, name: &str) -> anyhow::Result<Option<MapData>> {
-    let path = pins.map(name);
-    if !path.exists() {
-        return Ok(None);
-    }
-    Ok(Some(MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))?))
-}
-
 fn zero_per_cpu<V: Pod + Default>(pins: &Pins, name: &str, slots: &[u32]) -> anyhow::Result<()> {
-    let Some(data) = open(pins, name)? else { return Ok(()) };
+    let Some(data) = pins.open_map(name)? else { return Ok(()) };
     let mut map: PerCpuArray<_, V> = PerCpuArray::try_from(Map::PerCpuArray(data))?;
-    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
     for slot in slots {
-        map.set(*slot, PerCpuValues::try_from(vec![V::default(); cpus])?, 0)?;
+        map.set(*slot, per_cpu_zeros::<V>()?, 0)?;
     }
     Ok(())
 }
@@ -79,7 +71,7 @@ fn zero_per_cpu<V: Pod + Default>(pins: &Pins, name: &str, slots: &[u32]) -> any
 pub fn reset_slots(pins: &Pins, slots: &[u32]) -> anyhow::Result<()> {
     zero_per_cpu::<Traffic>(pins, names::ENDPOINT_TRAFFIC_MAP, slots)?;
     zero_per_cpu::<EndpointDrops>(pins, names::ENDPOINT_DROPS_MAP, slots)?;
-    if let Some(data) = open(pins, names::ENDPOINT_POLICY_MAP)? {
+    if let Some(data) = pins.open_map(names::ENDPOINT_POLICY_MAP)? {
         let mut map: Array<_, EndpointPolicy> = Array::try_from(Map::Array(data))?;
         for slot in slots {
             map.set(*slot, EndpointPolicy::default(), 0)?;
@@ -90,7 +82,7 @@ pub fn reset_slots(pins: &Pins, slots: &[u32]) -> anyhow::Result<()> {
 
 /// Writes the endpoints' policies (before attaching, so no frame passes unchecked).
 fn write_policies(pins: &Pins, devices: &[EndpointDevice]) -> anyhow::Result<()> {
-    let Some(data) = open(pins, names::ENDPOINT_POLICY_MAP)? else { return Ok(()) };
+    let Some(data) = pins.open_map(names::ENDPOINT_POLICY_MAP)? else { return Ok(()) };
     let mut map: Array<_, EndpointPolicy> = Array::try_from(Map::Array(data))?;
     for d in devices {
         if map.get(&d.slot, 0).ok() != Some(d.policy) {

@@ -1,17 +1,12 @@
 //! Reading counters from the pinned maps: works from any process, with or without the daemon.
 use super::pins::Pins;
-use anyhow::Context;
 use aya::Pod;
-use aya::maps::{Map, MapData, PerCpuArray};
+use aya::maps::{Map, PerCpuArray, PerCpuValues};
 use std::collections::HashMap;
 use vlan_common::{EndpointDrops, Traffic, names};
 
 fn sums<V: Pod + Default + Copy>(pins: &Pins, name: &str, slots: &[u32], add: impl Fn(&mut V, &V)) -> anyhow::Result<HashMap<u32, V>> {
-    let path = pins.map(name);
-    if !path.exists() {
-        return Ok(HashMap::new());
-    }
-    let data = MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))?;
+    let Some(data) = pins.open_map(name)? else { return Ok(HashMap::new()) };
     let map: PerCpuArray<_, V> = PerCpuArray::try_from(Map::PerCpuArray(data))?;
     let mut out = HashMap::new();
     for slot in slots {
@@ -22,6 +17,12 @@ fn sums<V: Pod + Default + Copy>(pins: &Pins, name: &str, slots: &[u32], add: im
         out.insert(*slot, sum);
     }
     Ok(out)
+}
+
+/// A zero for every CPU: what a per-CPU counter is reset to.
+pub fn per_cpu_zeros<V: Pod + Default>() -> anyhow::Result<PerCpuValues<V>> {
+    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+    Ok(PerCpuValues::try_from(vec![V::default(); cpus])?)
 }
 
 /// The counters of the endpoints in `slots`, summed over CPUs. No map yet (nothing attached

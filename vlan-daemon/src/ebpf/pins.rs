@@ -1,4 +1,6 @@
 //! Where vland's objects are pinned under its bpf_dir.
+use anyhow::Context;
+use aya::maps::MapData;
 use std::path::{Path, PathBuf};
 use vlan_common::{EndpointKey, TrunkId};
 
@@ -27,6 +29,15 @@ impl Pins {
 
     pub fn map(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// The pinned map `name`; None if no object has pinned it yet.
+    pub fn open_map(&self, name: &str) -> anyhow::Result<Option<MapData>> {
+        let path = self.map(name);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Ok(Some(MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))?))
     }
 
     /// `hook` is "xdp" or "tc".

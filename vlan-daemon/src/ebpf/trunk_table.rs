@@ -2,10 +2,10 @@
 //! its counters (every VLAN of a trunk has a fixed place in VLAN_COUNTERS). The maps are the
 //! record: a crash at any point leaves them describing what the programs enforce, and the next
 //! apply rewrites them from the config.
+use super::counters::per_cpu_zeros;
 use super::pins::Pins;
 use anyhow::Context;
-use aya::Pod;
-use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, Map, MapData, PerCpuArray};
 use std::collections::{BTreeMap, BTreeSet};
 use vlan_common::{
     ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, TrunkId, TrunkPolicy, VID_COUNT, VLAN_COUNTERS_PER_TRUNK, VlanKey, VlanStats, names,
@@ -35,29 +35,18 @@ pub struct TrunkTable {
     policies: BTreeMap<u32, TrunkPolicy>,
 }
 
-fn open_map(pins: &Pins, name: &str) -> anyhow::Result<MapData> {
-    let path = pins.map(name);
-    MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))
-}
-
-fn nr_cpus() -> anyhow::Result<usize> {
-    aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))
-}
-
-fn zeros<V: Pod + Default>() -> anyhow::Result<PerCpuValues<V>> {
-    Ok(PerCpuValues::try_from(vec![V::default(); nr_cpus()?])?)
-}
-
 impl TrunkTable {
     /// Opens the table; None if no object has created the maps yet (so no trunk exists). The
     /// first load pins them one by one: until all are there, no policy can have been written.
     pub fn open(pins: &Pins) -> anyhow::Result<Option<TrunkTable>> {
-        if [names::TRUNKS_MAP, names::VLAN_COUNTERS_MAP, names::TRUNK_MALFORMED_MAP].iter().any(|m| !pins.map(m).exists()) {
+        let (Some(trunks), Some(counters), Some(malformed)) =
+            (pins.open_map(names::TRUNKS_MAP)?, pins.open_map(names::VLAN_COUNTERS_MAP)?, pins.open_map(names::TRUNK_MALFORMED_MAP)?)
+        else {
             return Ok(None);
-        }
-        let trunks: Array<_, TrunkPolicy> = Array::try_from(Map::Array(open_map(pins, names::TRUNKS_MAP)?))?;
-        let counters = PerCpuArray::try_from(Map::PerCpuArray(open_map(pins, names::VLAN_COUNTERS_MAP)?))?;
-        let malformed = PerCpuArray::try_from(Map::PerCpuArray(open_map(pins, names::TRUNK_MALFORMED_MAP)?))?;
+        };
+        let trunks: Array<_, TrunkPolicy> = Array::try_from(Map::Array(trunks))?;
+        let counters = PerCpuArray::try_from(Map::PerCpuArray(counters))?;
+        let malformed = PerCpuArray::try_from(Map::PerCpuArray(malformed))?;
         let mut policies = BTreeMap::new();
         for slot in 1..MAX_TRUNKS {
             let p = trunks.get(&slot, 0).with_context(|| format!("cannot read trunk slot {slot}"))?;
@@ -125,9 +114,9 @@ impl TrunkTable {
     fn zero_counters(&mut self, slot: u32) -> anyhow::Result<()> {
         let base = slot * VLAN_COUNTERS_PER_TRUNK;
         for index in base..base + VLAN_COUNTERS_PER_TRUNK {
-            self.counters.set(index, zeros::<VlanStats>()?, 0)?;
+            self.counters.set(index, per_cpu_zeros::<VlanStats>()?, 0)?;
         }
-        self.malformed.set(slot, zeros::<u64>()?, 0)?;
+        self.malformed.set(slot, per_cpu_zeros::<u64>()?, 0)?;
         Ok(())
     }
 

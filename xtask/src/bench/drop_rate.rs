@@ -28,6 +28,9 @@ const RECEIVER_CPU: usize = 1;
 /// is 256).
 const REPEAT: u32 = 1_000_000;
 const BATCH: u32 = 64;
+/// The generator rewrites this much of its frame each time: Ethernet header and VLAN tag (the
+/// size of its GENERATOR_HEADER global in vlan-ebpf/src/bench.rs, which the loader checks).
+const HEADER_LEN: usize = 18;
 
 fn gen_ns() -> String {
     format!("{PREFIX}gen")
@@ -70,7 +73,7 @@ fn generate(ns: &str, ifname: &str, secs: Duration) -> anyhow::Result<(u64, f64)
             bail!("no device {ifname} in {ns}");
         }
         let f = frame();
-        let header: [u8; 18] = f[..18].try_into()?;
+        let header: [u8; HEADER_LEN] = f[..HEADER_LEN].try_into()?;
         let mut bpf = EbpfLoader::new()
             .override_global("GENERATOR_IFINDEX", &ifindex, true)
             .override_global("GENERATOR_HEADER", &header, true)
