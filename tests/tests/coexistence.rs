@@ -1,10 +1,11 @@
 //! vland's programs share a device with other programs where the kernel allows: a foreign tcx
-//! program on an endpoint's egress stays attached and running, and vland still counts exactly.
+//! program on an endpoint's egress stays attached and running (tcx runs before classic filters;
+//! this one lets frames go on), and vland's filter still counts exactly.
 use aya::Ebpf;
 use aya::programs::tc::SchedClassifierLink;
 use aya::programs::{SchedClassifier, TcAttachType};
 use std::os::fd::AsRawFd;
-use vland_tests::{Lab, ip_json};
+use vland_tests::{Lab, egress_filter_programs, ip_json};
 
 /// The empty programs `cargo xtask build-ebpf` builds for the benchmarks: a stand-in for someone
 /// else's TC program.
@@ -35,7 +36,7 @@ fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
     let config = lab.config("h1", &body);
     lab.vland_ok(&host, &config, &["apply"]);
 
-    // Someone else's program on the same hook, attached after vland's.
+    // Someone else's program on the same hook (as tcx), attached after vland's.
     let mut foreign = Ebpf::load_file(foreign_object()).expect("run the tests with `cargo xtask test` (it builds the object)");
     let prog: &mut SchedClassifier = foreign.program_mut("empty_tc").unwrap().try_into().unwrap();
     prog.load().unwrap();
@@ -49,7 +50,8 @@ fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
             infos.iter().map(|p| p.name_as_str().unwrap_or("").to_string()).collect()
         })
     };
-    assert_eq!(names(), vec!["vland_egress", "empty_tc"], "both on the egress hook, vland's first");
+    assert_eq!(names(), vec!["empty_tc"], "the foreign program on the tcx egress hook");
+    assert_eq!(egress_filter_programs(&ns, "eth0"), vec!["vland_egress"], "vland's classic egress filter");
 
     let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
     lab.exec(&ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
@@ -58,10 +60,11 @@ fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
     let tx = |s: &serde_json::Value| s["endpoints"][0]["tx_packets"].as_u64().unwrap();
     let before = tx(&lab.stats(&host, &config));
     lab.exec(&ns, &["ping", "-c", "5", "-i", "0.05", "-W", "1", "172.16.10.1"]);
-    assert_eq!(tx(&lab.stats(&host, &config)) - before, 5, "vland's counter with a program after it");
+    assert_eq!(tx(&lab.stats(&host, &config)) - before, 5, "vland's counter with a tcx program before it");
 
-    // A second apply leaves the foreign program where it is.
+    // A second apply leaves the foreign program where it is, and its own filter as it was.
     lab.vland_ok(&host, &config, &["apply"]);
-    assert_eq!(names(), vec!["vland_egress", "empty_tc"]);
+    assert_eq!(names(), vec!["empty_tc"]);
+    assert_eq!(egress_filter_programs(&ns, "eth0"), vec!["vland_egress"]);
     drop(link);
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use vland_tests::{Lab, ip_json, run_ok, vland_bin};
+use vland_tests::{Lab, egress_filter_programs, ip_json, run_ok, vland_bin};
 
 /// At least 20; `VLAND_CRASH_TRIALS` raises it for a longer soak.
 fn trials() -> usize {
@@ -113,9 +113,13 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     let mut want: BTreeSet<String> = ["sw", "h1", "shared"].iter().map(|s| s.to_string()).collect();
     want.extend(own_a.iter().map(|s| s.to_string()));
     assert_eq!(lab_namespaces(&lab), want);
-    // Pins: two links (XDP in, TC out) per endpoint, no more.
+    // Counting programs: vland's egress filter on every child (XDP is checked above); no
+    // per-endpoint pins (the attachments belong to the devices).
+    for (ep, ns, ifname) in &expected {
+        assert_eq!(egress_filter_programs(ns, ifname), vec!["vland_egress"], "{ep}");
+    }
     let pin_dir = std::path::PathBuf::from(format!("{}-h1/links", lab.bpf_dir.display()));
-    assert_eq!(std::fs::read_dir(&pin_dir).unwrap().count(), 2 * expected.len());
+    assert_eq!(std::fs::read_dir(&pin_dir).unwrap().count(), 0);
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(lab.dir.join("h1-state/state.json")).unwrap()).unwrap();
     assert_eq!(state["pending_links"].as_array().map(Vec::len), Some(0));
     let recorded: BTreeSet<&str> = state["endpoints"].as_object().unwrap().keys().map(String::as_str).collect();

@@ -182,7 +182,7 @@ fn an_upgrade_swaps_the_programs_in_place_and_keeps_the_counters() {
     std::fs::write(&state_path, serde_json::to_string(&state).unwrap()).unwrap();
     let out = lab.vland(&host, &config, &["apply"]);
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && log.contains("replaced the programs of the pinned links"), "{log}");
+    assert!(out.status.success() && log.contains("replacing the earlier build's eBPF programs"), "{log}");
 
     assert_ne!(prog(&lab), old_prog, "the XDP program was not replaced");
     lab.exec(&ns, &["ping", "-c", "4", "-i", "0.05", "-W", "1", "172.16.10.1"]);

@@ -16,38 +16,56 @@ pub mod names {
     pub const TRUNK_TC_PROGRAM: &str = "vland_trunk_tc";
     pub const ALL_MAPS: [&str; 6] =
         [ENDPOINT_TRAFFIC_MAP, TRUNKS_MAP, VLAN_COUNTERS_MAP, TRUNK_MALFORMED_MAP, ENDPOINT_POLICY_MAP, ENDPOINT_DROPS_MAP];
-    /// Read-only global patched at load time: the endpoint's slot in the endpoint arrays.
-    pub const ENDPOINT_SLOT_GLOBAL: &str = "ENDPOINT_SLOT";
+    /// Read-only global patched at load time: the ifindex of the endpoint in slot 0 (see
+    /// `endpoint_slot`).
+    pub const ENDPOINT_IFINDEX_BASE_GLOBAL: &str = "ENDPOINT_IFINDEX_BASE";
     /// Read-only global patched at load time: the trunk's slot in TRUNKS.
     pub const TRUNK_SLOT_GLOBAL: &str = "TRUNK_SLOT";
 }
 
-/// Slots of the per-endpoint arrays. Each endpoint's program instance is loaded with its slot
-/// patched in, so the hot path indexes an array (inlined by the verifier) instead of hashing a
-/// key. Slot 0 is never given out: an instance without a slot counts nothing.
-pub const MAX_ENDPOINTS: u32 = 16384;
-/// Slots of TRUNKS; like endpoints, each trunk's program instance has its slot patched in, and
-/// slot 0 is never given out. Each slot has VLAN_COUNTERS_PER_TRUNK per-CPU counters (256 KiB
-/// per CPU), so a host gets 15 trunks.
+/// Slots of the per-endpoint arrays. vland creates each endpoint's child link with the ifindex
+/// `base + slot` (a base of its own, far above the indexes the kernel hands out), so one program
+/// instance serves every endpoint in every namespace and finds the slot by subtraction: the hot
+/// path indexes an array (inlined by the verifier) instead of hashing a key. Slot 0 is never
+/// given out. 4095 endpoints per host: the endpoint counters take 48 bytes per slot per CPU, and
+/// the kernel creates per-CPU arrays element by element (16384 slots took ~20 ms to create).
+pub const MAX_ENDPOINTS: u32 = 4096;
+
+/// The endpoint slot of device `ifindex`, given the base its vland instance uses; 0 (counts
+/// nothing) for devices vland did not number.
+#[inline(always)]
+pub fn endpoint_slot(ifindex: u32, base: u32) -> u32 {
+    let slot = ifindex.wrapping_sub(base);
+    if slot < MAX_ENDPOINTS { slot } else { 0 }
+}
+/// Slots of TRUNKS; each trunk's program instance has its slot patched in, and slot 0 is never
+/// given out. Each slot has VLAN_COUNTERS_PER_TRUNK per-CPU counters (256 KiB per CPU), so a host
+/// gets 15 trunks.
 pub const MAX_TRUNKS: u32 = 16;
 /// VIDs of a 12-bit VLAN tag.
 pub const VID_COUNT: usize = 4096;
-/// A trunk's counters in VLAN_COUNTERS: every 802.1Q VID, every 802.1ad VID, untagged frames.
-/// Every VLAN has its place, allowed or not, so counting never hashes and counts survive a VLAN
-/// joining or leaving the allowed set.
+/// A trunk's counters: every 802.1Q VID, every 802.1ad VID, untagged frames. Every VLAN has its
+/// place, allowed or not, so counting never hashes and counts survive a VLAN joining or leaving
+/// the allowed set.
 pub const VLAN_COUNTERS_PER_TRUNK: u32 = 2 * VID_COUNT as u32 + 1;
+/// VLAN_COUNTERS holds counters in chunks of this many: the kernel allocates a per-CPU array
+/// element by element, so 131k single counters took ~80 ms to create; 16 KiB chunks take ~1 ms.
+pub const VLAN_COUNTERS_PER_CHUNK: usize = 512;
+/// Chunks per trunk slot; a chunk never holds counters of two trunks.
+pub const VLAN_CHUNKS_PER_TRUNK: u32 = VLAN_COUNTERS_PER_TRUNK.div_ceil(VLAN_COUNTERS_PER_CHUNK as u32);
 
-/// Where (tag protocol, VID) of the trunk in `slot` counts in VLAN_COUNTERS; tag protocol 0 is
-/// untagged. None for other tag protocols.
+/// Where (tag protocol, VID) of the trunk in `slot` counts: (element of VLAN_COUNTERS, index in
+/// its chunk). Tag protocol 0 is untagged. None for other tag protocols.
 #[inline(always)]
-pub fn vlan_counter_index(slot: u32, tpid: u16, vid: u16) -> Option<u32> {
+pub fn vlan_counter_place(slot: u32, tpid: u16, vid: u16) -> Option<(u32, usize)> {
     let offset = match tpid {
-        ETH_P_8021Q => 0,
-        ETH_P_8021AD => VID_COUNT as u32,
-        0 => return Some(slot * VLAN_COUNTERS_PER_TRUNK + 2 * VID_COUNT as u32),
+        ETH_P_8021Q => vid as u32 & 0x0fff,
+        ETH_P_8021AD => VID_COUNT as u32 + (vid as u32 & 0x0fff),
+        0 => 2 * VID_COUNT as u32,
         _ => return None,
     };
-    Some(slot * VLAN_COUNTERS_PER_TRUNK + offset + (vid as u32 & 0x0fff))
+    let chunk = VLAN_COUNTERS_PER_CHUNK as u32;
+    Some((slot * VLAN_CHUNKS_PER_TRUNK + offset / chunk, (offset % chunk) as usize))
 }
 
 pub const ETH_P_8021Q: u16 = 0x8100;
@@ -205,6 +223,19 @@ pub struct VlanStats {
     pub dropped_bytes: u64,
 }
 
+/// One element of VLAN_COUNTERS (see VLAN_COUNTERS_PER_CHUNK).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VlanStatsChunk {
+    pub vlans: [VlanStats; VLAN_COUNTERS_PER_CHUNK],
+}
+
+impl Default for VlanStatsChunk {
+    fn default() -> Self {
+        Self { vlans: [VlanStats::default(); VLAN_COUNTERS_PER_CHUNK] }
+    }
+}
+
 impl VlanStats {
     pub fn add(&mut self, other: &VlanStats) {
         self.rx_packets += other.rx_packets;
@@ -262,7 +293,7 @@ mod pod {
     // SAFETY: plain repr(C) structs of integers with no padding; any bit pattern is valid.
     unsafe impl aya::Pod for super::Traffic {}
     unsafe impl aya::Pod for super::TrunkPolicy {}
-    unsafe impl aya::Pod for super::VlanStats {}
+    unsafe impl aya::Pod for super::VlanStatsChunk {}
     unsafe impl aya::Pod for super::EndpointPolicy {}
     unsafe impl aya::Pod for super::EndpointDrops {}
 }

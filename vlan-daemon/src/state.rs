@@ -33,7 +33,7 @@ pub struct State {
     /// The eBPF object (by its hash) the pinned links run: another one at start means an upgrade.
     #[serde(default)]
     pub ebpf_object: Option<String>,
-    /// Links being created: written before the request, so a crash mid-way leaves a name to clean.
+    /// Links being created: written before the request, so a crash mid-way leaves a link to clean.
     #[serde(default)]
     pub pending_links: Vec<PendingLink>,
 }
@@ -91,7 +91,12 @@ pub struct TrunkRecord {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PendingLink {
     pub netns: NetnsRef,
-    pub temp_name: String,
+    /// The child's number in its namespace (see Pins::endpoint_ifindex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ifindex: Option<u32>,
+    /// Journals of earlier builds, which created children under a temporary name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp_name: Option<String>,
 }
 
 /// The state dir, held under an exclusive lock for as long as this value lives.

@@ -6,28 +6,28 @@ use vlan_common::{Traffic, MAX_ENDPOINTS};
 #[map(name = "ENDPOINT_TRAFFIC")]
 static ENDPOINT_TRAFFIC: PerCpuArray<Traffic> = PerCpuArray::pinned(MAX_ENDPOINTS, 0);
 
-/// The endpoint this program instance serves; userspace patches it at load time.
+/// The ifindex of slot 0 in this vland instance's numbering; userspace patches it at load time.
 #[no_mangle]
-static ENDPOINT_SLOT: u32 = 0;
+static ENDPOINT_IFINDEX_BASE: u32 = 0;
 
-/// The endpoint slot of this program instance (0: none).
+/// The endpoint slot of device `ifindex` (0: not an endpoint of this vland).
 #[inline(always)]
-pub fn endpoint_slot() -> u32 {
+pub fn endpoint_slot(ifindex: u32) -> u32 {
     // Volatile read: without it the compiler folds the global to its initial 0.
-    unsafe { core::ptr::read_volatile(&ENDPOINT_SLOT) }
+    vlan_common::endpoint_slot(ifindex, unsafe { core::ptr::read_volatile(&ENDPOINT_IFINDEX_BASE) })
 }
 
 #[inline(always)]
-fn traffic() -> Option<*mut Traffic> {
-    match endpoint_slot() {
+fn traffic(slot: u32) -> Option<*mut Traffic> {
+    match slot {
         0 => None,
         slot => ENDPOINT_TRAFFIC.get_ptr_mut(slot),
     }
 }
 
 #[inline(always)]
-pub fn count_rx(len: u64) {
-    if let Some(t) = traffic() {
+pub fn count_rx(slot: u32, len: u64) {
+    if let Some(t) = traffic(slot) {
         unsafe {
             (*t).rx_packets += 1;
             (*t).rx_bytes += len;
@@ -36,8 +36,8 @@ pub fn count_rx(len: u64) {
 }
 
 #[inline(always)]
-pub fn count_tx(len: u64) {
-    if let Some(t) = traffic() {
+pub fn count_tx(slot: u32, len: u64) {
+    if let Some(t) = traffic(slot) {
         unsafe {
             (*t).tx_packets += 1;
             (*t).tx_bytes += len;

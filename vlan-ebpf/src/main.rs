@@ -1,5 +1,7 @@
-//! vland's eBPF programs. One instance is loaded per endpoint and per trunk, with its slot in
-//! the endpoint or trunk arrays patched in at load time, so the per-packet path indexes arrays.
+//! vland's eBPF programs. Endpoints share one instance, which finds an endpoint's slot in the
+//! endpoint arrays from its device's ifindex (vland numbers the child links it creates); each
+//! trunk gets an instance with its slot patched in. Either way the per-packet path indexes
+//! arrays and never hashes.
 #![no_std]
 #![no_main]
 
@@ -17,7 +19,9 @@ use aya_ebpf::{
 /// so it sees exactly what the endpoint's stack will see, including sibling-to-sibling traffic.
 #[xdp]
 pub fn vland_ingress(ctx: XdpContext) -> u32 {
-    counters::count_rx((ctx.data_end() - ctx.data()) as u64);
+    // SAFETY: the context the kernel passed in.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    counters::count_rx(counters::endpoint_slot(ifindex), (ctx.data_end() - ctx.data()) as u64);
     xdp_action::XDP_PASS
 }
 
@@ -35,18 +39,19 @@ pub fn vland_trunk_tc(ctx: TcContext) -> i32 {
 }
 
 /// Counts every frame an endpoint sends, after dropping spoofed ones where the network asks for
-/// it. Returns "unspecified" so other tcx programs on the device still run and the kernel's
-/// default action applies.
+/// it. Returns "unspecified" so other filters on the device still run and the kernel's default
+/// action applies.
 #[classifier]
 pub fn vland_egress(ctx: TcContext) -> i32 {
-    let slot = counters::endpoint_slot();
+    // SAFETY: the context the kernel passed in.
+    let slot = counters::endpoint_slot(unsafe { (*ctx.skb.skb).ifindex });
     if slot == 0 {
         return TC_ACT_UNSPEC;
     }
     if spoof::check(&ctx, slot).is_some() {
         return TC_ACT_SHOT as i32;
     }
-    counters::count_tx(ctx.len() as u64);
+    counters::count_tx(slot, ctx.len() as u64);
     TC_ACT_UNSPEC
 }
 

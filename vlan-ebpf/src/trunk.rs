@@ -13,15 +13,17 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::{TcContext, XdpContext},
 };
-use vlan_common::{vlan_counter_index, TrunkPolicy, VlanStats, ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, VLAN_COUNTERS_PER_TRUNK};
+use vlan_common::{
+    vlan_counter_place, TrunkPolicy, VlanStatsChunk, ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, VLAN_CHUNKS_PER_TRUNK, VLAN_COUNTERS_PER_CHUNK,
+};
 
 /// Each trunk's policy, by slot (see TrunkPolicy).
 #[map(name = "TRUNKS")]
 static TRUNKS: Array<TrunkPolicy> = Array::pinned(MAX_TRUNKS, 0);
 
-/// Every VLAN of every trunk, allowed or not, and its untagged frames (see vlan_counter_index).
+/// Every VLAN of every trunk, allowed or not, and its untagged frames (see vlan_counter_place).
 #[map(name = "VLAN_COUNTERS")]
-static VLAN_COUNTERS: PerCpuArray<VlanStats> = PerCpuArray::pinned(MAX_TRUNKS * VLAN_COUNTERS_PER_TRUNK, 0);
+static VLAN_COUNTERS: PerCpuArray<VlanStatsChunk> = PerCpuArray::pinned(MAX_TRUNKS * VLAN_CHUNKS_PER_TRUNK, 0);
 
 /// Frames too short for the headers they announce, by trunk slot.
 #[map(name = "TRUNK_MALFORMED")]
@@ -59,15 +61,17 @@ fn read_be16(start: usize, end: usize, offset: usize) -> Option<u16> {
 /// Counts a frame of (tag protocol, VID) on the trunk in `slot` (tag protocol 0: untagged).
 #[inline(always)]
 fn count(slot: u32, tpid: u16, vid: u16, len: u64, dropped: bool) {
-    let Some(index) = vlan_counter_index(slot, tpid, vid) else { return };
-    if let Some(s) = VLAN_COUNTERS.get_ptr_mut(index) {
-        // SAFETY: a per-CPU slot: no other CPU writes it.
+    let Some((element, index)) = vlan_counter_place(slot, tpid, vid) else { return };
+    if let Some(chunk) = VLAN_COUNTERS.get_ptr_mut(element) {
+        // SAFETY: a per-CPU element: no other CPU writes it; the mask keeps the index in the chunk
+        // where the verifier can see it.
         unsafe {
-            (*s).rx_packets += 1;
-            (*s).rx_bytes += len;
+            let s = &mut (*chunk).vlans[index & (VLAN_COUNTERS_PER_CHUNK - 1)];
+            s.rx_packets += 1;
+            s.rx_bytes += len;
             if dropped {
-                (*s).dropped_packets += 1;
-                (*s).dropped_bytes += len;
+                s.dropped_packets += 1;
+                s.dropped_bytes += len;
             }
         }
     }

@@ -170,6 +170,8 @@ pub struct Network {
     pub internal: bool,
     pub ipv6_autoconf: bool,
     pub spoof_check: bool,
+    /// The kernel's arp_notify on each child: a gratuitous ARP when it comes up, as CNI does.
+    pub gratuitous_arp: bool,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
     pub source_macs: Vec<[u8; 6]>,

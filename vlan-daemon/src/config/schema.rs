@@ -78,6 +78,8 @@ pub struct RawNetwork {
     /// Drop frames an endpoint sends with a source MAC or IP that is not its own.
     #[serde(default)]
     pub spoof_check: bool,
+    /// Announce each endpoint with a gratuitous ARP when its child comes up (default on).
+    pub gratuitous_arp: Option<bool>,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
 }

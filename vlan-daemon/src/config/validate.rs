@@ -122,6 +122,7 @@ fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Option<Ne
         ipam6,
         ipv6_autoconf: raw.ipv6_autoconf,
         spoof_check: raw.spoof_check,
+        gratuitous_arp: raw.gratuitous_arp.unwrap_or(true),
         mtu: raw.mtu,
         metric: raw.metric,
         source_macs,

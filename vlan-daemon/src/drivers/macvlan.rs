@@ -26,7 +26,7 @@ pub fn kernel_mode_name(mode: MacvlanMode) -> &'static str {
 }
 
 pub fn child(spec: &ChildSpec<'_>, mode: MacvlanMode) -> LinkMessage {
-    let mut b = LinkMacVlan::new(spec.temp_name, spec.parent_index, kernel_mode(mode)).setns_by_fd(spec.target_netns);
+    let mut b = LinkMacVlan::new(spec.name, spec.parent_index, kernel_mode(mode)).setns_by_fd(spec.target_netns);
     // passthru always takes the parent's MAC; asking for another one is refused.
     if mode != MacvlanMode::Passthru {
         b = b.address(spec.mac.to_vec());

@@ -12,8 +12,10 @@ use std::os::fd::RawFd;
 pub struct ChildSpec<'a> {
     pub network: &'a Network,
     pub parent_index: u32,
-    /// Temporary name inside the target namespace; renamed to the endpoint's ifname afterwards.
-    pub temp_name: &'a str,
+    /// The endpoint's interface name inside the target namespace.
+    pub name: &'a str,
+    /// The ifindex vland numbers the child with (see Pins::endpoint_ifindex).
+    pub ifindex: u32,
     pub mac: [u8; 6],
     pub target_netns: RawFd,
     /// This vland instance's link group: `down` deletes a namespace's children in one request.
@@ -26,6 +28,7 @@ pub fn child_link_message(spec: &ChildSpec<'_>) -> LinkMessage {
         Driver::Ipvlan(mode, flag) => ipvlan::child(spec, mode, flag),
     };
     msg.attributes.push(LinkAttribute::Group(spec.link_group));
+    msg.header.index = spec.ifindex;
     msg
 }
 

@@ -16,10 +16,12 @@ use std::path::PathBuf;
 use vlan_common::{DropKey, DropReason, TrunkId, VlanKey, VlanStats, names};
 
 const INUM: u32 = 7;
-/// The endpoint slot the egress program instance serves.
+/// The endpoint slot the programs count in.
 const SLOT: u32 = 1;
-/// BPF_PROG_TEST_RUN runs XDP programs as if on the loopback device.
+/// BPF_PROG_TEST_RUN runs programs as if on the loopback device.
 const LO: u32 = 1;
+/// The ifindex numbering that makes the loopback device the endpoint in SLOT.
+const IFINDEX_BASE: u32 = LO - SLOT;
 /// The trunk the programs serve, and its slot (the first free one).
 const TRUNK: TrunkId = TrunkId { netns_inum: INUM, ifindex: LO };
 const TRUNK_SLOT: u32 = 1;
@@ -52,7 +54,7 @@ impl Fixture {
         ensure_bpffs(&dir).unwrap();
         let mut bpf = EbpfLoader::new()
             .default_map_pin_directory(&dir)
-            .override_global(names::ENDPOINT_SLOT_GLOBAL, &SLOT, true)
+            .override_global(names::ENDPOINT_IFINDEX_BASE_GLOBAL, &IFINDEX_BASE, true)
             .override_global(names::TRUNK_SLOT_GLOBAL, &TRUNK_SLOT, true)
             .load(OBJECT)
             .unwrap();

@@ -1,30 +1,38 @@
-//! Where vland's objects are pinned under its bpf_dir.
+//! Where vland's objects are pinned under its bpf_dir, and the ifindex numbering that goes with
+//! them (one bpf_dir is one vland instance).
 use anyhow::Context;
 use aya::maps::MapData;
 use std::path::{Path, PathBuf};
-use vlan_common::{EndpointKey, TrunkId};
+use vlan_common::{MAX_ENDPOINTS, TrunkId};
 
 pub struct Pins {
     pub dir: PathBuf,
 }
 
-#[derive(Clone, Copy)]
-pub enum Direction {
-    Ingress,
-    Egress,
-}
+/// Endpoint ifindexes start at 2^30: the kernel numbers devices upwards from 1, one namespace at
+/// a time, so it never comes near; each instance takes one of 2^16 blocks of MAX_ENDPOINTS above
+/// it (by a hash of its bpf_dir), so two instances sharing a namespace do not collide.
+const IFINDEX_BLOCKS_START: u32 = 1 << 30;
+const IFINDEX_BLOCKS: u64 = 0xffff;
 
 impl Pins {
     pub fn new(dir: &Path) -> Self {
         Self { dir: dir.to_path_buf() }
     }
 
-    pub fn endpoint_link(&self, key: EndpointKey, dir: Direction) -> PathBuf {
-        let suffix = match dir {
-            Direction::Ingress => "ingress",
-            Direction::Egress => "egress",
-        };
-        self.dir.join("links").join(format!("ep_{}_{}_{suffix}", key.netns_inum, key.ifindex))
+    /// The ifindex of slot 0: endpoint `slot`'s child link gets `ifindex_base() + slot`.
+    pub fn ifindex_base(&self) -> u32 {
+        let block = crate::fnv::fnv1a64(self.dir.as_os_str().as_encoded_bytes()) % IFINDEX_BLOCKS;
+        IFINDEX_BLOCKS_START + block as u32 * MAX_ENDPOINTS
+    }
+
+    pub fn endpoint_ifindex(&self, slot: u32) -> u32 {
+        self.ifindex_base() + slot
+    }
+
+    /// Where the endpoint program `name` is pinned.
+    pub fn program(&self, name: &str) -> PathBuf {
+        self.dir.join("programs").join(name)
     }
 
     pub fn map(&self, name: &str) -> PathBuf {
@@ -62,8 +70,8 @@ impl Pins {
         self.links_named("trunk_").into_iter().map(|(netns_inum, ifindex, p)| (TrunkId { netns_inum, ifindex }, p)).collect()
     }
 
-    /// Every endpoint link pin present, with the key it belongs to.
-    pub fn endpoint_links(&self) -> Vec<(EndpointKey, PathBuf)> {
-        self.links_named("ep_").into_iter().map(|(netns_inum, ifindex, p)| (EndpointKey { netns_inum, ifindex }, p)).collect()
+    /// Per-endpoint link pins of builds before the shared endpoint programs.
+    pub fn legacy_endpoint_links(&self) -> Vec<PathBuf> {
+        self.links_named("ep_").into_iter().map(|(_, _, p)| p).collect()
     }
 }

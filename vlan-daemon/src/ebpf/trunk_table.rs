@@ -8,8 +8,8 @@ use anyhow::Context;
 use aya::maps::{Array, Map, MapData, PerCpuArray};
 use std::collections::{BTreeMap, BTreeSet};
 use vlan_common::{
-    ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, TrunkId, TrunkPolicy, VID_COUNT, VLAN_COUNTERS_PER_TRUNK, VlanKey, VlanStats, names,
-    vlan_counter_index,
+    ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, TrunkId, TrunkPolicy, VID_COUNT, VLAN_CHUNKS_PER_TRUNK, VlanKey, VlanStats, VlanStatsChunk,
+    names, vlan_counter_place,
 };
 
 /// What one trunk should enforce.
@@ -29,7 +29,7 @@ pub struct TrunkCounts {
 
 pub struct TrunkTable {
     trunks: Array<MapData, TrunkPolicy>,
-    counters: PerCpuArray<MapData, VlanStats>,
+    counters: PerCpuArray<MapData, VlanStatsChunk>,
     malformed: PerCpuArray<MapData, u64>,
     /// The enabled slots, as read when opened and kept in step with every write.
     policies: BTreeMap<u32, TrunkPolicy>,
@@ -112,9 +112,10 @@ impl TrunkTable {
     }
 
     fn zero_counters(&mut self, slot: u32) -> anyhow::Result<()> {
-        let base = slot * VLAN_COUNTERS_PER_TRUNK;
-        for index in base..base + VLAN_COUNTERS_PER_TRUNK {
-            self.counters.set(index, per_cpu_zeros::<VlanStats>()?, 0)?;
+        // Whole chunks: each holds counters of this slot only, and its programs are not attached.
+        let first = slot * VLAN_CHUNKS_PER_TRUNK;
+        for element in first..first + VLAN_CHUNKS_PER_TRUNK {
+            self.counters.set(element, per_cpu_zeros::<VlanStatsChunk>()?, 0)?;
         }
         self.malformed.set(slot, per_cpu_zeros::<u64>()?, 0)?;
         Ok(())
@@ -125,10 +126,13 @@ impl TrunkTable {
         let policy = self.policies.get(&slot).copied().unwrap_or(TrunkPolicy::EMPTY);
         let mut vlans = BTreeMap::new();
         let tags = [ETH_P_8021Q, ETH_P_8021AD].into_iter().flat_map(|tpid| (0..VID_COUNT as u16).map(move |vid| (tpid, vid)));
+        // Each chunk is read once (all CPUs' copies), then summed per VLAN.
+        let first = slot * VLAN_CHUNKS_PER_TRUNK;
+        let chunks: Vec<_> = (first..first + VLAN_CHUNKS_PER_TRUNK).map(|e| self.counters.get(&e, 0)).collect::<Result<_, _>>()?;
         for (tpid, vid) in std::iter::once((0, 0)).chain(tags) {
-            let index = vlan_counter_index(slot, tpid, vid).expect("a known tag protocol");
+            let (element, index) = vlan_counter_place(slot, tpid, vid).expect("a known tag protocol");
             let mut sum = VlanStats::default();
-            self.counters.get(&index, 0)?.iter().for_each(|s| sum.add(s));
+            chunks[(element - first) as usize].iter().for_each(|c| sum.add(&c.vlans[index]));
             if sum != VlanStats::default() || tpid == 0 || policy.allows(tpid, vid) {
                 vlans.insert(VlanKey { netns_inum: policy.netns_inum, ifindex: policy.ifindex, tpid, vid }, sum);
             }

@@ -1,7 +1,8 @@
 //! Upgrades in place: when vland starts with an eBPF object other than the one that attached the
-//! pinned links, the programs behind those links are swapped atomically (BPF_LINK_UPDATE). The
-//! links, and so the attachments, stay; the pinned maps are reused, so counting goes on without a
-//! gap or a reset. (A future object with an incompatible map layout would need new pin names.)
+//! pinned trunk links, the programs behind those links are swapped atomically (BPF_LINK_UPDATE).
+//! The links, and so the attachments, stay; the pinned maps are reused, so counting goes on
+//! without a gap or a reset. (Endpoint programs are replaced by apply, filter by filter; a future
+//! object with an incompatible map layout would need new pin names.)
 use super::OBJECT;
 use super::pins::Pins;
 use anyhow::Context;
@@ -10,25 +11,21 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tc::SchedClassifierLink;
 use aya::programs::xdp::XdpLink;
 use aya::programs::{SchedClassifier, Xdp};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use vlan_common::{EndpointKey, names};
+use vlan_common::names;
 
 /// Identifies this build's object (FNV-1a of its bytes), recorded in the state.
 pub fn object_id() -> String {
     format!("{:016x}", crate::fnv::fnv1a64(OBJECT))
 }
 
-fn load(pins: &Pins, endpoint_slot: u32, trunk_slot: u32) -> anyhow::Result<Ebpf> {
-    let mut bpf = super::load_object(pins, endpoint_slot, trunk_slot)?;
-    for name in [names::INGRESS_PROGRAM, names::TRUNK_PROGRAM] {
-        let p: &mut Xdp = bpf.program_mut(name).context("program missing")?.try_into()?;
-        p.load()?;
-    }
-    for name in [names::EGRESS_PROGRAM, names::TRUNK_TC_PROGRAM] {
-        let p: &mut SchedClassifier = bpf.program_mut(name).context("program missing")?.try_into()?;
-        p.load()?;
-    }
+fn load(pins: &Pins, trunk_slot: u32) -> anyhow::Result<Ebpf> {
+    let mut bpf = super::load_object(pins, 0, trunk_slot)?;
+    let p: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).context("program missing")?.try_into()?;
+    p.load()?;
+    let p: &mut SchedClassifier = bpf.program_mut(names::TRUNK_TC_PROGRAM).context("program missing")?.try_into()?;
+    p.load()?;
     Ok(bpf)
 }
 
@@ -52,19 +49,22 @@ fn replace_tc(bpf: &mut Ebpf, program: &str, pin: &PathBuf) -> anyhow::Result<()
 /// A pinned link: the program to put behind it, whether it is an XDP link, its pin.
 type LinkToUpdate = (&'static str, bool, PathBuf);
 
-/// Swaps the program of every pinned link for this build's; how many links were updated.
-/// `slots` gives each recorded endpoint's slot; links of unrecorded devices are left alone.
+/// Unpins the per-endpoint links of builds before the shared endpoint programs, which detaches
+/// them; how many there were. The apply that follows attaches the shared programs.
+pub fn remove_legacy_endpoint_links(pins: &Pins) -> anyhow::Result<usize> {
+    let links = pins.legacy_endpoint_links();
+    for path in &links {
+        std::fs::remove_file(path).with_context(|| format!("cannot unpin {}", path.display()))?;
+    }
+    Ok(links.len())
+}
+
+/// Swaps the program of every pinned trunk link for this build's; how many links were updated.
 /// Trunk links without a slot in TRUNKS (attached by a build before trunk slots) are unpinned,
 /// which detaches them: the apply that follows attaches them anew.
-pub fn replace_programs(pins: &Pins, slots: &HashMap<EndpointKey, u32>) -> anyhow::Result<usize> {
-    // One program instance per (endpoint slot, trunk slot): both are patched in at load time.
-    let mut instances: BTreeMap<(u32, u32), Vec<LinkToUpdate>> = BTreeMap::new();
-    for (key, path) in pins.endpoint_links() {
-        let Some(slot) = slots.get(&key) else { continue };
-        let ingress = path.to_string_lossy().ends_with("_ingress");
-        let program = if ingress { names::INGRESS_PROGRAM } else { names::EGRESS_PROGRAM };
-        instances.entry((*slot, 0)).or_default().push((program, ingress, path));
-    }
+pub fn replace_trunk_programs(pins: &Pins) -> anyhow::Result<usize> {
+    // One program instance per trunk slot, patched in at load time.
+    let mut instances: BTreeMap<u32, Vec<LinkToUpdate>> = BTreeMap::new();
     let trunk_slots = super::trunk::trunk_slots(pins)?;
     for (id, path) in pins.trunk_links() {
         let Some(slot) = trunk_slots.get(&id) else {
@@ -73,11 +73,11 @@ pub fn replace_programs(pins: &Pins, slots: &HashMap<EndpointKey, u32>) -> anyho
         };
         let xdp = path.to_string_lossy().ends_with("_xdp");
         let program = if xdp { names::TRUNK_PROGRAM } else { names::TRUNK_TC_PROGRAM };
-        instances.entry((0, *slot)).or_default().push((program, xdp, path));
+        instances.entry(*slot).or_default().push((program, xdp, path));
     }
     let mut updated = 0;
-    for ((endpoint_slot, trunk_slot), links) in instances {
-        let mut bpf = load(pins, endpoint_slot, trunk_slot)?;
+    for (trunk_slot, links) in instances {
+        let mut bpf = load(pins, trunk_slot)?;
         for (program, is_xdp, path) in links {
             if is_xdp {
                 replace_xdp(&mut bpf, program, &path)?

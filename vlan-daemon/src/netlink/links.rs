@@ -1,8 +1,12 @@
 //! Links: lookup, the facts vland reads back from them, creation, rename, up, delete.
 use super::{Netlink, errno, nl_err};
 use futures::TryStreamExt;
-use netlink_packet_route::link::{InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkXdp};
 use rtnetlink::LinkUnspec;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// XDP_FLAGS_UPDATE_IF_NOEXIST: attach only where no XDP program is attached yet.
+const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1;
 
 /// What vland needs to know about an existing link.
 #[derive(Debug, Clone)]
@@ -20,6 +24,9 @@ pub struct LinkFacts {
     pub vlan_id: Option<u16>,
     /// The lower device's ifindex (in the link's own or its link-netns namespace).
     pub lower: Option<u32>,
+    /// The XDP program attached to the link, if any.
+    pub xdp_program: Option<u32>,
+    pub group: Option<u32>,
 }
 
 impl LinkFacts {
@@ -35,6 +42,8 @@ impl LinkFacts {
             mode: None,
             vlan_id: None,
             lower: None,
+            xdp_program: None,
+            group: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -42,6 +51,13 @@ impl LinkFacts {
                 LinkAttribute::IfAlias(a) => facts.alias = Some(a.clone()),
                 LinkAttribute::Mtu(m) => facts.mtu = Some(*m),
                 LinkAttribute::Link(l) => facts.lower = Some(*l),
+                LinkAttribute::Group(g) => facts.group = Some(*g),
+                LinkAttribute::Xdp(xdp) => {
+                    facts.xdp_program = xdp.iter().find_map(|x| match x {
+                        LinkXdp::ProgId(id) if *id != 0 => Some(*id),
+                        _ => None,
+                    })
+                }
                 LinkAttribute::Address(a) if a.len() == 6 => facts.mac = a.as_slice().try_into().ok(),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
@@ -76,6 +92,10 @@ impl LinkFacts {
     }
 }
 
+fn xdp_attribute(prog: BorrowedFd<'_>, flags: u32) -> LinkAttribute {
+    LinkAttribute::Xdp(vec![LinkXdp::Fd(prog.as_raw_fd()), LinkXdp::Flags(flags)])
+}
+
 fn kind_name(kind: &InfoKind) -> String {
     match kind {
         InfoKind::Other(s) => s.clone(),
@@ -91,6 +111,16 @@ impl Netlink {
             Ok(None) => Ok(None),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(nl_err(&format!("look up link {name}"))(e)),
+        }
+    }
+
+    pub async fn link_by_index(&self, index: u32) -> anyhow::Result<Option<LinkFacts>> {
+        let mut stream = self.handle.link().get().match_index(index).execute();
+        match stream.try_next().await {
+            Ok(Some(msg)) => Ok(Some(LinkFacts::from_message(&msg))),
+            Ok(None) => Ok(None),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(nl_err(&format!("look up link {index}"))(e)),
         }
     }
 
@@ -112,9 +142,21 @@ impl Netlink {
         self.handle.link().add(msg).execute().await
     }
 
-    pub async fn rename_and_tag(&self, index: u32, name: &str, alias: &str) -> anyhow::Result<()> {
-        let msg = LinkUnspec::new_with_index(index).name(name.to_string()).alias(alias.to_string()).build();
-        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("rename link {index} to {name}")))
+    /// Finishes a new child in one request: vland's ownership tag (the kernel takes no alias
+    /// when it creates a link) and the XDP program (generic mode where the driver has no native
+    /// XDP, as macvlan and ipvlan).
+    pub async fn tag_and_attach(&self, index: u32, alias: &str, xdp: BorrowedFd<'_>) -> anyhow::Result<()> {
+        let mut msg = LinkUnspec::new_with_index(index).alias(alias.to_string()).build();
+        msg.attributes.push(xdp_attribute(xdp, XDP_FLAGS_UPDATE_IF_NOEXIST));
+        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("tag link {index} and attach XDP")))
+    }
+
+    /// Attaches XDP program `xdp` to `index`: only where none is (`replace` false), or in place
+    /// of the one there.
+    pub async fn attach_xdp(&self, index: u32, xdp: BorrowedFd<'_>, replace: bool) -> anyhow::Result<()> {
+        let mut msg = LinkUnspec::new_with_index(index).build();
+        msg.attributes.push(xdp_attribute(xdp, if replace { 0 } else { XDP_FLAGS_UPDATE_IF_NOEXIST }));
+        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("attach XDP to link {index}")))
     }
 
     pub async fn set_mtu(&self, index: u32, mtu: u32) -> anyhow::Result<()> {
@@ -137,18 +179,6 @@ impl Netlink {
         self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("bring {name} up")))
     }
 
-    /// Deletes every link of `group` in this namespace in one request: the kernel tears them
-    /// down together, ~100x faster than one by one.
-    pub async fn delete_group(&self, group: u32) -> anyhow::Result<()> {
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::Group(group));
-        match self.handle.link().del_with_message(msg).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
-            Err(e) => Err(nl_err(&format!("delete link group {group}"))(e)),
-        }
-    }
-
     /// Deletes a link; one that is already gone is not an error.
     pub async fn delete_link(&self, index: u32) -> anyhow::Result<()> {
         match self.handle.link().del(index).execute().await {
@@ -156,5 +186,37 @@ impl Netlink {
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
             Err(e) => Err(nl_err(&format!("delete link {index}"))(e)),
         }
+    }
+}
+
+/// Deletes every link of `group` in the calling thread's namespace, blocking until the kernel
+/// has torn them down. The kernel waits for RCU callbacks after each such request, outside RTNL,
+/// so requests for several namespaces sent from threads of their own wait together rather than
+/// one after another (as requests through one async connection would).
+pub fn delete_group_blocking(group: u32) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+    use netlink_packet_route::RouteNetlinkMessage;
+    use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::Group(group));
+    let mut req = NetlinkMessage::from(RouteNetlinkMessage::DelLink(msg));
+    req.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.finalize();
+    let mut buf = vec![0; req.buffer_len()];
+    req.serialize(&mut buf);
+    let mut socket = Socket::new(NETLINK_ROUTE).context("cannot open a netlink socket")?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    socket.send(&buf, 0).context("send the link group deletion")?;
+    let (reply, _) = socket.recv_from_full().context("receive the link group deletion's answer")?;
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply).context("parse the link group deletion's answer")?;
+    match reply.payload {
+        NetlinkPayload::Error(e) if e.code.is_some() => {
+            let err = rtnetlink::Error::NetlinkError(e);
+            if errno(&err) == Some(libc::ENODEV) { Ok(()) } else { Err(nl_err(&format!("delete link group {group}"))(err)) }
+        }
+        _ => Ok(()),
     }
 }

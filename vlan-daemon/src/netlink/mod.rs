@@ -1,6 +1,7 @@
 //! rtnetlink, as vland uses it: one handle per network namespace, typed helpers for the few link,
 //! address and route operations vland needs, and errors that name the operation and errno.
 mod links;
+mod tc;
 
 pub use links::*;
 
@@ -10,6 +11,7 @@ use ipnetwork::IpNetwork;
 use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope};
 use netlink_packet_route::route::{RouteMessage, RouteScope};
 use rtnetlink::{Handle, RouteMessageBuilder};
+use std::collections::HashMap;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -38,37 +40,40 @@ impl Netlink {
         Ok(Self { handle })
     }
 
-    /// Global (scope universe) addresses of one family on a link: the ones vland manages.
-    /// Kernel-made IPv6 link-local addresses are left alone.
-    pub async fn global_addresses(&self, index: u32, v6: bool) -> anyhow::Result<Vec<(IpAddr, u8, AddressMessage)>> {
-        let mut out = Vec::new();
-        let mut stream = self.handle.address().get().set_link_index_filter(index).execute();
+    /// Every global (scope universe) address in the namespace, by (link, is IPv6): the ones vland
+    /// manages on its children. Kernel-made IPv6 link-local addresses are left alone.
+    pub async fn addresses_by_link(&self) -> anyhow::Result<HashMap<(u32, bool), Vec<PresentAddress>>> {
+        let mut out: HashMap<(u32, bool), Vec<PresentAddress>> = HashMap::new();
+        let mut stream = self.handle.address().get().execute();
         while let Some(msg) = stream.try_next().await.map_err(nl_err("list addresses"))? {
-            if msg.header.index != index || msg.header.scope != AddressScope::Universe {
+            if msg.header.scope != AddressScope::Universe {
                 continue;
             }
             let addr = msg.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Address(ip) if ip.is_ipv6() == v6 => Some(*ip),
+                AddressAttribute::Address(ip) => Some(*ip),
                 _ => None,
             });
             if let Some(addr) = addr {
-                out.push((addr, msg.header.prefix_len, msg));
+                out.entry((msg.header.index, addr.is_ipv6())).or_default().push(PresentAddress { addr, prefix: msg.header.prefix_len, msg });
             }
         }
         Ok(out)
     }
 
-    /// Makes `addr/prefix` the link's only global address of its family (the link is vland's).
-    pub async fn set_only_address(&self, index: u32, addr: IpAddr, prefix: u8) -> anyhow::Result<()> {
-        let mut present = false;
-        for (a, p, msg) in self.global_addresses(index, addr.is_ipv6()).await? {
-            if a == addr && p == prefix {
-                present = true;
+    /// Makes `wanted` (address, prefix) the only global address of its family on link `index`
+    /// (the link is vland's), given what is `present`; None removes them all.
+    pub async fn set_only_addresses(&self, index: u32, wanted: Option<(IpAddr, u8)>, present: Vec<PresentAddress>) -> anyhow::Result<()> {
+        let mut have = false;
+        for p in present {
+            if Some((p.addr, p.prefix)) == wanted {
+                have = true;
             } else {
-                self.handle.address().del(msg).execute().await.map_err(nl_err(&format!("remove stale address {a}/{p}")))?;
+                self.handle.address().del(p.msg).execute().await.map_err(nl_err(&format!("remove stale address {}/{}", p.addr, p.prefix)))?;
             }
         }
-        if !present {
+        if let Some((addr, prefix)) = wanted
+            && !have
+        {
             let mut req = self.handle.address().add(index, addr, prefix);
             if addr.is_ipv6() {
                 // The address is vland's to give out: no duplicate detection delay (as Docker).
@@ -92,6 +97,13 @@ impl Netlink {
             Err(e) => Err(nl_err(&format!("delete route {route}"))(e)),
         }
     }
+}
+
+/// An address the kernel has on a link, with the message that deletes it.
+pub struct PresentAddress {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    msg: AddressMessage,
 }
 
 /// A route as vland records it in its state (so it can remove exactly its own routes later).

@@ -3,19 +3,20 @@
 //! so a crash at any point leaves records that the next run repairs from.
 mod addresses;
 mod endpoint;
+mod namespace;
 mod parents;
+mod sysctls;
 mod trunks;
 
 use crate::config::{Config, ConfigErrors, NetnsRef};
-use crate::ebpf::{self, EndpointDevice, Pins};
+use crate::ebpf::{self, EndpointPrograms, Pins};
 use crate::netlink::Netlink;
 use crate::netns;
 use crate::state::{EndpointRecord, State, StateStore};
 use anyhow::Context;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use tracing::info;
-use vlan_common::EndpointKey;
 
 /// What one apply did, for logs and tests.
 #[derive(Debug, Default)]
@@ -40,7 +41,9 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
     let mut summary = Summary::default();
 
     endpoint::clean_pending(&store, &mut state).await?;
-    upgrade_programs(&store, &mut state, &pins)?;
+    // Maps created now are all zeros: no slot needs clearing.
+    let maps_existed = pins.map(vlan_common::names::ENDPOINT_TRAFFIC_MAP).exists();
+    let programs = upgrade_programs(&store, &mut state, &pins)?;
 
     // Endpoints that left the config, or whose placement changed, go first (frees names and IPs).
     let stale: Vec<String> = state
@@ -51,7 +54,7 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
         .collect();
     for name in stale {
         let rec = state.endpoints[&name].clone();
-        endpoint::teardown(&pins, &name, &rec).await?;
+        endpoint::teardown(&name, &rec).await?;
         state.endpoints.remove(&name);
         summary.removed.push(name);
     }
@@ -93,46 +96,36 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
     }
     let new_slots = assign_slots(config, &mut state)?;
     // One write before any endpoint is touched: addresses and slots reserved, intents journaled.
-    let temp_names = endpoint::journal_intents(config, &mut state);
+    endpoint::journal_intents(config, &mut state, &pins);
     store.save(&state)?;
     // A slot may have served an endpoint removed earlier: it starts from zero.
-    ebpf::reset_slots(&pins, &new_slots)?;
+    if maps_existed {
+        ebpf::reset_slots(&pins, &new_slots)?;
+    }
 
-    let mut by_netns: BTreeMap<NetnsRef, Vec<EndpointDevice>> = BTreeMap::new();
+    let mut by_netns: BTreeMap<NetnsRef, Vec<namespace::Planned>> = BTreeMap::new();
     for (name, ep) in &config.endpoints {
-        let net = &config.networks[&ep.network];
-        let owns_default = [false, true].map(|v6| config.default_route_owner(&ep.netns, v6) == Some(name.as_str()));
-        let (outcome, link_facts) =
-            endpoint::ensure(&host, &store, &mut state, ep, net, parent_index[&ep.network], owns_default, &temp_names[name])
-                .await
-                .with_context(|| format!("endpoint {name}"))?;
-        match outcome {
-            endpoint::Outcome::Created => summary.created.push(name.clone()),
-            endpoint::Outcome::Repaired => summary.repaired.push(name.clone()),
-            endpoint::Outcome::Unchanged => {}
-        }
-        let rec = &state.endpoints[name];
-        let link = rec.link.expect("ensure records the link");
-        let policy = ebpf::endpoint_policy(net.spoof_check, link_facts.mac, rec.ip, rec.ip6);
-        let slot = rec.slot.expect("assigned before ensure");
-        by_netns.entry(ep.netns.clone()).or_default().push(EndpointDevice {
-            ifindex: link.ifindex,
-            ifname: ep.ifname.clone(),
-            slot,
-            policy,
+        by_netns.entry(ep.netns.clone()).or_default().push(namespace::Planned {
+            ep,
+            net: &config.networks[&ep.network],
+            parent_index: parent_index[&ep.network],
+            owns_default: [false, true].map(|v6| config.default_route_owner(&ep.netns, v6) == Some(name.as_str())),
         });
     }
+    let shared = namespace::Shared { host: &host, store: &store, pins: &pins, programs: &programs };
+    for (ns_ref, planned) in &by_netns {
+        for (name, outcome) in namespace::ensure(&shared, &mut state, ns_ref, planned).await? {
+            match outcome {
+                endpoint::Outcome::Created => summary.created.push(name),
+                endpoint::Outcome::Repaired => summary.repaired.push(name),
+                endpoint::Outcome::Unchanged => {}
+            }
+        }
+    }
 
-    // Every child exists under its final name now: the journal's temporary names are done.
+    // Every child exists and carries vland's tag now: the journal is done.
     state.pending_links.clear();
     store.save(&state)?;
-
-    for (ns_ref, devices) in &by_netns {
-        let ns = netns::open(&ns_ref.path())?;
-        let inum = netns::inum(&ns)?;
-        ebpf::attach_endpoints(&pins, &ns, inum, devices).with_context(|| format!("namespace {ns_ref}"))?;
-    }
-    ebpf::collect_garbage(&pins, &recorded_keys(&state))?;
     trunks::apply(&host, &store, &mut state, config, &pins).await?;
     info!(created = summary.created.len(), repaired = summary.repaired.len(), removed = summary.removed.len(), "apply done");
     Ok(summary)
@@ -156,27 +149,23 @@ fn assign_slots(config: &Config, state: &mut State) -> anyhow::Result<Vec<u32>> 
     Ok(new)
 }
 
-/// After an upgrade of vland, the pinned links get this build's programs, in place.
-fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyhow::Result<()> {
+/// This build's endpoint programs. After an upgrade of vland they replace the earlier ones: the
+/// pinned trunk links get this build's programs in place, and each apply swaps the endpoint
+/// programs on the children it finds running older ones.
+fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyhow::Result<EndpointPrograms> {
     let current = ebpf::object_id();
-    if state.ebpf_object.as_deref() == Some(current.as_str()) {
-        return Ok(());
+    let same_build = state.ebpf_object.as_deref() == Some(current.as_str());
+    if !same_build && state.ebpf_object.is_some() {
+        let legacy = ebpf::remove_legacy_endpoint_links(pins)?;
+        let trunks = ebpf::replace_trunk_programs(pins).context("cannot upgrade the attached eBPF programs")?;
+        info!(trunk_links = trunks, legacy_endpoint_links = legacy, "replacing the earlier build's eBPF programs with this build's (counters kept)");
     }
-    if state.ebpf_object.is_some() {
-        let slots: std::collections::HashMap<EndpointKey, u32> = state
-            .endpoints
-            .values()
-            .filter_map(|r| Some((EndpointKey { netns_inum: r.link?.netns_inum, ifindex: r.link?.ifindex }, r.slot?)))
-            .collect();
-        let n = ebpf::replace_programs(pins, &slots).context("cannot upgrade the attached eBPF programs")?;
-        info!(links = n, "replaced the programs of the pinned links with this build's (counters kept)");
+    let programs = EndpointPrograms::open_or_load(pins, same_build)?;
+    if !same_build {
+        state.ebpf_object = Some(current);
+        store.save(state)?;
     }
-    state.ebpf_object = Some(current);
-    store.save(state)
-}
-
-fn recorded_keys(state: &State) -> HashSet<EndpointKey> {
-    state.endpoints.values().filter_map(|r| r.link).map(|l| EndpointKey { netns_inum: l.netns_inum, ifindex: l.ifindex }).collect()
+    Ok(programs)
 }
 
 /// Removes named namespaces vland created that no configured endpoint uses any more.
@@ -194,9 +183,30 @@ fn remove_unused_namespaces(config: &Config, store: &StateStore, state: &mut Sta
     Ok(())
 }
 
+/// In each namespace (all vland's own), deletes vland's children in one request; the requests
+/// for all namespaces run at once, each from a thread inside its namespace.
+fn delete_groups_in_parallel<'a>(namespaces: impl Iterator<Item = &'a NetnsRef>, group: u32) -> anyhow::Result<()> {
+    let files: Vec<(&NetnsRef, std::fs::File)> = namespaces
+        .filter(|ns_ref| netns::is_namespace(&ns_ref.path()))
+        .map(|ns_ref| Ok((ns_ref, netns::open(&ns_ref.path())?)))
+        .collect::<anyhow::Result<_>>()?;
+    std::thread::scope(|s| {
+        let threads: Vec<_> = files
+            .iter()
+            .map(|(ns_ref, file)| {
+                s.spawn(move || {
+                    netns::run_in(file, || crate::netlink::delete_group_blocking(group)).with_context(|| format!("namespace {ns_ref}"))
+                })
+            })
+            .collect();
+        threads.into_iter().try_for_each(|t| t.join().map_err(|_| anyhow::anyhow!("a link deletion thread panicked"))?)
+    })
+}
+
 /// Removes everything vland recorded as its own for this state dir, and nothing else. In bulk:
-/// in a namespace vland created, all its children go in one request (deleting links one by one
-/// costs ~16 ms each); elsewhere each child is deleted after its ownership tag is checked.
+/// in the namespaces vland created, all children of each go in one request, all namespaces at
+/// once (deleting links one by one costs a ~20 ms RCU wait each); elsewhere each child is
+/// deleted after its ownership tag is checked.
 pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> anyhow::Result<Summary> {
     let host = Netlink::current()?;
     let store = StateStore::open_locked(state_dir)?;
@@ -204,24 +214,20 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     let pins = Pins::new(bpf_dir);
     let mut summary = Summary::default();
     endpoint::clean_pending(&store, &mut state).await?;
-    // Counters and programs first: unpinning detaches them.
-    ebpf::collect_garbage(&pins, &HashSet::new())?;
+    ebpf::remove_legacy_endpoint_links(&pins)?;
     let mut by_netns: BTreeMap<NetnsRef, Vec<String>> = BTreeMap::new();
     for (name, rec) in &state.endpoints {
         by_netns.entry(rec.netns.clone()).or_default().push(name.clone());
     }
-    for (ns_ref, names) in by_netns {
-        let vland_made = matches!(&ns_ref, NetnsRef::Named(n) if state.namespaces.contains_key(n));
-        if vland_made {
-            if netns::is_namespace(&ns_ref.path()) {
-                let ns = netns::open(&ns_ref.path())?;
-                Netlink::in_netns(&ns)?.delete_group(store.link_group()).await?;
-            }
-        } else {
-            for name in &names {
-                endpoint::teardown(&pins, name, &state.endpoints[name]).await?;
-            }
+    let (vland_made, others): (Vec<_>, Vec<_>) =
+        by_netns.into_iter().partition(|(ns_ref, _)| matches!(ns_ref, NetnsRef::Named(n) if state.namespaces.contains_key(n)));
+    delete_groups_in_parallel(vland_made.iter().map(|(ns_ref, _)| ns_ref), store.link_group())?;
+    for (_, names) in &others {
+        for name in names {
+            endpoint::teardown(name, &state.endpoints[name]).await?;
         }
+    }
+    for (_, names) in vland_made.into_iter().chain(others) {
         for name in &names {
             state.endpoints.remove(name);
         }
@@ -240,7 +246,7 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
 /// Maps earlier builds pinned (trunk policy and counters in hash maps), removed with the rest.
 const RETIRED_MAPS: [&str; 4] = ["TRUNK_POLICY", "ALLOWED_VLANS", "VLAN_STATS", "DROPS"];
 
-/// With nothing attached any more, the shared maps and the pin directory go too.
+/// With no endpoint or trunk left, the shared maps and programs and the pin directory go too.
 fn remove_empty_pins(bpf_dir: &std::path::Path) {
     let links = bpf_dir.join("links");
     let no_links = std::fs::read_dir(&links).map(|mut d| d.next().is_none()).unwrap_or(true);
@@ -250,6 +256,10 @@ fn remove_empty_pins(bpf_dir: &std::path::Path) {
         for map in vlan_common::names::ALL_MAPS.into_iter().chain(RETIRED_MAPS) {
             let _ = std::fs::remove_file(pins.map(map));
         }
+        for program in [vlan_common::names::INGRESS_PROGRAM, vlan_common::names::EGRESS_PROGRAM] {
+            let _ = std::fs::remove_file(pins.program(program));
+        }
+        let _ = std::fs::remove_dir(bpf_dir.join("programs"));
         let _ = std::fs::remove_dir(bpf_dir);
     }
 }

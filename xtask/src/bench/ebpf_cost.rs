@@ -57,7 +57,8 @@ fn load() -> anyhow::Result<Objects> {
     std::fs::create_dir_all(&pin_dir).context("cannot create a bpffs dir for the benchmark (is bpffs mounted?)")?;
     let mut vland = EbpfLoader::new()
         .default_map_pin_directory(&pin_dir)
-        .override_global(names::ENDPOINT_SLOT_GLOBAL, &1u32, true)
+        // Test runs run on the loopback device: numbered as the endpoint in slot 1.
+        .override_global(names::ENDPOINT_IFINDEX_BASE_GLOBAL, &(LO - 1), true)
         .override_global(names::TRUNK_SLOT_GLOBAL, &1u32, true)
         .load_file(dir.join("vlan-ebpf"))?;
     let mut empty = Ebpf::load_file(dir.join("vlan-ebpf-bench"))?;
