@@ -3,7 +3,7 @@
 //! this one lets frames go on), and vland's filter still counts exactly.
 use aya::Ebpf;
 use aya::programs::tc::SchedClassifierLink;
-use aya::programs::{SchedClassifier, TcAttachType};
+use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use std::os::fd::AsRawFd;
 use vland_tests::{Lab, egress_filter_programs, ip_json};
 
@@ -66,5 +66,39 @@ fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
     lab.vland_ok(&host, &config, &["apply"]);
     assert_eq!(names(), vec!["empty_tc"]);
     assert_eq!(egress_filter_programs(&ns, "eth0"), vec!["vland_egress"]);
+    drop(link);
+}
+
+#[test]
+fn a_child_gets_its_xdp_program_back_but_someone_elses_stays() {
+    let (mut lab, host) = Lab::with_host();
+    let ns = lab.expect_ns("web1");
+    let body = format!(
+        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&host, &config, &["apply"]);
+    let xdp_name = |lab: &Lab| ip_json(&lab.ns("web1"), &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["name"].as_str().map(str::to_string);
+    assert_eq!(xdp_name(&lab).as_deref(), Some("vland_ingress"));
+
+    // Removed by hand: the next apply attaches it again.
+    lab.exec(&ns, &["ip", "link", "set", "dev", "eth0", "xdpgeneric", "off"]);
+    assert_eq!(xdp_name(&lab), None);
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(xdp_name(&lab).as_deref(), Some("vland_ingress"));
+
+    // Replaced by someone else's program: apply leaves it (and says so).
+    lab.exec(&ns, &["ip", "link", "set", "dev", "eth0", "xdpgeneric", "off"]);
+    let mut foreign = Ebpf::load_file(foreign_object()).expect("run the tests with `cargo xtask test` (it builds the object)");
+    let prog: &mut Xdp = foreign.program_mut("empty_xdp").unwrap().try_into().unwrap();
+    prog.load().unwrap();
+    let link = in_netns(&ns, || {
+        let id = prog.attach("eth0", XdpMode::Skb).unwrap();
+        prog.take_link(id).unwrap()
+    });
+    let out = lab.vland(&host, &config, &["apply"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains("another XDP program holds this child's XDP hook"), "{log}");
+    assert_eq!(xdp_name(&lab).as_deref(), Some("empty_xdp"));
     drop(link);
 }

@@ -190,12 +190,12 @@ fn allocations_survive_a_restart_and_freed_addresses_are_reused_lowest_first() {
 }
 
 #[test]
-fn internal_with_a_parent_has_no_default_route_and_source_mode_lists_its_macs() {
+fn internal_with_a_parent_has_no_default_route_and_source_mode_lists_its_macs_and_sysctls_hold() {
     let (mut lab, host) = Lab::with_host();
     let (i, s) = (lab.expect_ns("i"), lab.expect_ns("s"));
     let body = format!(
         "[networks.int]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/25\"\ngateway = \"172.16.10.1\"\ninternal = true\n\n\
-         [networks.src]\ndriver = \"macvlan\"\nparent = \"eth0\"\nmode = \"source\"\nsource_macs = [\"02:00:00:00:00:01\", \"02:00:00:00:00:02\"]\n\n\
+         [networks.src]\ndriver = \"macvlan\"\nparent = \"eth0\"\nmode = \"source\"\ngratuitous_arp = false\nsource_macs = [\"02:00:00:00:00:01\", \"02:00:00:00:00:02\"]\n\n\
          [endpoints.i]\nnetwork = \"int\"\nnetns = \"{i}\"\n\n[endpoints.s]\nnetwork = \"src\"\nnetns = \"{s}\"\n"
     );
     let config = lab.config("h1", &body);
@@ -205,9 +205,18 @@ fn internal_with_a_parent_has_no_default_route_and_source_mode_lists_its_macs() 
     let data = &link(&s)["linkinfo"]["info_data"];
     assert_eq!(data["mode"], "source", "{data}");
     assert_eq!(data["macaddr_count"], 2, "{data}");
-    // arp_notify on, IPv6 off on a network without IPv6 settings.
-    assert_eq!(lab.exec(&i, &["sysctl", "-n", "net.ipv4.conf.eth0.arp_notify"]).trim(), "1");
-    assert_eq!(lab.exec(&i, &["sysctl", "-n", "net.ipv6.conf.eth0.disable_ipv6"]).trim(), "1");
+    // arp_notify on (off where the network says gratuitous_arp = false), IPv6 off on a network
+    // without IPv6 settings; the namespace's loopback keeps IPv6.
+    let sysctl = |lab: &Lab, ns: &str, key: &str| lab.exec(ns, &["sysctl", "-n", key]).trim().to_string();
+    assert_eq!(sysctl(&lab, &i, "net.ipv4.conf.eth0.arp_notify"), "1");
+    assert_eq!(sysctl(&lab, &s, "net.ipv4.conf.eth0.arp_notify"), "0");
+    assert_eq!(sysctl(&lab, &i, "net.ipv6.conf.eth0.disable_ipv6"), "1");
+    assert_eq!(sysctl(&lab, &i, "net.ipv6.conf.lo.disable_ipv6"), "0");
+    // Changed by hand: the next apply puts them back.
+    lab.exec(&i, &["sysctl", "-qw", "net.ipv4.conf.eth0.arp_notify=0", "net.ipv6.conf.eth0.disable_ipv6=0"]);
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(sysctl(&lab, &i, "net.ipv4.conf.eth0.arp_notify"), "1");
+    assert_eq!(sysctl(&lab, &i, "net.ipv6.conf.eth0.disable_ipv6"), "1");
 }
 
 #[test]

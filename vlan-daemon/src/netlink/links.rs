@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1;
 
 /// What vland needs to know about an existing link.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LinkFacts {
     pub index: u32,
     pub name: String,

@@ -71,8 +71,28 @@ pub async fn ensure(shared: &Shared<'_>, state: &mut State, ns_ref: &NetnsRef, p
         }
         outcomes.push((p.ep.name.clone(), outcome));
     }
-    if !created.is_empty() {
+    // What new children are follows from how they were made, unless the kernel chose their MAC
+    // (ipvlan, passthru): only then are they read back.
+    let new_macs: Vec<Option<[u8; 6]>> =
+        created.iter().map(|name| endpoint::assigned_mac(planned_endpoint(planned, name).net, &state.endpoints[name])).collect();
+    if new_macs.iter().any(Option::is_none) {
         links = nl.links().await?.into_iter().map(|l| (l.name.clone(), l)).collect();
+    } else {
+        for (name, mac) in created.iter().zip(new_macs) {
+            let p = planned_endpoint(planned, name);
+            let index = shared.pins.endpoint_ifindex(state.endpoints[name].slot.expect("assigned before ensure"));
+            let facts = LinkFacts {
+                index,
+                name: p.ep.ifname.clone(),
+                alias: Some(alias_for(name)),
+                mtu: p.net.mtu,
+                mac,
+                xdp_program: Some(shared.programs.ingress.id),
+                group: Some(shared.store.link_group()),
+                ..LinkFacts::default()
+            };
+            links.insert(p.ep.ifname.clone(), facts);
+        }
     }
     let facts = |p: &Planned<'_>| -> anyhow::Result<LinkFacts> {
         links.get(&p.ep.ifname).cloned().with_context(|| format!("endpoint {}: its child link {} vanished", p.ep.name, p.ep.ifname))
@@ -91,7 +111,8 @@ pub async fn ensure(shared: &Shared<'_>, state: &mut State, ns_ref: &NetnsRef, p
 
     let devices = planned.iter().zip(wanted).map(|(p, d)| (d, created.contains(&p.ep.name))).collect();
     sysctls::write(&ns, devices)?;
-    let mut addresses = nl.addresses_by_link().await?;
+    // Children created just now have no addresses yet.
+    let mut addresses = if created.len() == planned.len() { HashMap::new() } else { nl.addresses_by_link().await? };
     for p in planned {
         let link = facts(p)?;
         let what = || format!("endpoint {}", p.ep.name);
@@ -133,6 +154,11 @@ pub async fn ensure(shared: &Shared<'_>, state: &mut State, ns_ref: &NetnsRef, p
         rec.routes = desired;
     }
     Ok(outcomes)
+}
+
+/// The planned endpoint named `endpoint`.
+fn planned_endpoint<'a, 'b>(planned: &'a [Planned<'b>], endpoint: &str) -> &'a Planned<'b> {
+    planned.iter().find(|p| p.ep.name == endpoint).expect("created endpoints are planned")
 }
 
 /// Makes sure the endpoint's child exists under its name with vland's tag and number, with the
