@@ -8,7 +8,7 @@ pub mod sh;
 pub mod vm;
 
 pub use lab::{Daemon, Lab, wait_until};
-pub use sh::{egress_filter_programs, ip_json, run, run_ok, try_ip_json};
+pub use sh::{filter_programs, ip_json, run, run_ok, try_ip_json};
 
 /// The `vland` binary under test: $VLAND_BIN (set by `cargo xtask test`), else the debug build.
 pub fn vland_bin() -> std::path::PathBuf {

@@ -38,10 +38,10 @@ pub fn try_ip_json(ns: &str, args: &[&str]) -> Option<serde_json::Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-/// The names of the BPF programs in the classic TC filters on `ifname`'s egress hook, in the
-/// order they run (`tc -j filter show`).
-pub fn egress_filter_programs(ns: &str, ifname: &str) -> Vec<String> {
-    let text = run_ok("tc", &["-n", ns, "-j", "filter", "show", "dev", ifname, "egress"]);
+/// The names of the BPF programs in the classic TC filters on `ifname`'s `hook` ("ingress" or
+/// "egress"), in the order they run (`tc -j filter show`).
+pub fn filter_programs(ns: &str, ifname: &str, hook: &str) -> Vec<String> {
+    let text = run_ok("tc", &["-n", ns, "-j", "filter", "show", "dev", ifname, hook]);
     let filters: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("tc printed non-JSON ({e}): {text}"));
     filters.as_array().into_iter().flatten().filter_map(|f| f["options"]["bpf_name"].as_str().map(str::to_string)).collect()
 }

@@ -5,7 +5,7 @@ use aya::Ebpf;
 use aya::programs::tc::SchedClassifierLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use std::os::fd::AsRawFd;
-use vland_tests::{Lab, egress_filter_programs, ip_json};
+use vland_tests::{Lab, filter_programs, ip_json};
 
 /// The empty programs `cargo xtask build-ebpf` builds for the benchmarks: a stand-in for someone
 /// else's TC program.
@@ -51,7 +51,7 @@ fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
         })
     };
     assert_eq!(names(), vec!["empty_tc"], "the foreign program on the tcx egress hook");
-    assert_eq!(egress_filter_programs(&ns, "eth0"), vec!["vland_egress"], "vland's classic egress filter");
+    assert_eq!(filter_programs(&ns, "eth0", "egress"), vec!["vland_egress"], "vland's classic egress filter");
 
     let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
     lab.exec(&ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
@@ -65,7 +65,7 @@ fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
     // A second apply leaves the foreign program where it is, and its own filter as it was.
     lab.vland_ok(&host, &config, &["apply"]);
     assert_eq!(names(), vec!["empty_tc"]);
-    assert_eq!(egress_filter_programs(&ns, "eth0"), vec!["vland_egress"]);
+    assert_eq!(filter_programs(&ns, "eth0", "egress"), vec!["vland_egress"]);
     drop(link);
 }
 
@@ -74,7 +74,7 @@ fn a_child_gets_its_xdp_program_back_but_someone_elses_stays() {
     let (mut lab, host) = Lab::with_host();
     let ns = lab.expect_ns("web1");
     let body = format!(
-        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
+        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
     );
     let config = lab.config("h1", &body);
     lab.vland_ok(&host, &config, &["apply"]);
@@ -87,7 +87,8 @@ fn a_child_gets_its_xdp_program_back_but_someone_elses_stays() {
     lab.vland_ok(&host, &config, &["apply"]);
     assert_eq!(xdp_name(&lab).as_deref(), Some("vland_ingress"));
 
-    // Replaced by someone else's program: apply leaves it (and says so).
+    // Replaced by someone else's program: apply leaves it (and says so), and counts what the child
+    // receives in TC ingress instead.
     lab.exec(&ns, &["ip", "link", "set", "dev", "eth0", "xdpgeneric", "off"]);
     let mut foreign = Ebpf::load_file(foreign_object()).expect("run the tests with `cargo xtask test` (it builds the object)");
     let prog: &mut Xdp = foreign.program_mut("empty_xdp").unwrap().try_into().unwrap();
@@ -100,5 +101,17 @@ fn a_child_gets_its_xdp_program_back_but_someone_elses_stays() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && log.contains("another XDP program holds this child's XDP hook"), "{log}");
     assert_eq!(xdp_name(&lab).as_deref(), Some("empty_xdp"));
+    assert_eq!(filter_programs(&ns, "eth0", "ingress"), vec!["vland_rx_tc"]);
+    lab.exec(&ns, &["ping", "-c", "1", "-W", "1", "172.16.10.1"]);
+    let rx = |lab: &mut Lab| lab.stats(&host, &config)["endpoints"][0]["rx_packets"].as_u64().unwrap();
+    let before = rx(&mut lab);
+    lab.exec(&ns, &["ping", "-c", "3", "-i", "0.05", "-W", "1", "172.16.10.1"]);
+    let after = rx(&mut lab);
+    assert!(after - before >= 3, "the replies count in TC ingress: {before} -> {after}");
+
+    // Gone again: vland's XDP program returns and the TC fallback goes (nothing counts twice).
     drop(link);
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(xdp_name(&lab).as_deref(), Some("vland_ingress"));
+    assert!(filter_programs(&ns, "eth0", "ingress").is_empty());
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use vland_tests::{Lab, egress_filter_programs, ip_json, run_ok, vland_bin};
+use vland_tests::{Lab, filter_programs, ip_json, run_ok, vland_bin};
 
 /// At least 20; `VLAND_CRASH_TRIALS` raises it for a longer soak.
 fn trials() -> usize {
@@ -116,7 +116,7 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     // Counting programs: vland's egress filter on every child (XDP is checked above); no
     // per-endpoint pins (the attachments belong to the devices).
     for (ep, ns, ifname) in &expected {
-        assert_eq!(egress_filter_programs(ns, ifname), vec!["vland_egress"], "{ep}");
+        assert_eq!(filter_programs(ns, ifname, "egress"), vec!["vland_egress"], "{ep}");
     }
     let pin_dir = std::path::PathBuf::from(format!("{}-h1/links", lab.bpf_dir.display()));
     assert_eq!(std::fs::read_dir(&pin_dir).unwrap().count(), 0);

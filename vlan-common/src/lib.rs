@@ -12,6 +12,10 @@ pub mod names {
     pub const ENDPOINT_DROPS_MAP: &str = "ENDPOINT_DROPS";
     pub const INGRESS_PROGRAM: &str = "vland_ingress";
     pub const EGRESS_PROGRAM: &str = "vland_egress";
+    /// Counts what an endpoint receives where someone else's XDP program holds its XDP hook.
+    pub const INGRESS_TC_PROGRAM: &str = "vland_rx_tc";
+    /// The programs every endpoint child carries (or may carry), pinned under `programs/`.
+    pub const ENDPOINT_PROGRAMS: [&str; 3] = [INGRESS_PROGRAM, EGRESS_PROGRAM, INGRESS_TC_PROGRAM];
     pub const TRUNK_PROGRAM: &str = "vland_trunk";
     pub const TRUNK_TC_PROGRAM: &str = "vland_trunk_tc";
     pub const ALL_MAPS: [&str; 6] =

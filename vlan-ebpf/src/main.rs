@@ -25,6 +25,16 @@ pub fn vland_ingress(ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// Counts what an endpoint receives, from TC ingress: only attached where another program holds
+/// the endpoint's XDP hook (generic XDP sees the same frames, earlier and cheaper).
+#[classifier]
+pub fn vland_rx_tc(ctx: TcContext) -> i32 {
+    // SAFETY: the context the kernel passed in.
+    let slot = counters::endpoint_slot(unsafe { (*ctx.skb.skb).ifindex });
+    counters::count_rx(slot, ctx.len() as u64);
+    TC_ACT_UNSPEC
+}
+
 /// Enforces a trunk's VLAN set early (see trunk.rs). Frags-aware, so it also attaches in native
 /// mode to devices with a jumbo MTU.
 #[xdp(frags)]

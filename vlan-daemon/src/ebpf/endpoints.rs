@@ -33,6 +33,8 @@ impl LoadedProgram {
 pub struct EndpointPrograms {
     pub ingress: LoadedProgram,
     pub egress: LoadedProgram,
+    /// The ingress counter for children whose XDP hook someone else holds.
+    pub ingress_tc: LoadedProgram,
 }
 
 impl EndpointPrograms {
@@ -41,26 +43,32 @@ impl EndpointPrograms {
     /// of any older ones (attachments of those are replaced as each apply finds them). Loading
     /// creates the pinned maps, too.
     pub fn open_or_load(pins: &Pins, pinned_are_current: bool) -> anyhow::Result<Self> {
-        let (ingress, egress) = (pins.program(names::INGRESS_PROGRAM), pins.program(names::EGRESS_PROGRAM));
+        let (ingress, egress, ingress_tc) =
+            (pins.program(names::INGRESS_PROGRAM), pins.program(names::EGRESS_PROGRAM), pins.program(names::INGRESS_TC_PROGRAM));
         let maps_pinned = names::ALL_MAPS.iter().all(|m| pins.map(m).exists());
         if pinned_are_current
             && maps_pinned
-            && let (Ok(ingress), Ok(egress)) = (LoadedProgram::from_pin(&ingress), LoadedProgram::from_pin(&egress))
+            && let (Ok(ingress), Ok(egress), Ok(ingress_tc)) =
+                (LoadedProgram::from_pin(&ingress), LoadedProgram::from_pin(&egress), LoadedProgram::from_pin(&ingress_tc))
         {
-            return Ok(Self { ingress, egress });
+            return Ok(Self { ingress, egress, ingress_tc });
         }
         let mut bpf = super::load_object(pins, pins.ifindex_base(), 0)?;
         let xdp: &mut Xdp = bpf.program_mut(names::INGRESS_PROGRAM).context("no ingress program in the eBPF object")?.try_into()?;
         xdp.load().context("the kernel rejected the XDP counting program")?;
         repin(&ingress, |p| xdp.pin(p))?;
         let ingress = LoadedProgram { fd: xdp.fd()?.try_clone()?, id: xdp.info()?.id() };
-        let tc: &mut SchedClassifier =
-            bpf.program_mut(names::EGRESS_PROGRAM).context("no egress program in the eBPF object")?.try_into()?;
-        tc.load().context("the kernel rejected the TC counting program")?;
-        repin(&egress, |p| tc.pin(p))?;
-        let egress = LoadedProgram { fd: tc.fd()?.try_clone()?, id: tc.info()?.id() };
-        Ok(Self { ingress, egress })
+        let egress = load_classifier(&mut bpf, names::EGRESS_PROGRAM, &egress)?;
+        let ingress_tc = load_classifier(&mut bpf, names::INGRESS_TC_PROGRAM, &ingress_tc)?;
+        Ok(Self { ingress, egress, ingress_tc })
     }
+}
+
+fn load_classifier(bpf: &mut aya::Ebpf, name: &str, pin: &std::path::Path) -> anyhow::Result<LoadedProgram> {
+    let tc: &mut SchedClassifier = bpf.program_mut(name).with_context(|| format!("no program {name} in the eBPF object"))?.try_into()?;
+    tc.load().with_context(|| format!("the kernel rejected the TC counting program {name}"))?;
+    repin(pin, |p| tc.pin(p))?;
+    Ok(LoadedProgram { fd: tc.fd()?.try_clone()?, id: tc.info()?.id() })
 }
 
 /// Pins a program at `path`, in place of whatever was pinned there.

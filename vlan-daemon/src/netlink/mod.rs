@@ -4,6 +4,7 @@ mod links;
 mod tc;
 
 pub use links::*;
+pub use tc::Hook;
 
 use anyhow::Context;
 use futures::TryStreamExt;

@@ -1,7 +1,8 @@
-//! The one TC setup vland makes on its own child links: a clsact qdisc with one cls_bpf filter
-//! on egress, at a fixed priority and handle so vland finds and replaces exactly its own. (A
-//! classic filter rather than tcx: tcx attach and detach each wait for an RCU grace period under
-//! RTNL, ~10 ms per device; a filter costs tens of microseconds and goes with its device.)
+//! The TC setup vland makes on its own child links: a clsact qdisc with one cls_bpf filter per
+//! hook it uses (egress always; ingress only as a fallback for XDP), at a fixed priority and
+//! handle so vland finds and replaces exactly its own. (Classic filters rather than tcx: tcx
+//! attach and detach each wait for an RCU grace period under RTNL, ~10 ms per device; a filter
+//! costs tens of microseconds and goes with its device.)
 use super::{Netlink, errno, nl_err};
 use futures::StreamExt;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
@@ -9,20 +10,41 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::tc::{TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// vland's filter on the egress hook: early (before filters added with tc's default priority,
-/// 49152), on a priority few scripts pick.
-const EGRESS_FILTER_PRIORITY: u16 = 0x00f0;
-const EGRESS_FILTER_HANDLE: u32 = 1;
-const EGRESS_PARENT: TcHandle = TcHandle { major: 0xffff, minor: TcHandle::MIN_EGRESS };
+/// vland's filters: early (before filters added with tc's default priority, 49152), on a
+/// priority few scripts pick.
+const FILTER_PRIORITY: u16 = 0x00f0;
+const FILTER_HANDLE: u32 = 1;
 const ETH_P_ALL: u16 = 0x0003;
 
-fn header(index: u32) -> TcMessage {
-    TcMessage::with_index(index as i32)
+/// A clsact hook.
+#[derive(Clone, Copy, Debug)]
+pub enum Hook {
+    Ingress,
+    Egress,
+}
+
+impl Hook {
+    fn parent(self) -> TcHandle {
+        let minor = match self {
+            Hook::Ingress => TcHandle::MIN_INGRESS,
+            Hook::Egress => TcHandle::MIN_EGRESS,
+        };
+        TcHandle { major: 0xffff, minor }
+    }
+}
+
+/// vland's filter on `hook` of link `index`, as the kernel identifies it.
+fn filter(index: u32, hook: Hook) -> TcMessage {
+    let mut msg = TcMessage::with_index(index as i32);
+    msg.header.parent = hook.parent();
+    msg.header.handle = TcHandle::from(FILTER_HANDLE);
+    msg.header.info = ((FILTER_PRIORITY as u32) << 16) | ETH_P_ALL.to_be() as u32;
+    msg
 }
 
 impl Netlink {
     /// Sends one request and waits for its acknowledgement.
-    pub(super) async fn acked(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), rtnetlink::Error> {
+    async fn acked(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), rtnetlink::Error> {
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
         let mut responses = self.handle.clone().request(req)?;
@@ -39,7 +61,7 @@ impl Netlink {
     /// Adds the clsact qdisc to `index` unless it has one (it may be shared with other TC users:
     /// vland never removes it; it goes with the device).
     pub async fn ensure_clsact(&self, index: u32) -> anyhow::Result<()> {
-        let mut msg = header(index);
+        let mut msg = TcMessage::with_index(index as i32);
         msg.header.handle = TcHandle { major: 0xffff, minor: 0 };
         msg.header.parent = TcHandle::CLSACT;
         msg.attributes.push(TcAttribute::Kind("clsact".into()));
@@ -50,13 +72,10 @@ impl Netlink {
         }
     }
 
-    /// Puts program `prog` (named `name`) in vland's egress filter on `index`, creating the
+    /// Puts program `prog` (named `name`) in vland's filter on `hook` of `index`, creating the
     /// filter or swapping its program atomically.
-    pub async fn replace_egress_filter(&self, index: u32, prog: BorrowedFd<'_>, name: &str) -> anyhow::Result<()> {
-        let mut msg = header(index);
-        msg.header.parent = EGRESS_PARENT;
-        msg.header.handle = TcHandle::from(EGRESS_FILTER_HANDLE);
-        msg.header.info = ((EGRESS_FILTER_PRIORITY as u32) << 16) | ETH_P_ALL.to_be() as u32;
+    pub async fn replace_filter(&self, index: u32, hook: Hook, prog: BorrowedFd<'_>, name: &str) -> anyhow::Result<()> {
+        let mut msg = filter(index, hook);
         msg.attributes.push(TcAttribute::Kind("bpf".into()));
         msg.attributes.push(TcAttribute::Options(vec![
             TcOption::Bpf(TcFilterBpfOption::ProgFd(prog.as_raw_fd() as u32)),
@@ -65,21 +84,32 @@ impl Netlink {
         ]));
         self.acked(RouteNetlinkMessage::NewTrafficFilter(msg), NLM_F_CREATE | NLM_F_REPLACE)
             .await
-            .map_err(nl_err(&format!("attach the egress filter to link {index}")))
+            .map_err(nl_err(&format!("attach the {hook:?} filter to link {index}")))
     }
 
-    /// The program id in vland's egress filter on `index`, if the filter is there.
-    pub async fn egress_filter_program(&self, index: u32) -> anyhow::Result<Option<u32>> {
-        let mut msg = header(index);
-        msg.header.parent = EGRESS_PARENT;
+    /// Removes vland's filter from `hook` of `index`; one that is not there is fine.
+    pub async fn delete_filter(&self, index: u32, hook: Hook) -> anyhow::Result<()> {
+        let mut msg = filter(index, hook);
+        msg.attributes.push(TcAttribute::Kind("bpf".into()));
+        match self.acked(RouteNetlinkMessage::DelTrafficFilter(msg), 0).await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(errno(&e), Some(libc::ENOENT | libc::EINVAL)) => Ok(()),
+            Err(e) => Err(nl_err(&format!("remove the {hook:?} filter from link {index}"))(e)),
+        }
+    }
+
+    /// The program id in vland's filter on `hook` of `index`, if the filter is there.
+    pub async fn filter_program(&self, index: u32, hook: Hook) -> anyhow::Result<Option<u32>> {
+        let mut msg = TcMessage::with_index(index as i32);
+        msg.header.parent = hook.parent();
         let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetTrafficFilter(msg));
         req.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let mut responses = self.handle.clone().request(req).map_err(nl_err("list egress filters"))?;
+        let mut responses = self.handle.clone().request(req).map_err(nl_err("list TC filters"))?;
         let mut found = None;
         while let Some(msg) = responses.next().await {
             match msg.payload {
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewTrafficFilter(f)) => {
-                    if f.header.info >> 16 != EGRESS_FILTER_PRIORITY as u32 || u32::from(f.header.handle) != EGRESS_FILTER_HANDLE {
+                    if f.header.info >> 16 != FILTER_PRIORITY as u32 || u32::from(f.header.handle) != FILTER_HANDLE {
                         continue;
                     }
                     found = f.attributes.iter().find_map(|a| match a {
@@ -96,7 +126,7 @@ impl Netlink {
                     if matches!(errno(&err), Some(libc::EINVAL | libc::ENOENT)) {
                         return Ok(None);
                     }
-                    return Err(nl_err(&format!("list the egress filters of link {index}"))(err));
+                    return Err(nl_err(&format!("list the {hook:?} filters of link {index}"))(err));
                 }
                 _ => {}
             }

@@ -256,7 +256,7 @@ fn remove_empty_pins(bpf_dir: &std::path::Path) {
         for map in vlan_common::names::ALL_MAPS.into_iter().chain(RETIRED_MAPS) {
             let _ = std::fs::remove_file(pins.map(map));
         }
-        for program in [vlan_common::names::INGRESS_PROGRAM, vlan_common::names::EGRESS_PROGRAM] {
+        for program in vlan_common::names::ENDPOINT_PROGRAMS {
             let _ = std::fs::remove_file(pins.program(program));
         }
         let _ = std::fs::remove_dir(bpf_dir.join("programs"));

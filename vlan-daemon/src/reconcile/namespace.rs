@@ -7,7 +7,7 @@ use super::sysctls::{self, DeviceSysctls};
 use crate::config::{Endpoint, NetnsRef, Network};
 use crate::drivers;
 use crate::ebpf::{self, EndpointPrograms, Pins};
-use crate::netlink::{LinkFacts, Netlink, RouteSpec};
+use crate::netlink::{Hook, LinkFacts, Netlink, RouteSpec};
 use crate::netns;
 use crate::state::{LinkRecord, NamespaceRecord, State, StateStore};
 use anyhow::{Context, bail};
@@ -208,18 +208,37 @@ async fn ensure_child(
 }
 
 /// The counting programs on one child: XDP on ingress, vland's filter on egress. A new child has
-/// its XDP program from the request that named it. An older vland program is replaced in place;
-/// someone else's XDP program is left alone (and what the child receives goes uncounted).
+/// its XDP program from the request that tagged it. An older vland program is replaced in place.
+/// Someone else's XDP program is left alone: then a TC ingress filter counts what the child
+/// receives instead (and goes again once vland's XDP program is back, so nothing counts twice).
 async fn attach_programs(programs: &EndpointPrograms, nl: &Netlink, link: &LinkFacts, just_created: bool) -> anyhow::Result<()> {
-    match link.xdp_program {
-        Some(id) if id == programs.ingress.id => {}
-        None => nl.attach_xdp(link.index, programs.ingress.fd(), false).await?,
-        Some(id) if ebpf::is_vland_ingress(id) => nl.attach_xdp(link.index, programs.ingress.fd(), true).await?,
-        Some(id) => warn!(ifname = %link.name, program = id, "another XDP program holds this child's XDP hook: vland does not count what it receives"),
+    let xdp_is_ours = match link.xdp_program {
+        Some(id) if id == programs.ingress.id => true,
+        None => {
+            nl.attach_xdp(link.index, programs.ingress.fd(), false).await?;
+            true
+        }
+        Some(id) if ebpf::is_vland_ingress(id) => {
+            nl.attach_xdp(link.index, programs.ingress.fd(), true).await?;
+            true
+        }
+        Some(id) => {
+            warn!(ifname = %link.name, program = id, "another XDP program holds this child's XDP hook: vland counts what it receives in TC ingress");
+            false
+        }
+    };
+    if !just_created {
+        let fallback = nl.filter_program(link.index, Hook::Ingress).await?;
+        if xdp_is_ours && fallback.is_some() {
+            nl.delete_filter(link.index, Hook::Ingress).await?;
+        } else if !xdp_is_ours && fallback != Some(programs.ingress_tc.id) {
+            nl.ensure_clsact(link.index).await?;
+            nl.replace_filter(link.index, Hook::Ingress, programs.ingress_tc.fd(), names::INGRESS_TC_PROGRAM).await?;
+        }
     }
-    if just_created || nl.egress_filter_program(link.index).await? != Some(programs.egress.id) {
+    if just_created || nl.filter_program(link.index, Hook::Egress).await? != Some(programs.egress.id) {
         nl.ensure_clsact(link.index).await?;
-        nl.replace_egress_filter(link.index, programs.egress.fd(), names::EGRESS_PROGRAM).await?;
+        nl.replace_filter(link.index, Hook::Egress, programs.egress.fd(), names::EGRESS_PROGRAM).await?;
     }
     Ok(())
 }
