@@ -7,9 +7,9 @@ use super::sysctls::{self, DeviceSysctls};
 use crate::config::{Endpoint, NetnsRef, Network};
 use crate::drivers;
 use crate::ebpf::{self, EndpointPrograms, Pins};
-use crate::netlink::{Hook, LinkFacts, Netlink, RouteSpec};
+use crate::netlink::{Hook, LinkFacts, Netlink, PresentAddress, RouteSpec};
 use crate::netns;
-use crate::state::{LinkRecord, NamespaceRecord, State, StateStore};
+use crate::state::{EndpointRecord, LinkRecord, NamespaceRecord, State, StateStore};
 use anyhow::{Context, bail};
 use std::collections::HashMap;
 use std::fs::File;
@@ -113,47 +113,70 @@ pub async fn ensure(shared: &Shared<'_>, state: &mut State, ns_ref: &NetnsRef, p
     sysctls::write(&ns, devices)?;
     // Children created just now have no addresses yet.
     let mut addresses = if created.len() == planned.len() { HashMap::new() } else { nl.addresses_by_link().await? };
+    // Each child's steps run in order; the children's run side by side, so requests to the
+    // kernel are in flight together instead of one round trip at a time.
+    let mut steps = Vec::new();
     for p in planned {
         let link = facts(p)?;
-        let what = || format!("endpoint {}", p.ep.name);
-        if let Some(mtu) = p.net.mtu
-            && link.mtu != Some(mtu)
-        {
-            nl.set_mtu(link.index, mtu).await.with_context(what)?;
-        }
-        if let Some(mac) = endpoint::assigned_mac(p.net, &state.endpoints[&p.ep.name])
-            && link.mac != Some(mac)
-        {
-            warn!(endpoint = %p.ep.name, "child MAC drifted; setting it back");
-            nl.set_mac(link.index, mac).await.with_context(what)?;
-        }
+        let present = [false, true].map(|v6| addresses.remove(&(link.index, v6)).unwrap_or_default());
         let rec = &state.endpoints[&p.ep.name];
-        for v6 in [false, true] {
-            let present = addresses.remove(&(link.index, v6)).unwrap_or_default();
-            let wanted = match (rec.address(v6), p.net.ipam(v6)) {
-                (Some(ip), Some(ipam)) => Some((ip, ipam.subnet.prefix())),
-                // The network no longer has this family: what vland had put there goes.
-                _ => None,
-            };
-            nl.set_only_addresses(link.index, wanted, present).await.with_context(what)?;
-        }
-        if !link.up {
-            nl.set_up(link.index).await.with_context(what)?;
-        }
-        let desired = desired_routes(p.ep, p.net, p.owns_default);
-        for old in rec.routes.iter().filter(|r| !desired.contains(r)) {
-            nl.delete_route(link.index, old).await.with_context(what)?;
-        }
-        for route in &desired {
-            nl.replace_route(link.index, route).await.with_context(what)?;
-        }
         let just_created = created.contains(&p.ep.name);
-        attach_programs(shared.programs, &nl, &link, just_created).await.with_context(what)?;
-        let rec = state.endpoints.get_mut(&p.ep.name).expect("reserved before ensure");
-        rec.link = Some(LinkRecord { netns_inum: inum, ifindex: link.index });
-        rec.routes = desired;
+        let (nl, programs) = (&nl, shared.programs);
+        steps.push(async move {
+            let routes = configure(nl, programs, p, rec, &link, present, just_created).await.with_context(|| format!("endpoint {}", p.ep.name))?;
+            anyhow::Ok((p.ep.name.clone(), link.index, routes))
+        });
+    }
+    for (name, index, routes) in futures::future::try_join_all(steps).await? {
+        let rec = state.endpoints.get_mut(&name).expect("reserved before ensure");
+        rec.link = Some(LinkRecord { netns_inum: inum, ifindex: index });
+        rec.routes = routes;
     }
     Ok(outcomes)
+}
+
+/// One child's MTU, MAC, addresses, link state, routes and programs, each corrected where it is
+/// not what the config says; returns the routes it has now.
+async fn configure(
+    nl: &Netlink,
+    programs: &EndpointPrograms,
+    p: &Planned<'_>,
+    rec: &EndpointRecord,
+    link: &LinkFacts,
+    present: [Vec<PresentAddress>; 2],
+    just_created: bool,
+) -> anyhow::Result<Vec<RouteSpec>> {
+    if let Some(mtu) = p.net.mtu
+        && link.mtu != Some(mtu)
+    {
+        nl.set_mtu(link.index, mtu).await?;
+    }
+    if let Some(mac) = endpoint::assigned_mac(p.net, rec)
+        && link.mac != Some(mac)
+    {
+        warn!(endpoint = %p.ep.name, "child MAC drifted; setting it back");
+        nl.set_mac(link.index, mac).await?;
+    }
+    for (v6, present) in [false, true].into_iter().zip(present) {
+        let wanted = match (rec.address(v6), p.net.ipam(v6)) {
+            (Some(ip), Some(ipam)) => Some((ip, ipam.subnet.prefix())),
+            // The network no longer has this family: what vland had put there goes.
+            _ => None,
+        };
+        nl.set_only_addresses(link.index, wanted, present).await?;
+    }
+    if !link.up {
+        nl.set_up(link.index).await?;
+    }
+    let desired = desired_routes(p.ep, p.net, p.owns_default);
+    for old in rec.routes.iter().filter(|r| !desired.contains(r)) {
+        nl.delete_route(link.index, old).await?;
+    }
+    for route in &desired {
+        nl.replace_route(link.index, route).await?;
+    }
+    attach_programs(programs, nl, link, just_created).await?;
+    Ok(desired)
 }
 
 /// The planned endpoint named `endpoint`.
