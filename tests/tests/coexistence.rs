@@ -26,8 +26,9 @@ fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-#[test]
-fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
+/// The seed's segment, host h1, and one macvlan endpoint `web1` applied: (lab, host namespace,
+/// endpoint namespace, config).
+fn one_endpoint_applied() -> (Lab, String, String, std::path::PathBuf) {
     let (mut lab, host) = Lab::with_host();
     let ns = lab.expect_ns("web1");
     let body = format!(
@@ -35,6 +36,12 @@ fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
     );
     let config = lab.config("h1", &body);
     lab.vland_ok(&host, &config, &["apply"]);
+    (lab, host, ns, config)
+}
+
+#[test]
+fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
+    let (mut lab, host, ns, config) = one_endpoint_applied();
 
     // Someone else's program on the same hook (as tcx), attached after vland's.
     let mut foreign = Ebpf::load_file(foreign_object()).expect("run the tests with `cargo xtask test` (it builds the object)");
@@ -71,14 +78,9 @@ fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
 
 #[test]
 fn a_child_gets_its_xdp_program_back_but_someone_elses_stays() {
-    let (mut lab, host) = Lab::with_host();
-    let ns = lab.expect_ns("web1");
-    let body = format!(
-        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
-    );
-    let config = lab.config("h1", &body);
-    lab.vland_ok(&host, &config, &["apply"]);
-    let xdp_name = |lab: &Lab| ip_json(&lab.ns("web1"), &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["name"].as_str().map(str::to_string);
+    let (mut lab, host, ns, config) = one_endpoint_applied();
+    let xdp_name =
+        |lab: &Lab| ip_json(&lab.ns("web1"), &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["name"].as_str().map(str::to_string);
     assert_eq!(xdp_name(&lab).as_deref(), Some("vland_ingress"));
 
     // Removed by hand: the next apply attaches it again.

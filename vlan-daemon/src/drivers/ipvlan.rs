@@ -30,8 +30,7 @@ fn kernel_flag(flag: IpvlanFlag) -> IpVlanFlags {
 }
 
 pub fn child(spec: &ChildSpec<'_>, mode: IpvlanMode, flag: IpvlanFlag) -> LinkMessage {
-    let mut b =
-        LinkIpVlan::new(spec.name, spec.parent_index, kernel_mode(mode)).flag(kernel_flag(flag)).setns_by_fd(spec.target_netns);
+    let mut b = LinkIpVlan::new(spec.name, spec.parent_index, kernel_mode(mode)).flag(kernel_flag(flag)).setns_by_fd(spec.target_netns);
     if let Some(mtu) = spec.network.mtu {
         b = b.mtu(mtu);
     }

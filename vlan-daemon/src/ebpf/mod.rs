@@ -11,9 +11,9 @@ mod trunk;
 mod trunk_table;
 mod upgrade;
 
-pub use endpoints::{EndpointPrograms, endpoint_policy, is_vland_ingress, reset_slots, write_policies};
 pub use bpffs::{ensure_bpffs, is_bpffs};
 pub use counters::{read_endpoint_drops, read_endpoint_traffic};
+pub use endpoints::{EndpointPrograms, endpoint_policy, is_vland_ingress, reset_slots, write_policies};
 pub use pins::Pins;
 pub use trunk::{TrunkSpec, apply_trunk, read_trunk_counters, remove_other_trunks};
 pub use upgrade::{object_id, remove_legacy_endpoint_links, replace_trunk_programs};

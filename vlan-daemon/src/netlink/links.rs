@@ -1,7 +1,9 @@
 //! Links: lookup, the facts vland reads back from them, creation, rename, up, delete.
 use super::{Netlink, errno, nl_err};
 use futures::TryStreamExt;
-use netlink_packet_route::link::{InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkXdp};
+use netlink_packet_route::link::{
+    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkXdp,
+};
 use rtnetlink::LinkUnspec;
 use std::os::fd::{AsRawFd, BorrowedFd};
 

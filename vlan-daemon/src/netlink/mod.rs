@@ -55,7 +55,11 @@ impl Netlink {
                 _ => None,
             });
             if let Some(addr) = addr {
-                out.entry((msg.header.index, addr.is_ipv6())).or_default().push(PresentAddress { addr, prefix: msg.header.prefix_len, msg });
+                out.entry((msg.header.index, addr.is_ipv6())).or_default().push(PresentAddress {
+                    addr,
+                    prefix: msg.header.prefix_len,
+                    msg,
+                });
             }
         }
         Ok(out)
@@ -69,7 +73,12 @@ impl Netlink {
             if Some((p.addr, p.prefix)) == wanted {
                 have = true;
             } else {
-                self.handle.address().del(p.msg).execute().await.map_err(nl_err(&format!("remove stale address {}/{}", p.addr, p.prefix)))?;
+                self.handle
+                    .address()
+                    .del(p.msg)
+                    .execute()
+                    .await
+                    .map_err(nl_err(&format!("remove stale address {}/{}", p.addr, p.prefix)))?;
             }
         }
         if let Some((addr, prefix)) = wanted

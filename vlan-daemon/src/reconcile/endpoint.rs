@@ -1,8 +1,8 @@
 //! One endpoint: its child link (created in place under a temporary name, then renamed and
 //! tagged as vland's), the journal that makes creating it crash-safe, and its removal.
 use crate::config::{Config, Endpoint, NetnsRef, Network, parse_mac};
-use crate::ebpf::Pins;
 use crate::drivers::{self, ChildSpec};
+use crate::ebpf::Pins;
 use crate::netlink::{Netlink, errno};
 use crate::netns;
 use crate::state::{EndpointRecord, NamespaceRecord, PendingLink, State, StateStore};
@@ -71,9 +71,10 @@ pub async fn clean_pending(store: &StateStore, state: &mut State) -> anyhow::Res
         let Some(ns) = open_netns(&pending.netns)? else { continue };
         let nl = Netlink::in_netns(&ns)?;
         let link = match (pending.ifindex, &pending.temp_name) {
-            (Some(index), _) => nl.link_by_index(index).await?.filter(|l| {
-                l.group == Some(store.link_group()) && !l.alias.as_deref().is_some_and(|a| a.starts_with(ALIAS_PREFIX))
-            }),
+            (Some(index), _) => nl
+                .link_by_index(index)
+                .await?
+                .filter(|l| l.group == Some(store.link_group()) && !l.alias.as_deref().is_some_and(|a| a.starts_with(ALIAS_PREFIX))),
             (None, Some(name)) => nl.link_by_name(name).await?,
             (None, None) => None,
         };
@@ -116,8 +117,15 @@ pub async fn create_child(
     let recorded_mac = state.endpoints[&ep.name].mac.as_deref().map(parse_mac).transpose().map_err(anyhow::Error::msg)?;
     let mut mac = recorded_mac.unwrap_or_else(random_mac);
     for attempt in 0.. {
-        let spec =
-            ChildSpec { network: net, parent_index, name: &ep.ifname, ifindex, mac, target_netns: ns.as_raw_fd(), link_group: store.link_group() };
+        let spec = ChildSpec {
+            network: net,
+            parent_index,
+            name: &ep.ifname,
+            ifindex,
+            mac,
+            target_netns: ns.as_raw_fd(),
+            link_group: store.link_group(),
+        };
         match host.try_add_link(drivers::child_link_message(&spec)).await {
             Ok(()) => break,
             // Another child of this parent has the MAC: a random one is drawn again.

@@ -158,7 +158,11 @@ fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyho
     if !same_build && state.ebpf_object.is_some() {
         let legacy = ebpf::remove_legacy_endpoint_links(pins)?;
         let trunks = ebpf::replace_trunk_programs(pins).context("cannot upgrade the attached eBPF programs")?;
-        info!(trunk_links = trunks, legacy_endpoint_links = legacy, "replacing the earlier build's eBPF programs with this build's (counters kept)");
+        info!(
+            trunk_links = trunks,
+            legacy_endpoint_links = legacy,
+            "replacing the earlier build's eBPF programs with this build's (counters kept)"
+        );
     }
     let programs = EndpointPrograms::open_or_load(pins, same_build)?;
     if !same_build {

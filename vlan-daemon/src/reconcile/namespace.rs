@@ -49,7 +49,12 @@ fn ensure_exists(ns: &NetnsRef, state: &mut State) -> anyhow::Result<bool> {
 
 /// Brings every endpoint in `planned` (all in namespace `ns_ref`) to the config; returns what
 /// happened to each. State changes are in memory: the caller saves them.
-pub async fn ensure(shared: &Shared<'_>, state: &mut State, ns_ref: &NetnsRef, planned: &[Planned<'_>]) -> anyhow::Result<Vec<(String, Outcome)>> {
+pub async fn ensure(
+    shared: &Shared<'_>,
+    state: &mut State,
+    ns_ref: &NetnsRef,
+    planned: &[Planned<'_>],
+) -> anyhow::Result<Vec<(String, Outcome)>> {
     let new_namespace = ensure_exists(ns_ref, state)?;
     let ns = netns::open(&ns_ref.path()).with_context(|| format!("namespace {ns_ref}"))?;
     let inum = netns::inum(&ns)?;
@@ -123,7 +128,8 @@ pub async fn ensure(shared: &Shared<'_>, state: &mut State, ns_ref: &NetnsRef, p
         let just_created = created.contains(&p.ep.name);
         let (nl, programs) = (&nl, shared.programs);
         steps.push(async move {
-            let routes = configure(nl, programs, p, rec, &link, present, just_created).await.with_context(|| format!("endpoint {}", p.ep.name))?;
+            let routes =
+                configure(nl, programs, p, rec, &link, present, just_created).await.with_context(|| format!("endpoint {}", p.ep.name))?;
             anyhow::Ok((p.ep.name.clone(), link.index, routes))
         });
     }

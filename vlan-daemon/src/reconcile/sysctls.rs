@@ -23,7 +23,12 @@ pub struct DeviceSysctls {
 
 impl DeviceSysctls {
     pub fn for_network(ifname: &str, net: &Network) -> Self {
-        Self { ifname: ifname.to_string(), ipv6: net.ipam6.is_some() || net.ipv6_autoconf, autoconf: net.ipv6_autoconf, arp_notify: net.gratuitous_arp }
+        Self {
+            ifname: ifname.to_string(),
+            ipv6: net.ipam6.is_some() || net.ipv6_autoconf,
+            autoconf: net.ipv6_autoconf,
+            arp_notify: net.gratuitous_arp,
+        }
     }
 }
 

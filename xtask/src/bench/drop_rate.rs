@@ -27,7 +27,7 @@ const RECEIVER_CPU: usize = 1;
 /// Repetitions per BPF_PROG_TEST_RUN call, and frames per batch inside it (the kernel's maximum
 /// is 256).
 const REPEAT: u32 = 1_000_000;
-const BATCH: u32 = 64;
+const BATCH: u32 = 256;
 /// The generator rewrites this much of its frame each time: Ethernet header and VLAN tag (the
 /// size of its GENERATOR_HEADER global in vlan-ebpf/src/bench.rs, which the loader checks).
 const HEADER_LEN: usize = 18;
