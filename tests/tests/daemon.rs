@@ -2,7 +2,7 @@
 //! pinned programs counting after it is gone; `doctor` tells the kernel's features by trying.
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vland_tests::{Lab, ip_json, run, vland_bin};
+use vland_tests::{Lab, ip_json, run, vland_bin, wait_until};
 
 #[test]
 fn counters_keep_counting_after_the_daemon_exits() {
@@ -198,4 +198,58 @@ fn one_endpoint_lab() -> (Lab, String, String, std::path::PathBuf) {
     );
     let config = lab.config("h1", &body);
     (lab, host, ns, config)
+}
+
+#[test]
+fn reload_and_status_go_through_the_daemons_control_socket() {
+    let (mut lab, host, ns, config) = one_endpoint_lab();
+    let socket = lab.dir.join("h1.sock");
+    let text =
+        std::fs::read_to_string(&config).unwrap().replacen("[daemon]\n", &format!("[daemon]\nsocket = \"{}\"\n", socket.display()), 1);
+    std::fs::write(&config, text).unwrap();
+    let daemon = lab.spawn_daemon(&host, &config);
+    let status = || {
+        let out = lab_vland(&host, &config, &["status", "--json"]);
+        out.status.success().then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap())
+    };
+    let applied = wait_until(Duration::from_secs(30), || status().is_some_and(|s| !s["last_apply"].is_null()));
+    assert!(applied.is_some(), "no status from the daemon: {}", daemon.log_text());
+    let first = status().unwrap();
+    assert_eq!(first["pid"], daemon.pid());
+    assert_eq!((first["last_apply"]["reason"].as_str(), first["last_apply"]["ok"].as_bool()), (Some("start"), Some(true)), "{first}");
+    assert_eq!(first["last_apply"]["created"], 1, "{first}");
+    let mode = std::fs::metadata(&socket).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap();
+    assert_eq!(mode, 0o600, "root only");
+
+    // The child removed by hand: reload puts it back before it returns.
+    lab.exec(&ns, &["ip", "link", "del", "eth0"]);
+    let out = lab.vland_ok(&host, &config, &["reload"]);
+    assert!(out.contains("1 created"), "{out}");
+    assert_eq!(ip_json(&ns, &["link", "show", "dev", "eth0"])[0]["ifalias"], "vland:web1");
+    assert_eq!(status().unwrap()["last_apply"]["reason"], "control socket");
+
+    // A second daemon on the same socket refuses to start, and changes nothing.
+    let second = lab_vland(&host, &config, &[]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another vland daemon is serving"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(status().is_some(), "the first daemon still answers");
+
+    // Gone with its daemon.
+    assert!(daemon.stop().success());
+    assert!(!socket.exists(), "the socket outlived the daemon");
+    assert!(!lab.vland(&host, &config, &["status"]).status.success(), "no daemon, no status");
+}
+
+/// `vland ARGS --config CONFIG` in namespace `host`, without a Lab (for closures); killed after
+/// 30 s (a daemon that should have refused to start would otherwise run on).
+fn lab_vland(host: &str, config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut full =
+        vec!["30".to_string(), "nsenter".to_string(), format!("--net=/run/netns/{host}"), vland_bin().to_str().unwrap().to_string()];
+    full.extend(args.iter().map(|a| a.to_string()));
+    full.extend(["--config".to_string(), config.to_str().unwrap().to_string()]);
+    Command::new("timeout").args(&full).output().unwrap()
 }

@@ -1,8 +1,9 @@
 //! The daemon: apply, then stay in the foreground and re-apply when asked (SIGHUP), when the
 //! config file changes, and when a parent link appears, disappears or changes (so children come
-//! back after their parent does). SIGTERM/SIGINT exit cleanly and leave links and pinned programs
-//! in place: counting never depends on vland running.
+//! back after their parent does), or through the control socket. SIGTERM/SIGINT exit cleanly and
+//! leave links and pinned programs in place: counting never depends on vland running.
 use crate::config;
+use crate::control::{self, ApplyReport, Request, Status};
 use crate::reconcile;
 use anyhow::Context;
 use futures::StreamExt;
@@ -40,24 +41,28 @@ fn watched_links(config: &config::Config) -> BTreeSet<String> {
     names
 }
 
-/// Applies the config file as it is now; false when that failed (the daemon then retries).
-async fn reapply(path: &Path, source: &str, why: &str, watched: &mut BTreeSet<String>) -> bool {
+/// Applies `config`; with the outcome, whether the daemon is healthy (false: it retries).
+async fn apply(config: &config::Config, source: &str, why: &str) -> (bool, ApplyReport) {
+    let result = reconcile::apply(config, source).await;
+    if let Err(e) = &result {
+        error!("apply failed (retrying every {} s, and on the next link event): {e:#}", RETRY.as_secs());
+    }
+    (result.is_ok(), ApplyReport::new(why, &result))
+}
+
+/// Applies the config file as it is now.
+async fn reapply(path: &Path, source: &str, why: &str, watched: &mut BTreeSet<String>) -> (bool, ApplyReport) {
     info!(reason = why, "applying");
     match config::load(path) {
         Ok(config) => {
             *watched = watched_links(&config);
-            match reconcile::apply(&config, source).await {
-                Ok(_) => true,
-                Err(e) => {
-                    error!("apply failed (retrying every {} s, and on the next link event): {e:#}", RETRY.as_secs());
-                    false
-                }
-            }
+            apply(&config, source, why).await
         }
         Err(e) => {
             // A broken edit keeps what is running; the next edit is picked up.
-            error!("{:#}", anyhow::Error::from(e));
-            true
+            let e = anyhow::Error::from(e);
+            error!("{e:#}");
+            (true, ApplyReport::new(why, &Err(e)))
         }
     }
 }
@@ -79,14 +84,14 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         let addr = addr.parse().with_context(|| format!("[daemon] metrics_addr `{addr}` is not an address:port such as 127.0.0.1:9750"))?;
         crate::metrics::serve(addr, config.daemon.clone()).await?;
     }
-    let mut watched = watched_links(&config);
-    let mut healthy = match reconcile::apply(&config, &source).await {
-        Ok(_) => true,
-        Err(e) => {
-            error!("apply failed (retrying every {} s, and on the next link event): {e:#}", RETRY.as_secs());
-            false
-        }
+    // Before the first apply: a second daemon on this socket stops here, changing nothing.
+    let control = match &config.daemon.socket {
+        Some(socket) => Some(control::Server::listen(socket).await?),
+        None => None,
     };
+    let mut watched = watched_links(&config);
+    let (mut healthy, report) = apply(&config, &source, "start").await;
+    let mut last_apply = Some(report);
     let mut stamp = file_stamp(path);
     let mut poll = tokio::time::interval(CONFIG_POLL);
     let mut retry = tokio::time::interval(RETRY);
@@ -99,18 +104,37 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                 None => std::future::pending().await,
             }
         };
+        let request = async {
+            match &control {
+                Some(server) => server.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut why = None;
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => healthy = reapply(path, &source, "SIGHUP", &mut watched).await,
+            _ = hup.recv() => why = Some("SIGHUP".to_string()),
             _ = poll.tick() => {
                 let now = file_stamp(path);
                 if now != stamp {
                     stamp = now;
-                    healthy = reapply(path, &source, "config file changed", &mut watched).await;
+                    why = Some("config file changed".to_string());
                 }
             }
-            _ = retry.tick(), if !healthy => healthy = reapply(path, &source, "retry after a failed apply", &mut watched).await,
+            _ = retry.tick(), if !healthy => why = Some("retry after a failed apply".to_string()),
+            (stream, req) = request => match req {
+                Request::Status => {
+                    let status = Status { pid: std::process::id(), config: source.clone(), last_apply: last_apply.clone() };
+                    control::answer(stream, &status).await;
+                }
+                Request::Apply => {
+                    let (h, report) = reapply(path, &source, "control socket", &mut watched).await;
+                    healthy = h;
+                    control::answer(stream, &report).await;
+                    last_apply = Some(report);
+                }
+            },
             Some((msg, _)) = link_events.next() => {
                 if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l)) = msg.payload {
                     let name = l.attributes.iter().find_map(|a| match a { LinkAttribute::IfName(n) => Some(n.clone()), _ => None });
@@ -121,10 +145,15 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
             }
             _ = settle => {
                 let name = pending_link_event.take().unwrap_or_default();
-                healthy = reapply(path, &source, &format!("link event on {name}"), &mut watched).await;
+                let (h, report) = reapply(path, &source, &format!("link event on {name}"), &mut watched).await;
+                (healthy, last_apply) = (h, Some(report));
                 // Drain what our own apply caused, so it does not trigger another round.
                 while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), link_events.next()).await {}
             }
+        }
+        if let Some(why) = why {
+            let (h, report) = reapply(path, &source, &why, &mut watched).await;
+            (healthy, last_apply) = (h, Some(report));
         }
     }
     info!("stopping; links and pinned eBPF programs stay in place");

@@ -1,6 +1,7 @@
 //! vland: Docker-style macvlan/ipvlan networks for containers on the physical network, made
 //! declarative, with eBPF counters on every endpoint.
 mod config;
+mod control;
 mod daemon;
 mod doctor;
 mod drivers;
@@ -52,6 +53,14 @@ enum Command {
         #[arg(long, requires = "watch")]
         count: Option<u64>,
     },
+    /// What the running daemon last applied, asked through its control socket ([daemon] socket).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the running daemon re-apply its config now, and wait for the outcome (fails when
+    /// the apply fails).
+    Reload,
     /// Which kernel features this machine has, found by trying them in a scratch namespace.
     Doctor {
         #[arg(long)]
@@ -76,6 +85,21 @@ fn main() -> std::process::ExitCode {
 
 fn require_config(config: &Option<PathBuf>) -> anyhow::Result<&Path> {
     config.as_deref().context("--config FILE is required for this command")
+}
+
+/// The daemon's control socket, from the config's [daemon] section.
+fn control_socket(config: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = require_config(config)?;
+    config::load_daemon_section(path)?
+        .socket
+        .with_context(|| format!("{} has no [daemon] socket: set one (and restart the daemon) to use status and reload", path.display()))
+}
+
+fn describe(report: &control::ApplyReport) -> String {
+    match &report.error {
+        Some(e) => format!("failed: {e}"),
+        None => format!("ok, {} created, {} repaired, {} removed", report.created, report.repaired, report.removed),
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -111,6 +135,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 stats::run(&daemon, json)
             }
+        }
+        Some(Command::Status { json }) => {
+            let answer = control::request(&control_socket(&cli.config)?, "status")?;
+            if json {
+                println!("{answer}");
+            } else {
+                let status: control::Status = serde_json::from_value(answer)?;
+                println!("vland daemon {} on {}", status.pid, status.config);
+                match status.last_apply {
+                    Some(a) => println!("last apply ({}): {}", a.reason, describe(&a)),
+                    None => println!("no apply yet"),
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Reload) => {
+            let answer = control::request(&control_socket(&cli.config)?, "apply")?;
+            let report: control::ApplyReport = serde_json::from_value(answer)?;
+            anyhow::ensure!(report.ok, "the daemon's apply failed: {}", report.error.unwrap_or_default());
+            println!("applied: {}", describe(&report));
+            Ok(())
         }
         Some(Command::Doctor { json }) => doctor::run(json),
     }

@@ -1,0 +1,130 @@
+//! The daemon's control socket (`[daemon] socket`): a Unix stream socket, readable and writable
+//! by root only, where a client sends one command line and gets one JSON line back.
+//! `status` reports the last apply; `apply` re-applies the config now (as SIGHUP does) and
+//! answers with that apply's outcome, so `vland reload` can wait for it and fail when it fails.
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// A client that says nothing for this long is dropped (the daemon serves one at a time).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What one apply did, as the daemon reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyReport {
+    /// Why it ran: "start", "SIGHUP", "control socket", "config file changed", ...
+    pub reason: String,
+    /// When it finished, in seconds since the Unix epoch.
+    pub finished_at: u64,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub created: usize,
+    pub repaired: usize,
+    pub removed: usize,
+}
+
+impl ApplyReport {
+    pub fn new(reason: &str, result: &anyhow::Result<crate::reconcile::Summary>) -> Self {
+        let finished_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let (ok, error, created, repaired, removed) = match result {
+            Ok(s) => (true, None, s.created.len(), s.repaired.len(), s.removed.len()),
+            Err(e) => (false, Some(format!("{e:#}")), 0, 0, 0),
+        };
+        Self { reason: reason.to_string(), finished_at, ok, error, created, repaired, removed }
+    }
+}
+
+/// The answer to `status`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    pub config: String,
+    pub last_apply: Option<ApplyReport>,
+}
+
+pub enum Request {
+    Status,
+    Apply,
+}
+
+/// The daemon's end: the listening socket, removed again when dropped.
+pub struct Server {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Server {
+    /// Listens on `path`. A socket file left by a daemon that died is replaced; one that a
+    /// running daemon answers on is an error (two daemons on one config would fight).
+    pub async fn listen(path: &Path) -> anyhow::Result<Self> {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                bail!("[daemon] socket {} exists and is not a socket: remove it or pick another path", path.display());
+            }
+            if UnixStream::connect(path).await.is_ok() {
+                bail!("another vland daemon is serving {}: stop it first, or give this config another [daemon] socket", path.display());
+            }
+            std::fs::remove_file(path).with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on [daemon] socket {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(Self { listener, path: path.to_path_buf() })
+    }
+
+    /// The next client and what it asks; clients that send nothing valid get an error line and
+    /// are dropped here.
+    pub async fn next(&self) -> (UnixStream, Request) {
+        loop {
+            let Ok((stream, _)) = self.listener.accept().await else { continue };
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
+            let mut stream = reader.into_inner();
+            match (read, line.trim()) {
+                (Ok(Ok(_)), "status") => return (stream, Request::Status),
+                (Ok(Ok(_)), "apply") => return (stream, Request::Apply),
+                (_, other) => {
+                    let msg = serde_json::json!({ "error": format!("unknown command `{other}`: send `status` or `apply`") });
+                    let _ = stream.write_all(format!("{msg}\n").as_bytes()).await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Sends `value` as the one answer line.
+pub async fn answer(mut stream: UnixStream, value: &impl Serialize) {
+    if let Ok(text) = serde_json::to_string(value) {
+        let _ = stream.write_all(format!("{text}\n").as_bytes()).await;
+    }
+}
+
+/// The client's end: sends `command` to the daemon on `path` and returns its answer.
+pub fn request(path: &Path, command: &str) -> anyhow::Result<serde_json::Value> {
+    use std::io::{BufRead, Write};
+    let stream = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("no vland daemon answers on {} (is it running with this config?)", path.display()))?;
+    (&stream).write_all(format!("{command}\n").as_bytes())?;
+    let mut line = String::new();
+    std::io::BufReader::new(&stream).read_line(&mut line).context("the daemon closed the control socket without answering")?;
+    let value: serde_json::Value = serde_json::from_str(&line).context("the daemon's answer is not JSON")?;
+    if let Some(e) = value.get("error").and_then(|e| e.as_str())
+        && value.get("ok").is_none()
+    {
+        bail!("the daemon refused the request: {e}");
+    }
+    Ok(value)
+}
