@@ -27,9 +27,6 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VLAND_EBPF_OBJECT_P
 pub fn load_object(pins: &Pins, ifindex_base: u32, trunk_slot: u32) -> anyhow::Result<aya::Ebpf> {
     use anyhow::Context;
     aya::EbpfLoader::new()
-        // The programs read no kernel structures (no CO-RE relocations), so the kernel's BTF
-        // (megabytes, read in small pieces) need not be parsed on every load.
-        .btf(None)
         .default_map_pin_directory(&pins.dir)
         .override_global(vlan_common::names::ENDPOINT_IFINDEX_BASE_GLOBAL, &ifindex_base, true)
         .override_global(vlan_common::names::TRUNK_SLOT_GLOBAL, &trunk_slot, true)
