@@ -103,6 +103,7 @@ impl Lab {
             let config = HOST_TEMPLATE
                 .replace("{STATE}", &self.dir.join(format!("{}-state", h.name)).display().to_string())
                 .replace("{BPF}", &format!("/sys/fs/bpf/{PREFIX}{}", h.name))
+                .replace("{SOCKET}", &self.dir.join(format!("{}.sock", h.name)).display().to_string())
                 .replace("{RANGE}", h.range)
                 .replace("{ENDPOINTS}", &endpoints);
             std::fs::write(self.config_path(h.name), config)?;
@@ -220,6 +221,8 @@ pub fn run(keep: bool) -> anyhow::Result<()> {
     println!("{}", if reached { "unexpected: the parent answered" } else { "no answer, as expected" });
     ok &= !reached;
 
+    heading("vland status on docker1 (asks the daemon through its control socket)");
+    ok &= lab.vland("docker1", &["status"]).status()?.success();
     for h in &HOSTS {
         heading(&format!("vland stats on {} (read from the pinned eBPF maps)", h.name));
         let status = lab.vland(h.name, &["stats"]).status()?;
