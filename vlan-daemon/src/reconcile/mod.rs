@@ -194,18 +194,25 @@ fn delete_groups_in_parallel<'a>(namespaces: impl Iterator<Item = &'a NetnsRef>,
         .filter(|ns_ref| netns::is_namespace(&ns_ref.path()))
         .map(|ns_ref| Ok((ns_ref, netns::open(&ns_ref.path())?)))
         .collect::<anyhow::Result<_>>()?;
-    std::thread::scope(|s| {
-        let threads: Vec<_> = files
-            .iter()
-            .map(|(ns_ref, file)| {
-                s.spawn(move || {
-                    netns::run_in(file, || crate::netlink::delete_group_blocking(group)).with_context(|| format!("namespace {ns_ref}"))
+    // A bounded number at a time: thousands of namespaces need not mean thousands of threads.
+    for batch in files.chunks(DELETION_THREADS) {
+        std::thread::scope(|s| {
+            let threads: Vec<_> = batch
+                .iter()
+                .map(|(ns_ref, file)| {
+                    s.spawn(move || {
+                        netns::run_in(file, || crate::netlink::delete_group_blocking(group)).with_context(|| format!("namespace {ns_ref}"))
+                    })
                 })
-            })
-            .collect();
-        threads.into_iter().try_for_each(|t| t.join().map_err(|_| anyhow::anyhow!("a link deletion thread panicked"))?)
-    })
+                .collect();
+            threads.into_iter().try_for_each(|t| t.join().map_err(|_| anyhow::anyhow!("a link deletion thread panicked"))?)
+        })?;
+    }
+    Ok(())
 }
+
+/// How many namespaces `down` empties at once.
+const DELETION_THREADS: usize = 64;
 
 /// Removes everything vland recorded as its own for this state dir, and nothing else. In bulk:
 /// in the namespaces vland created, all children of each go in one request, all namespaces at
