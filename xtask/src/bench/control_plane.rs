@@ -2,7 +2,7 @@
 //! endpoints against iproute2 doing the same operations (`ip -batch` up, one link at a time
 //! down), `vland stats --json` against `ip -s -j link` over the same links, and the daemon's
 //! memory with those endpoints.
-use super::report::{Measurement, Target};
+use super::report::{Measurement, Target, median};
 use crate::netlab::{add_ns, in_ns, quiet, remove_namespaces};
 use crate::paths::target_dir;
 use anyhow::{Context, bail};
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 const PREFIX: &str = "vlb-";
 /// Endpoints per namespace: endpoints may share namespaces, as containers of a pod do.
 const PER_NS: usize = 10;
+/// Bring-up/teardown rounds; each result is the median.
+const ROUNDS: usize = 3;
 
 fn host() -> String {
     format!("{PREFIX}host")
@@ -132,11 +134,6 @@ fn remove_endpoint_namespaces() {
     remove_namespaces(&format!("{PREFIX}ep"));
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib: f64 = status
@@ -160,13 +157,23 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
     let result = (|| -> anyhow::Result<Vec<Measurement>> {
         let mut out = Vec::new();
 
-        // Bring-up and teardown: iproute2 first, then vland, each from a clean slate.
-        let ip_up = ip_bring_up(n_up)?;
-        let ip_down = ip_delete_one_by_one(n_up)?;
-        remove_endpoint_namespaces();
+        // Bring-up and teardown, iproute2 and vland taking turns, each from a clean slate; the
+        // median of ROUNDS (the machine is shared, and one round takes a fraction of a second).
+        // One-by-one deletion takes ~11 s, so it runs once; other rounds remove the namespaces.
         let cfg = config(&dir, n_up)?;
-        let vland_up = vland(vland_bin, &cfg, &["apply"])?;
-        let vland_down = vland(vland_bin, &cfg, &["down"])?;
+        let (mut ip_ups, mut vland_ups, mut vland_downs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ip_down = None;
+        for round in 0..ROUNDS {
+            ip_ups.push(ip_bring_up(n_up)?);
+            if round == 0 {
+                ip_down = Some(ip_delete_one_by_one(n_up)?);
+            }
+            remove_endpoint_namespaces();
+            vland_ups.push(vland(vland_bin, &cfg, &["apply"])?);
+            vland_downs.push(vland(vland_bin, &cfg, &["down"])?);
+        }
+        let (ip_up, vland_up, vland_down) = (median(ip_ups), median(vland_ups), median(vland_downs));
+        let ip_down = ip_down.expect("round 0 ran");
         let rate = |d: Duration| n_up as f64 / d.as_secs_f64();
         out.push(Measurement::new(
             &format!("apply: bring up {n_up} endpoints"),

@@ -52,3 +52,9 @@ pub fn table(results: &[Measurement]) -> String {
     }
     out
 }
+
+/// The middle value of a benchmark's rounds (noise on a shared machine slows single rounds).
+pub fn median<T: PartialOrd>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("measurements are comparable"));
+    values.swap_remove(values.len() / 2)
+}
