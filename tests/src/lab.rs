@@ -38,6 +38,18 @@ impl Lab {
         (lab, host)
     }
 
+    /// The seed's segment, host h1, and a config with one macvlan endpoint `web1` on
+    /// 172.16.10.0/24 (not applied): (lab, host namespace, endpoint namespace, config).
+    pub fn with_one_endpoint() -> (Lab, String, String, PathBuf) {
+        let (mut lab, host) = Lab::with_host();
+        let ns = lab.expect_ns("web1");
+        let body = format!(
+            "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
+        );
+        let config = lab.config("h1", &body);
+        (lab, host, ns, config)
+    }
+
     /// The full name of lab namespace `short`.
     pub fn ns(&self, short: &str) -> String {
         format!("{}{short}", self.prefix)

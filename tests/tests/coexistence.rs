@@ -26,15 +26,9 @@ fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// The seed's segment, host h1, and one macvlan endpoint `web1` applied: (lab, host namespace,
-/// endpoint namespace, config).
+/// One macvlan endpoint `web1`, applied.
 fn one_endpoint_applied() -> (Lab, String, String, std::path::PathBuf) {
-    let (mut lab, host) = Lab::with_host();
-    let ns = lab.expect_ns("web1");
-    let body = format!(
-        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
-    );
-    let config = lab.config("h1", &body);
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
     lab.vland_ok(&host, &config, &["apply"]);
     (lab, host, ns, config)
 }

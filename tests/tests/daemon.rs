@@ -6,7 +6,7 @@ use vland_tests::{Lab, ip_json, run, vland_bin, wait_until};
 
 #[test]
 fn counters_keep_counting_after_the_daemon_exits() {
-    let (mut lab, host, ns, config) = one_endpoint_lab();
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
     // Registered for `down` on drop, even if the daemon never gets to apply.
     let _ = lab.vland(&host, &config, &["stats"]);
 
@@ -80,7 +80,7 @@ fn probe_macvlan(lab: &Lab) -> bool {
 
 #[test]
 fn a_restarted_daemon_keeps_programs_and_counters() {
-    let (mut lab, host, ns, config) = one_endpoint_lab();
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
     let daemon = lab.spawn_daemon(&host, &config);
     let applied =
         || vland_tests::try_ip_json(&ns, &["link", "show", "dev", "eth0"]).is_some_and(|l| l[0]["xdp"]["prog"]["id"].as_u64().is_some());
@@ -109,7 +109,7 @@ fn a_restarted_daemon_keeps_programs_and_counters() {
 
 #[test]
 fn the_daemon_serves_the_map_counters_as_prometheus_metrics() {
-    let (mut lab, host, ns, config) = one_endpoint_lab();
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
     // metrics_addr goes into the [daemon] table the lab wrote.
     let text = std::fs::read_to_string(&config).unwrap().replacen("[daemon]\n", "[daemon]\nmetrics_addr = \"127.0.0.1:9750\"\n", 1);
     std::fs::write(&config, text).unwrap();
@@ -130,7 +130,7 @@ fn the_daemon_serves_the_map_counters_as_prometheus_metrics() {
 
 #[test]
 fn stats_watch_reports_per_second_rates() {
-    let (mut lab, host, ns, config) = one_endpoint_lab();
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
     lab.vland_ok(&host, &config, &["apply"]);
     // About 20 echo requests a second for 3 s while stats watches.
     let mut ping = Command::new("ip")
@@ -164,7 +164,7 @@ fn doctor_lists_the_namespace_devices_with_their_vlan_offload() {
 
 #[test]
 fn an_upgrade_swaps_the_programs_in_place_and_keeps_the_counters() {
-    let (mut lab, host, ns, config) = one_endpoint_lab();
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
     lab.vland_ok(&host, &config, &["apply"]);
     let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
     lab.exec(&ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
@@ -189,20 +189,9 @@ fn an_upgrade_swaps_the_programs_in_place_and_keeps_the_counters() {
     assert_eq!(counts(&lab.stats(&host, &config)), (before.0 + 4, before.1 + 4), "counters before + traffic after");
 }
 
-/// The seed's segment, host h1, and a config with one macvlan endpoint `web1` (not applied).
-fn one_endpoint_lab() -> (Lab, String, String, std::path::PathBuf) {
-    let (mut lab, host) = Lab::with_host();
-    let ns = lab.expect_ns("web1");
-    let body = format!(
-        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{ns}\"\n"
-    );
-    let config = lab.config("h1", &body);
-    (lab, host, ns, config)
-}
-
 #[test]
 fn reload_and_status_go_through_the_daemons_control_socket() {
-    let (mut lab, host, ns, config) = one_endpoint_lab();
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
     let socket = lab.dir.join("h1.sock");
     let text =
         std::fs::read_to_string(&config).unwrap().replacen("[daemon]\n", &format!("[daemon]\nsocket = \"{}\"\n", socket.display()), 1);

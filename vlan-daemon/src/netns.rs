@@ -117,6 +117,12 @@ pub fn run_in_scratch<T: Send>(f: impl FnOnce() -> anyhow::Result<T> + Send) -> 
     })
 }
 
+/// Reads a per-namespace 0/1 sysctl under /proc/sys/net (None if it is not there); must run
+/// inside the namespace.
+pub fn read_sysctl_flag(path: &str) -> Option<bool> {
+    std::fs::read_to_string(Path::new("/proc/sys/net").join(path)).ok().map(|v| v.trim() != "0")
+}
+
 /// Writes a per-namespace sysctl under /proc/sys/net; must run inside the namespace.
 pub fn write_sysctl(path: &str, value: &str) -> anyhow::Result<()> {
     let full = Path::new("/proc/sys/net").join(path);

@@ -1,5 +1,5 @@
-//! One endpoint: its child link (created in place under a temporary name, then renamed and
-//! tagged as vland's), the journal that makes creating it crash-safe, and its removal.
+//! One endpoint: its child link (created in place under its name and number, then tagged as
+//! vland's), the journal that makes creating it crash-safe, and its removal.
 use crate::config::{Config, Endpoint, NetnsRef, Network, parse_mac};
 use crate::drivers::{self, ChildSpec};
 use crate::ebpf::Pins;

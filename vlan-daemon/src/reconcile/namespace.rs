@@ -1,6 +1,6 @@
 //! All endpoints of one network namespace, brought to the config together: the namespace's
 //! links and addresses are read once, sysctls are written from one thread inside it, and each
-//! child gets its counting programs as plain netlink attachments (XDP in the request that names
+//! child gets its counting programs as plain netlink attachments (XDP in the request that tags
 //! the child; a cls_bpf filter on egress), which the kernel keeps with the device.
 use super::endpoint::{self, Outcome, alias_for};
 use super::sysctls::{self, DeviceSysctls};

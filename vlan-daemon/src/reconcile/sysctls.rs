@@ -41,10 +41,6 @@ fn has_ipv6() -> bool {
     Path::new("/proc/sys/net/ipv6/conf/default").exists()
 }
 
-fn read_flag(path: &str) -> Option<bool> {
-    std::fs::read_to_string(Path::new("/proc/sys/net").join(path)).ok().map(|v| v.trim() != "0")
-}
-
 /// Sets the `default` values of a namespace vland just created to what most of `devices` want.
 pub fn set_namespace_defaults(ns: &File, devices: &[DeviceSysctls]) -> anyhow::Result<()> {
     let majority = |f: fn(&DeviceSysctls) -> bool| 2 * devices.iter().filter(|d| f(d)).count() > devices.len();
@@ -61,8 +57,8 @@ pub fn set_namespace_defaults(ns: &File, devices: &[DeviceSysctls]) -> anyhow::R
 pub fn write(ns: &File, devices: Vec<(DeviceSysctls, bool)>) -> anyhow::Result<()> {
     netns::run_in(ns, move || {
         let ipv6_here = has_ipv6();
-        let default_ipv6 = ipv6_here.then(|| !read_flag("ipv6/conf/default/disable_ipv6").unwrap_or(false));
-        let default_arp_notify = read_flag("ipv4/conf/default/arp_notify").unwrap_or(false);
+        let default_ipv6 = ipv6_here.then(|| !netns::read_sysctl_flag("ipv6/conf/default/disable_ipv6").unwrap_or(false));
+        let default_arp_notify = netns::read_sysctl_flag("ipv4/conf/default/arp_notify").unwrap_or(false);
         for (d, new) in devices {
             if ipv6_here && !(new && default_ipv6 == Some(d.ipv6)) {
                 netns::write_sysctl(&format!("ipv6/conf/{}/disable_ipv6", d.ifname), flag(!d.ipv6))?;
