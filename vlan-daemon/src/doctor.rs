@@ -1,6 +1,6 @@
 //! `vland doctor`: which kernel features this machine has, found by trying each one in a
 //! throwaway network namespace (nothing outside it is touched), never by reading versions.
-use crate::ebpf::{OBJECT, ensure_bpffs};
+use crate::ebpf::{ensure_bpffs, object};
 use crate::netlink::Netlink;
 use crate::netns;
 use aya::EbpfLoader;
@@ -167,7 +167,7 @@ fn probe_ebpf() -> Vec<(&'static str, Feature)> {
     let dir = Path::new("/sys/fs/bpf").join(format!("vland-doctor-{}", std::process::id()));
     let result = (|| -> anyhow::Result<Vec<(&'static str, Feature)>> {
         ensure_bpffs(&dir)?;
-        let mut bpf = EbpfLoader::new().default_map_pin_directory(&dir).load(OBJECT)?;
+        let mut bpf = EbpfLoader::new().default_map_pin_directory(&dir).load(object()?)?;
         let mut out = Vec::new();
         let xdp: &mut Xdp = bpf.program_mut(names::INGRESS_PROGRAM).unwrap().try_into()?;
         xdp.load()?;

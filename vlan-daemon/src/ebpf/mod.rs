@@ -15,11 +15,19 @@ pub use bpffs::{ensure_bpffs, is_bpffs};
 pub use counters::{read_endpoint_drops, read_endpoint_traffic};
 pub use endpoints::{EndpointPrograms, endpoint_policy, is_vland_ingress, reset_slots, write_policies};
 pub use pins::Pins;
-pub use trunk::{TrunkSpec, apply_trunk, read_trunk_counters, remove_other_trunks};
+pub use trunk::{TrunkCounters, TrunkSpec, apply_trunk, read_trunk_counters, remove_other_trunks};
+pub use trunk_table::{TrunkRules, TrunkTable};
 pub use upgrade::{object_id, remove_legacy_endpoint_links, replace_trunk_programs};
 
-/// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time.
-pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VLAND_EBPF_OBJECT_PATH"));
+/// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time (empty in a build
+/// made without it, see build.rs).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VLAND_EBPF_OBJECT_PATH"));
+
+/// The embedded eBPF object, or an error saying how to get a build that has one.
+pub fn object() -> anyhow::Result<&'static [u8]> {
+    anyhow::ensure!(!OBJECT.is_empty(), "this vland was built without its eBPF programs: build it with `cargo xtask build`");
+    Ok(OBJECT)
+}
 
 /// One program instance: maps shared through the pins in `pins.dir` (created by the first load),
 /// the endpoint ifindex base and the trunk slot it serves patched in. Programs are loaded by the
@@ -30,9 +38,6 @@ pub fn load_object(pins: &Pins, ifindex_base: u32, trunk_slot: u32) -> anyhow::R
         .default_map_pin_directory(&pins.dir)
         .override_global(vlan_common::names::ENDPOINT_IFINDEX_BASE_GLOBAL, &ifindex_base, true)
         .override_global(vlan_common::names::TRUNK_SLOT_GLOBAL, &trunk_slot, true)
-        .load(OBJECT)
+        .load(object()?)
         .context("cannot load vland's eBPF object")
 }
-
-#[cfg(test)]
-mod fixtures;

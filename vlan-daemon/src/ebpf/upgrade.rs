@@ -3,7 +3,6 @@
 //! The links, and so the attachments, stay; the pinned maps are reused, so counting goes on
 //! without a gap or a reset. (Endpoint programs are replaced by apply, filter by filter; a future
 //! object with an incompatible map layout would need new pin names.)
-use super::OBJECT;
 use super::pins::Pins;
 use anyhow::Context;
 use aya::Ebpf;
@@ -17,7 +16,7 @@ use vlan_common::names;
 
 /// Identifies this build's object (FNV-1a of its bytes), recorded in the state.
 pub fn object_id() -> String {
-    format!("{:016x}", crate::fnv::fnv1a64(OBJECT))
+    format!("{:016x}", crate::fnv::fnv1a64(super::OBJECT))
 }
 
 fn load(pins: &Pins, trunk_slot: u32) -> anyhow::Result<Ebpf> {

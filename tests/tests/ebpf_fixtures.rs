@@ -2,9 +2,6 @@
 //! XDP first, then TC ingress for what XDP passed. Every verdict and every counter delta is
 //! checked, for hand-built frames of each kind and for 100,000 random and mangled ones against a
 //! reference model written independently of the programs.
-use super::pins::Pins;
-use super::trunk_table::{TrunkRules, TrunkTable};
-use super::{OBJECT, ensure_bpffs};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
@@ -14,6 +11,7 @@ use pnet_packet::ipv6::MutableIpv6Packet;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use vlan_common::{DropKey, DropReason, TrunkId, VlanKey, VlanStats, names};
+use vland::ebpf::{Pins, TrunkCounters, TrunkRules, TrunkTable, endpoint_policy, ensure_bpffs, object, read_trunk_counters};
 
 const INUM: u32 = 7;
 /// The endpoint slot the programs count in.
@@ -56,7 +54,7 @@ impl Fixture {
             .default_map_pin_directory(&dir)
             .override_global(names::ENDPOINT_IFINDEX_BASE_GLOBAL, &IFINDEX_BASE, true)
             .override_global(names::TRUNK_SLOT_GLOBAL, &TRUNK_SLOT, true)
-            .load(OBJECT)
+            .load(object().unwrap())
             .unwrap();
         let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).unwrap().try_into().unwrap();
         xdp.load().unwrap();
@@ -99,8 +97,8 @@ impl Fixture {
     }
 
     /// Every VLAN's counters and drops, read as `vland stats` reads them.
-    fn counters(&self) -> super::trunk::TrunkCounters {
-        super::read_trunk_counters(&Pins::new(&self.dir)).unwrap()
+    fn counters(&self) -> TrunkCounters {
+        read_trunk_counters(&Pins::new(&self.dir)).unwrap()
     }
 
     fn vlans(&self) -> HashMap<VlanKey, VlanStats> {
@@ -426,7 +424,7 @@ fn egress_fixture() -> Fixture {
     tc.load().unwrap();
     let mut policy: aya::maps::Array<_, vlan_common::EndpointPolicy> =
         aya::maps::Array::try_from(fx.bpf.map_mut(names::ENDPOINT_POLICY_MAP).unwrap()).unwrap();
-    let p = super::endpoint_policy(true, Some(OWN_MAC), Some("10.19.0.2".parse().unwrap()), Some("fd00::2".parse().unwrap()));
+    let p = endpoint_policy(true, Some(OWN_MAC), Some("10.19.0.2".parse().unwrap()), Some("fd00::2".parse().unwrap()));
     policy.set(SLOT, p, 0).unwrap();
     fx
 }

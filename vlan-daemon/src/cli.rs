@@ -1,0 +1,147 @@
+//! The command line: what each `vland` subcommand does, on top of the library.
+use crate::{config, control, daemon, doctor, reconcile, stats};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "vland", version, about = "Declarative macvlan/ipvlan container networking with eBPF counters")]
+#[command(args_conflicts_with_subcommands = false, subcommand_negates_reqs = true)]
+pub struct Cli {
+    /// The declarative config (TOML). Without a subcommand, vland runs as the daemon on it.
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Make the kernel match the config once, then exit.
+    Apply,
+    /// Remove everything vland created for this config's state dir, and nothing else.
+    Down,
+    /// Per-endpoint traffic counters, read from the pinned eBPF maps.
+    Stats {
+        /// One JSON document instead of a table (with --watch: one JSON line per interval).
+        #[arg(long)]
+        json: bool,
+        /// Keep reading and show per-second rates, until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between two readings with --watch.
+        #[arg(long, default_value_t = 1.0, requires = "watch")]
+        interval: f64,
+        /// Stop after this many intervals with --watch (for scripts).
+        #[arg(long, requires = "watch")]
+        count: Option<u64>,
+    },
+    /// What the running daemon last applied, asked through its control socket ([daemon] socket).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the running daemon re-apply its config now, and wait for the outcome (fails when
+    /// the apply fails).
+    Reload,
+    /// Which kernel features this machine has, found by trying them in a scratch namespace.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the command line: parses the arguments, logs to stderr, and returns the exit code.
+pub fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VLAND_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vland: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn require_config(config: &Option<PathBuf>) -> anyhow::Result<&Path> {
+    config.as_deref().context("--config FILE is required for this command")
+}
+
+/// The daemon's control socket, from the config's [daemon] section.
+fn control_socket(config: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = require_config(config)?;
+    config::load_daemon_section(path)?
+        .socket
+        .with_context(|| format!("{} has no [daemon] socket: set one (and restart the daemon) to use status and reload", path.display()))
+}
+
+fn describe(report: &control::ApplyReport) -> String {
+    match &report.error {
+        Some(e) => format!("failed: {e}"),
+        None => format!("ok, {} created, {} repaired, {} removed", report.created, report.repaired, report.removed),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // One thread: netlink work is sequential, and namespace work runs on threads of its own.
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => {
+            let path = require_config(&cli.config)?;
+            runtime()?.block_on(daemon::run(path))
+        }
+        Some(Command::Apply) => {
+            let path = require_config(&cli.config)?;
+            let config = config::load(path)?;
+            runtime()?.block_on(reconcile::apply(&config, &path.display().to_string()))?;
+            Ok(())
+        }
+        Some(Command::Down) => {
+            let daemon = config::load_daemon_section(require_config(&cli.config)?)?;
+            runtime()?.block_on(reconcile::down(&daemon.state_dir, &daemon.bpf_dir))?;
+            Ok(())
+        }
+        Some(Command::Stats { json, watch, interval, count }) => {
+            let daemon = match &cli.config {
+                Some(path) => config::load_daemon_section(path)?,
+                None => config::DaemonConfig::default(),
+            };
+            if watch {
+                anyhow::ensure!(interval > 0.0, "--interval must be above 0 seconds");
+                stats::watch(&daemon, json, std::time::Duration::from_secs_f64(interval), count)
+            } else {
+                stats::run(&daemon, json)
+            }
+        }
+        Some(Command::Status { json }) => {
+            let answer = control::request(&control_socket(&cli.config)?, "status")?;
+            if json {
+                println!("{answer}");
+            } else {
+                let status: control::Status = serde_json::from_value(answer)?;
+                println!("vland daemon {} on {}", status.pid, status.config);
+                match status.last_apply {
+                    Some(a) => println!("last apply ({}): {}", a.reason, describe(&a)),
+                    None => println!("no apply yet"),
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Reload) => {
+            let answer = control::request(&control_socket(&cli.config)?, "apply")?;
+            let report: control::ApplyReport = serde_json::from_value(answer)?;
+            anyhow::ensure!(report.ok, "the daemon's apply failed: {}", report.error.unwrap_or_default());
+            println!("applied: {}", describe(&report));
+            Ok(())
+        }
+        Some(Command::Doctor { json }) => doctor::run(json),
+    }
+}
