@@ -10,8 +10,9 @@ use pnet_packet::ipv4::MutableIpv4Packet;
 use pnet_packet::ipv6::MutableIpv6Packet;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use vlan_common::{DropKey, DropReason, TrunkId, VlanKey, VlanStats, names};
-use vland::ebpf::{Pins, TrunkCounters, TrunkRules, TrunkTable, endpoint_policy, ensure_bpffs, object, read_trunk_counters};
+use vlan_common::{DropKey, DropReason, LinkId, VlanKey, VlanStats, names};
+use vland::config::TrunkVlans;
+use vland::ebpf::{Pins, TrunkCounters, TrunkTable, endpoint_policy, ensure_bpffs, object, read_trunk_counters};
 
 const INUM: u32 = 7;
 /// The endpoint slot the programs count in.
@@ -21,7 +22,7 @@ const LO: u32 = 1;
 /// The ifindex numbering that makes the loopback device the endpoint in SLOT.
 const IFINDEX_BASE: u32 = LO - SLOT;
 /// The trunk the programs serve, and its slot (the first free one).
-const TRUNK: TrunkId = TrunkId { netns_inum: INUM, ifindex: LO };
+const TRUNK: LinkId = LinkId { netns_inum: INUM, ifindex: LO };
 const TRUNK_SLOT: u32 = 1;
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -64,7 +65,7 @@ impl Fixture {
         let allowed = ALLOWED.into_iter().collect();
         let mut table = fx.table();
         assert_eq!(table.slot_for(TRUNK).unwrap(), TRUNK_SLOT);
-        table.set(TRUNK_SLOT, &TrunkRules { id: TRUNK, allowed: &allowed, untagged_drop }).unwrap();
+        table.set(TRUNK_SLOT, TRUNK, &TrunkVlans { allowed, untagged_drop }).unwrap();
         fx
     }
 
@@ -332,7 +333,7 @@ fn changing_the_allowed_set_keeps_the_counts_of_vlans_that_stay_and_of_vlans_tha
 
     // 19 leaves, 20 comes: 19's counts stay, and its frames are now dropped and counted so.
     let allowed = [(0x8100, 20), (0x8100, 4094)].into_iter().collect();
-    fx.table().set(TRUNK_SLOT, &TrunkRules { id: TRUNK, allowed: &allowed, untagged_drop: false }).unwrap();
+    fx.table().set(TRUNK_SLOT, TRUNK, &TrunkVlans { allowed, untagged_drop: false }).unwrap();
     assert!(allowed_in_kernel(&fx, 0x8100, 4094) && allowed_in_kernel(&fx, 0x8100, 20) && !allowed_in_kernel(&fx, 0x8100, 19));
     assert_eq!(fx.vlans()[&row(0x8100, 19)].rx_packets, 3);
     assert_eq!(fx.run(&tagged(19)), DROP);
@@ -343,8 +344,8 @@ fn changing_the_allowed_set_keeps_the_counts_of_vlans_that_stay_and_of_vlans_tha
     assert_eq!(fx.drops()[&DropKey { vlan: row(0x8100, 19), reason: DropReason::VlanNotAllowed as u32 }], 1);
 
     // 19 comes back: its total goes on.
-    let allowed = [(0x8100, 19), (0x8100, 20), (0x8100, 4094)].into_iter().collect();
-    fx.table().set(TRUNK_SLOT, &TrunkRules { id: TRUNK, allowed: &allowed, untagged_drop: false }).unwrap();
+    let allowed: std::collections::BTreeSet<(u16, u16)> = [(0x8100, 19), (0x8100, 20), (0x8100, 4094)].into_iter().collect();
+    fx.table().set(TRUNK_SLOT, TRUNK, &TrunkVlans { allowed: allowed.clone(), untagged_drop: false }).unwrap();
     assert_eq!(fx.run(&tagged(19)), PASS);
     assert_eq!(fx.vlans()[&row(0x8100, 19)].rx_packets, 5);
 
@@ -353,9 +354,9 @@ fn changing_the_allowed_set_keeps_the_counts_of_vlans_that_stay_and_of_vlans_tha
     table.clear(TRUNK_SLOT).unwrap();
     assert_eq!(fx.run(&tagged(7)), PASS);
     assert!(fx.vlans().is_empty());
-    let other = TrunkId { netns_inum: INUM + 1, ifindex: LO };
+    let other = LinkId { netns_inum: INUM + 1, ifindex: LO };
     assert_eq!(table.slot_for(other).unwrap(), TRUNK_SLOT);
-    table.set(TRUNK_SLOT, &TrunkRules { id: other, allowed: &allowed, untagged_drop: false }).unwrap();
+    table.set(TRUNK_SLOT, other, &TrunkVlans { allowed, untagged_drop: false }).unwrap();
     assert!(fx.vlans().values().all(|s| *s == VlanStats::default()));
 }
 
@@ -424,7 +425,7 @@ fn egress_fixture() -> Fixture {
     tc.load().unwrap();
     let mut policy: aya::maps::Array<_, vlan_common::EndpointPolicy> =
         aya::maps::Array::try_from(fx.bpf.map_mut(names::ENDPOINT_POLICY_MAP).unwrap()).unwrap();
-    let p = endpoint_policy(true, Some(OWN_MAC), Some("10.19.0.2".parse().unwrap()), Some("fd00::2".parse().unwrap()));
+    let p = endpoint_policy(true, Some(OWN_MAC.into()), Some("10.19.0.2".parse().unwrap()), Some("fd00::2".parse().unwrap()));
     policy.set(SLOT, p, 0).unwrap();
     fx
 }

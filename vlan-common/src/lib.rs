@@ -138,10 +138,12 @@ impl EndpointDrops {
     }
 }
 
-/// A device enforcing a VLAN policy (a trunk), in a namespace.
+/// Identifies one device: an ifindex is only unique inside one network namespace, so it is paired
+/// with that namespace's inode number (what `stat -L /proc/PID/ns/net` shows).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TrunkId {
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+pub struct LinkId {
     pub netns_inum: u32,
     pub ifindex: u32,
 }
@@ -178,8 +180,8 @@ impl TrunkPolicy {
         allowed_8021ad: [0; VID_COUNT / 64],
     };
 
-    pub fn id(&self) -> TrunkId {
-        TrunkId { netns_inum: self.netns_inum, ifindex: self.ifindex }
+    pub fn id(&self) -> LinkId {
+        LinkId { netns_inum: self.netns_inum, ifindex: self.ifindex }
     }
 
     /// Whether (tag protocol, VID) is allowed (never for an unknown tag protocol).

@@ -2,6 +2,7 @@
 //! crash touch only vland's own objects. Every write is atomic (temp file, fsync, rename), and an
 //! exclusive lock keeps two vland processes from applying (and allocating) at the same time.
 use crate::config::{NetnsRef, VlanProtocol};
+use crate::mac::Mac;
 use crate::netlink::RouteSpec;
 use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
@@ -11,6 +12,7 @@ use std::fs::File;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use vlan_common::LinkId;
 
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
@@ -29,7 +31,7 @@ pub struct State {
     pub parents: BTreeMap<String, ParentRecord>,
     /// Trunks vland enforces a VLAN policy on, by name: what `stats` names their counters by.
     #[serde(default)]
-    pub trunks: BTreeMap<String, TrunkRecord>,
+    pub trunks: BTreeMap<String, LinkId>,
     /// The eBPF object (by its hash) the pinned links run: another one at start means an upgrade.
     #[serde(default)]
     pub ebpf_object: Option<String>,
@@ -59,9 +61,9 @@ pub struct EndpointRecord {
     /// twice, even across a crash.
     pub ip: Option<Ipv4Addr>,
     pub ip6: Option<Ipv6Addr>,
-    pub mac: Option<String>,
-    /// Set once the child link exists: (namespace inode, ifindex) names its pinned links.
-    pub link: Option<LinkRecord>,
+    pub mac: Option<Mac>,
+    /// Set once the child link exists: where it is.
+    pub link: Option<LinkId>,
     /// Its index in the eBPF endpoint arrays (counters, drops, policy); kept for its lifetime.
     #[serde(default)]
     pub slot: Option<u32>,
@@ -74,18 +76,6 @@ impl EndpointRecord {
     pub fn address(&self, v6: bool) -> Option<IpAddr> {
         if v6 { self.ip6.map(IpAddr::V6) } else { self.ip.map(IpAddr::V4) }
     }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LinkRecord {
-    pub netns_inum: u32,
-    pub ifindex: u32,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TrunkRecord {
-    pub netns_inum: u32,
-    pub ifindex: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

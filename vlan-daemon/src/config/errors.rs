@@ -54,3 +54,27 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+/// Collects the errors of one table (`networks.lan`), then says whether any were added.
+pub struct Scope<'a> {
+    errors: &'a mut ConfigErrors,
+    prefix: String,
+    before: usize,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(errors: &'a mut ConfigErrors, prefix: String) -> Self {
+        let before = errors.errors.len();
+        Scope { errors, prefix, before }
+    }
+
+    /// An error at `key` of this table.
+    pub fn err(&mut self, key: &str, msg: impl Into<String>) {
+        self.errors.push(format!("{}.{key}", self.prefix), msg);
+    }
+
+    /// No error was added since the scope began.
+    pub fn ok(&self) -> bool {
+        self.errors.errors.len() == self.before
+    }
+}

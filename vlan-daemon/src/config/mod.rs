@@ -6,11 +6,11 @@ mod parse;
 mod schema;
 mod validate;
 
-pub use errors::ConfigErrors;
+pub use errors::{ConfigErrors, Scope};
 pub use model::*;
-pub use parse::{load, load_daemon_section};
-pub use schema::DaemonConfig;
-pub use validate::{is_network_or_broadcast, parse_mac};
+pub use parse::{load, load_daemon_section, parse_str};
+pub use schema::{DaemonConfig, RawNetwork};
+pub use validate::{check_ifname, dummy_name, is_network_or_broadcast};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,7 @@
 //! The validated config: every value parsed, every cross-reference checked.
 use super::schema::DaemonConfig;
+use crate::drivers::Driver;
+use crate::mac::Mac;
 use ipnetwork::IpNetwork;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,18 +13,14 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub networks: BTreeMap<String, Network>,
     pub endpoints: BTreeMap<String, Endpoint>,
-    pub trunks: BTreeMap<String, Trunk>,
+    /// The `[trunks.NAME]` tables (802.1Q VIDs); `trunk_vlans` adds what the networks imply.
+    pub trunks: BTreeMap<String, TrunkVlans>,
 }
 
+/// What vland enforces on one trunk device: the (tag protocol, VID) pairs it carries, and
+/// whether frames without a tag are dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Trunk {
-    pub allowed_vlans: std::collections::BTreeSet<u16>,
-    pub untagged_drop: bool,
-}
-
-/// What vland enforces on one trunk device: the (tag protocol, VID) pairs it carries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrunkPlan {
+pub struct TrunkVlans {
     pub allowed: std::collections::BTreeSet<(u16, u16)>,
     pub untagged_drop: bool,
 }
@@ -45,8 +43,8 @@ impl Config {
 
     /// Every trunk with its allowed set: the VLANs of the networks whose parent is a
     /// sub-interface of it, plus its `[trunks.NAME]` table.
-    pub fn trunk_plans(&self) -> BTreeMap<String, TrunkPlan> {
-        let mut plans: BTreeMap<String, TrunkPlan> = BTreeMap::new();
+    pub fn trunk_vlans(&self) -> BTreeMap<String, TrunkVlans> {
+        let mut plans: BTreeMap<String, TrunkVlans> = BTreeMap::new();
         for net in self.networks.values() {
             if let ParentKind::Vlan { base, vid, protocol } = &net.parent.kind {
                 let tpid = match protocol {
@@ -58,69 +56,12 @@ impl Config {
         }
         for (name, trunk) in &self.trunks {
             let plan = plans.entry(name.clone()).or_default();
-            plan.allowed.extend(trunk.allowed_vlans.iter().map(|v| (vlan_common::ETH_P_8021Q, *v)));
+            plan.allowed.extend(trunk.allowed.iter().copied());
             plan.untagged_drop = trunk.untagged_drop;
         }
         plans
     }
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MacvlanMode {
-    Bridge,
-    Vepa,
-    Private,
-    Passthru,
-    Source,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpvlanMode {
-    L2,
-    L3,
-    L3s,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpvlanFlag {
-    Bridge,
-    Private,
-    Vepa,
-}
-
-/// The link kind a network's endpoints get, with its mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    Macvlan(MacvlanMode),
-    Ipvlan(IpvlanMode, IpvlanFlag),
-}
-
-impl Driver {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Driver::Macvlan(_) => "macvlan",
-            Driver::Ipvlan(..) => "ipvlan",
-        }
-    }
-
-    /// ipvlan l3/l3s children route everything out of their own device: no gateway is used.
-    pub fn routes_by_device(&self) -> bool {
-        matches!(self, Driver::Ipvlan(IpvlanMode::L3 | IpvlanMode::L3s, _))
-    }
-}
-
-macro_rules! display_as {
-    ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(match self { $(Self::$variant => $text),* })
-            }
-        }
-    };
-}
-display_as!(MacvlanMode { Bridge => "bridge", Vepa => "vepa", Private => "private", Passthru => "passthru", Source => "source" });
-display_as!(IpvlanMode { L2 => "l2", L3 => "l3", L3s => "l3s" });
-display_as!(IpvlanFlag { Bridge => "bridge", Private => "private", Vepa => "vepa" });
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VlanProtocol {
@@ -174,7 +115,6 @@ pub struct Network {
     pub gratuitous_arp: bool,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
-    pub source_macs: Vec<[u8; 6]>,
 }
 
 impl Network {
@@ -235,7 +175,7 @@ pub struct Endpoint {
     /// Static addresses; None = allocate from the network's range of that family.
     pub ip: Option<Ipv4Addr>,
     pub ip6: Option<Ipv6Addr>,
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<Mac>,
     pub ifname: String,
     pub routes: Vec<Route>,
 }

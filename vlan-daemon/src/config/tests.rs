@@ -1,5 +1,6 @@
 use super::parse::parse_str;
 use super::*;
+use crate::drivers::{Driver, Ipvlan, IpvlanFlag, IpvlanMode, Macvlan, MacvlanMode};
 
 fn errors_of(text: &str) -> Vec<String> {
     match parse_str(text, "test.toml") {
@@ -30,7 +31,7 @@ netns = "web1"
 fn a_good_config_gets_docker_defaults() {
     let c = parse_str(GOOD, "t").unwrap();
     let lan = &c.networks["lan"];
-    assert_eq!(lan.driver, Driver::Macvlan(MacvlanMode::Bridge));
+    assert_eq!(lan.driver, Driver::Macvlan(Macvlan { mode: MacvlanMode::Bridge, source_macs: vec![] }));
     assert_eq!(lan.default_gateway(false), Some("172.16.10.1".parse().unwrap()));
     let ipam = lan.ipam4.as_ref().unwrap();
     assert_eq!(ipam.range.to_string(), "172.16.10.0/25");
@@ -189,7 +190,7 @@ fn driver_specific_keys_are_checked() {
     assert!(has(&errors_of(&m("ipvlan_flag = \"private\"\n")), "only ipvlan networks have a flag"));
     let i = |extra: &str| format!("[networks.i]\ndriver = \"ipvlan\"\nparent = \"eth0\"\n{extra}");
     let c = parse_str(&i("mode = \"l3s\"\nipvlan_flag = \"vepa\"\n"), "t").unwrap();
-    assert_eq!(c.networks["i"].driver, Driver::Ipvlan(IpvlanMode::L3s, IpvlanFlag::Vepa));
+    assert_eq!(c.networks["i"].driver, Driver::Ipvlan(Ipvlan { mode: IpvlanMode::L3s, flag: IpvlanFlag::Vepa }));
     assert!(has(&errors_of(&i("ipvlan_flag = \"loud\"\n")), "ipvlan flag `loud` is not valid"));
     let ep = |extra: &str| format!("{}\n[endpoints.e]\nnetwork = \"i\"\nnetns = \"e\"\n{extra}", i("subnet = \"10.0.0.0/24\"\n"));
     assert!(has(&errors_of(&ep("mac = \"02:00:00:00:00:09\"\n")), "take the parent's MAC"));

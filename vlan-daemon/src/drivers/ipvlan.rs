@@ -1,38 +1,107 @@
-//! ipvlan children: they share the parent's MAC, so no MAC is sent.
-use super::ChildSpec;
-use crate::config::{IpvlanFlag, IpvlanMode};
+//! ipvlan children: they share the parent's MAC, so no MAC is sent; all children of one parent
+//! share one mode and flag (the kernel keeps them per parent).
+use super::modes::modes;
+use super::{ChildDriver, ChildSpec, Driver};
+use crate::config::{Network, RawNetwork, Scope};
+use crate::netlink::{ChildInfo, LinkFacts};
 use netlink_packet_route::link::{IpVlanFlags, IpVlanMode, LinkMessage};
 use rtnetlink::LinkIpVlan;
 
-fn kernel_mode(mode: IpvlanMode) -> IpVlanMode {
-    match mode {
-        IpvlanMode::L2 => IpVlanMode::L2,
-        IpvlanMode::L3 => IpVlanMode::L3,
-        IpvlanMode::L3s => IpVlanMode::L3S,
+modes!(
+    /// Docker's ipvlan_mode values, l2 first (the default).
+    IpvlanMode: IpVlanMode {
+        L2 = "l2" => IpVlanMode::L2,
+        L3 = "l3" => IpVlanMode::L3,
+        L3s = "l3s" => IpVlanMode::L3S,
+    }
+);
+
+modes!(
+    /// Docker's ipvlan_flag values; "bridge" is the absence of the other two flags.
+    IpvlanFlag: IpVlanFlags {
+        Bridge = "bridge" => IpVlanFlags::empty(),
+        Private = "private" => IpVlanFlags::Private,
+        Vepa = "vepa" => IpVlanFlags::Vepa,
+    }
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipvlan {
+    pub mode: IpvlanMode,
+    pub flag: IpvlanFlag,
+}
+
+impl Ipvlan {
+    pub fn from_raw(raw: &RawNetwork, s: &mut Scope<'_>) -> Option<Ipvlan> {
+        if !raw.source_macs.is_empty() {
+            s.err("source_macs", "only macvlan mode \"source\" uses source_macs: remove them or set mode = \"source\"");
+        }
+        let mode = raw.mode.as_deref().map(|m| IpvlanMode::parse(m, "ipvlan mode")).transpose().map_err(|msg| s.err("mode", msg));
+        let flag =
+            raw.ipvlan_flag.as_deref().map(|f| IpvlanFlag::parse(f, "ipvlan flag")).transpose().map_err(|msg| s.err("ipvlan_flag", msg));
+        Some(Ipvlan { mode: mode.ok()?.unwrap_or_default(), flag: flag.ok()?.unwrap_or_default() })
     }
 }
 
-pub fn kernel_mode_name(mode: IpvlanMode) -> &'static str {
-    match mode {
-        IpvlanMode::L2 => "l2",
-        IpvlanMode::L3 => "l3",
-        IpvlanMode::L3s => "l3s",
+impl ChildDriver for Ipvlan {
+    fn kind(&self) -> &'static str {
+        "ipvlan"
     }
-}
 
-fn kernel_flag(flag: IpvlanFlag) -> IpVlanFlags {
-    match flag {
-        // "bridge" is the absence of the other two flags.
-        IpvlanFlag::Bridge => IpVlanFlags::empty(),
-        IpvlanFlag::Private => IpVlanFlags::Private,
-        IpvlanFlag::Vepa => IpVlanFlags::Vepa,
+    fn takes_parent_mac(&self) -> bool {
+        true
     }
-}
 
-pub fn child(spec: &ChildSpec<'_>, mode: IpvlanMode, flag: IpvlanFlag) -> LinkMessage {
-    let mut b = LinkIpVlan::new(spec.name, spec.parent_index, kernel_mode(mode)).flag(kernel_flag(flag)).setns_by_fd(spec.target_netns);
-    if let Some(mtu) = spec.network.mtu {
-        b = b.mtu(mtu);
+    fn routes_by_device(&self) -> bool {
+        matches!(self.mode, IpvlanMode::L3 | IpvlanMode::L3s)
     }
-    b.build()
+
+    fn max_endpoints(&self) -> Option<(usize, &'static str)> {
+        None
+    }
+
+    fn parent_conflict(&self, other: &Network, parent: &str) -> Option<(&'static str, String)> {
+        let Driver::Ipvlan(o) = &other.driver else { return None };
+        (o != self).then(|| {
+            (
+                "mode",
+                format!(
+                    "all ipvlan children of one parent share one mode and flag; `{}` on {parent} uses {}/{}: use the same here or another parent",
+                    other.name, o.mode, o.flag
+                ),
+            )
+        })
+    }
+
+    fn child_message(&self, spec: &ChildSpec<'_>) -> LinkMessage {
+        let mut b =
+            LinkIpVlan::new(spec.name, spec.parent_index, self.mode.kernel()).flag(self.flag.kernel()).setns_by_fd(spec.target_netns);
+        if let Some(mtu) = spec.network.mtu {
+            b = b.mtu(mtu);
+        }
+        b.build()
+    }
+
+    fn drift(&self, link: &LinkFacts) -> Vec<String> {
+        let Some(ChildInfo::Ipvlan { mode, flags }) = &link.child else {
+            return vec![format!("no ipvlan settings reported -> mode {}", self.mode)];
+        };
+        let mut reasons = Vec::new();
+        match IpvlanMode::from_kernel(*mode) {
+            Some(m) if m == self.mode => {}
+            have => reasons.push(format!("mode {} -> {}", have.map_or_else(|| format!("{mode:?}"), |m| m.to_string()), self.mode)),
+        }
+        match IpvlanFlag::from_kernel(*flags) {
+            Some(f) if f == self.flag => {}
+            have => reasons.push(format!("ipvlan_flag {} -> {}", have.map_or_else(|| format!("{flags:?}"), |f| f.to_string()), self.flag)),
+        }
+        reasons
+    }
+
+    fn busy_explanation(&self, parent: &str) -> String {
+        format!(
+            "parent {parent} refused an ipvlan child (busy): it already carries macvlan children or is enslaved to a bridge or \
+             bond; macvlan and ipvlan cannot share a parent"
+        )
+    }
 }

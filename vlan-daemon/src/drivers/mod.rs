@@ -1,12 +1,111 @@
-//! Per-driver knowledge: the netlink request that creates a child link of a network, and
-//! whether an existing link is still what the network asks for.
+//! The link drivers, one module each (netavark's shape). A driver owns everything that depends on
+//! the kind of child: reading its options from a network table, which networks may share a parent
+//! with it, the netlink request that creates a child, how an existing child differs from what it
+//! would make (drift), and what the kernel's refusals mean. The rest of vland asks a network's
+//! `driver` through the `ChildDriver` trait and never matches on modes itself.
 mod ipvlan;
 mod macvlan;
+mod modes;
 
-use crate::config::{Driver, Network};
+pub use ipvlan::{Ipvlan, IpvlanFlag, IpvlanMode};
+pub use macvlan::{Macvlan, MacvlanMode};
+
+use crate::config::{Network, RawNetwork, Scope};
+use crate::mac::Mac;
 use crate::netlink::LinkFacts;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use std::os::fd::RawFd;
+
+/// What every driver answers about its children.
+pub trait ChildDriver {
+    /// The kernel's link kind ("macvlan", "ipvlan").
+    fn kind(&self) -> &'static str;
+    /// Children carry the parent's MAC, so an endpoint cannot choose one.
+    fn takes_parent_mac(&self) -> bool;
+    /// Children route everything out of their own device: no gateway, `default dev` routes.
+    fn routes_by_device(&self) -> bool;
+    /// How many endpoints one network of this driver can hold when the kernel limits it, and why.
+    fn max_endpoints(&self) -> Option<(usize, &'static str)>;
+    /// Why a network of this driver cannot share its parent with `other` (same kind, another
+    /// network): the config key to blame and the message; None when they can.
+    fn parent_conflict(&self, other: &Network, parent: &str) -> Option<(&'static str, String)>;
+    /// The create request for one child, without the parts common to all drivers.
+    fn child_message(&self, spec: &ChildSpec<'_>) -> LinkMessage;
+    /// How `link` (of this driver's kind) differs from the children this driver makes, one
+    /// reason per difference ("mode vepa -> bridge"); empty when it matches.
+    fn drift(&self, link: &LinkFacts) -> Vec<String>;
+    /// What the kernel's EBUSY means when it refuses a child on `parent`.
+    fn busy_explanation(&self, parent: &str) -> String;
+}
+
+/// A network's driver with its options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Driver {
+    Macvlan(Macvlan),
+    Ipvlan(Ipvlan),
+}
+
+impl std::ops::Deref for Driver {
+    type Target = dyn ChildDriver;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Driver::Macvlan(d) => d,
+            Driver::Ipvlan(d) => d,
+        }
+    }
+}
+
+impl Driver {
+    /// Reads `driver` and the driver's own keys from a network table; errors go to `s`.
+    pub fn from_raw(raw: &RawNetwork, s: &mut Scope<'_>) -> Option<Driver> {
+        match raw.driver.as_deref() {
+            Some("macvlan") => Macvlan::from_raw(raw, s).map(Driver::Macvlan),
+            Some("ipvlan") => Ipvlan::from_raw(raw, s).map(Driver::Ipvlan),
+            Some(other) => {
+                s.err("driver", format!("unknown driver `{other}`: use \"macvlan\" or \"ipvlan\""));
+                None
+            }
+            None => {
+                s.err("driver", "missing: set driver = \"macvlan\" or \"ipvlan\"");
+                None
+            }
+        }
+    }
+
+    /// Why network `net` cannot share parent `parent` with `other`, if it cannot: the kernel puts
+    /// one kind of child on a parent, and each driver has its own rules within its kind.
+    pub fn sharing_conflict(net: &Network, other: &Network, parent: &str) -> Option<(&'static str, String)> {
+        if net.driver.kind() != other.driver.kind() {
+            return Some((
+                "driver",
+                format!(
+                    "parent {parent} already carries {} network `{}`; the kernel cannot put macvlan and ipvlan children on one parent: use another parent",
+                    other.driver.kind(),
+                    other.name
+                ),
+            ));
+        }
+        net.driver.parent_conflict(other, parent)
+    }
+
+    /// The whole create request for one child: the driver's part, then vland's link group and
+    /// the ifindex vland numbers the child with.
+    pub fn create_request(&self, spec: &ChildSpec<'_>) -> LinkMessage {
+        let mut msg = self.child_message(spec);
+        msg.attributes.push(LinkAttribute::Group(spec.link_group));
+        msg.header.index = spec.ifindex;
+        msg
+    }
+
+    /// How `link` differs from a child of this driver: its kind, then the driver's own settings.
+    pub fn link_drift(&self, link: &LinkFacts) -> Vec<String> {
+        match link.kind.as_deref() {
+            Some(kind) if kind == self.kind() => self.drift(link),
+            other => vec![format!("kind {} -> {}", other.unwrap_or("unknown"), self.kind())],
+        }
+    }
+}
 
 /// Everything the kernel needs to create one endpoint's child link.
 pub struct ChildSpec<'a> {
@@ -16,27 +115,11 @@ pub struct ChildSpec<'a> {
     pub name: &'a str,
     /// The ifindex vland numbers the child with (see Pins::endpoint_ifindex).
     pub ifindex: u32,
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub target_netns: RawFd,
     /// This vland instance's link group: `down` deletes a namespace's children in one request.
     pub link_group: u32,
 }
 
-pub fn child_link_message(spec: &ChildSpec<'_>) -> LinkMessage {
-    let mut msg = match spec.network.driver {
-        Driver::Macvlan(mode) => macvlan::child(spec, mode),
-        Driver::Ipvlan(mode, flag) => ipvlan::child(spec, mode, flag),
-    };
-    msg.attributes.push(LinkAttribute::Group(spec.link_group));
-    msg.header.index = spec.ifindex;
-    msg
-}
-
-/// True when `link` has the kind and mode the network asks for (MTU is corrected in place).
-pub fn link_matches(link: &LinkFacts, network: &Network) -> bool {
-    let mode = match network.driver {
-        Driver::Macvlan(m) => macvlan::kernel_mode_name(m),
-        Driver::Ipvlan(m, _) => ipvlan::kernel_mode_name(m),
-    };
-    link.kind.as_deref() == Some(network.driver.kind()) && link.mode.as_deref() == Some(mode)
-}
+#[cfg(test)]
+mod tests;

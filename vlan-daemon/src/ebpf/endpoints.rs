@@ -85,7 +85,7 @@ fn repin(path: &std::path::Path, pin: impl FnOnce(&std::path::Path) -> Result<()
 }
 
 /// What the egress program enforces for an endpoint (nothing unless `spoof_check`).
-pub fn endpoint_policy(spoof_check: bool, mac: Option<[u8; 6]>, ipv4: Option<Ipv4Addr>, ipv6: Option<Ipv6Addr>) -> EndpointPolicy {
+pub fn endpoint_policy(spoof_check: bool, mac: Option<crate::mac::Mac>, ipv4: Option<Ipv4Addr>, ipv6: Option<Ipv6Addr>) -> EndpointPolicy {
     let mut p = EndpointPolicy::default();
     if !spoof_check {
         // Nothing to enforce: the empty policy, which a fresh slot already has.
@@ -93,7 +93,7 @@ pub fn endpoint_policy(spoof_check: bool, mac: Option<[u8; 6]>, ipv4: Option<Ipv
     }
     p.flags |= EndpointPolicy::SPOOF_CHECK;
     if let Some(m) = mac {
-        p.mac[..6].copy_from_slice(&m);
+        p.mac[..6].copy_from_slice(&m.octets());
     }
     if let Some(a) = ipv4 {
         p.flags |= EndpointPolicy::HAS_IPV4;

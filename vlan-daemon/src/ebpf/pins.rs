@@ -3,7 +3,7 @@
 use anyhow::Context;
 use aya::maps::MapData;
 use std::path::{Path, PathBuf};
-use vlan_common::{MAX_ENDPOINTS, TrunkId};
+use vlan_common::{LinkId, MAX_ENDPOINTS};
 
 pub struct Pins {
     pub dir: PathBuf,
@@ -49,7 +49,7 @@ impl Pins {
     }
 
     /// `hook` is "xdp" or "tc".
-    pub fn trunk_link(&self, id: TrunkId, hook: &str) -> PathBuf {
+    pub fn trunk_link(&self, id: LinkId, hook: &str) -> PathBuf {
         self.dir.join("links").join(format!("trunk_{}_{}_{hook}", id.netns_inum, id.ifindex))
     }
 
@@ -66,8 +66,8 @@ impl Pins {
     }
 
     /// Every trunk link pin present, with the trunk it belongs to.
-    pub fn trunk_links(&self) -> Vec<(TrunkId, PathBuf)> {
-        self.links_named("trunk_").into_iter().map(|(netns_inum, ifindex, p)| (TrunkId { netns_inum, ifindex }, p)).collect()
+    pub fn trunk_links(&self) -> Vec<(LinkId, PathBuf)> {
+        self.links_named("trunk_").into_iter().map(|(netns_inum, ifindex, p)| (LinkId { netns_inum, ifindex }, p)).collect()
     }
 
     /// Per-endpoint link pins of builds before the shared endpoint programs.

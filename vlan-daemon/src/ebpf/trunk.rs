@@ -4,34 +4,25 @@
 //! per-VLAN and per-reason counters.
 use super::liveness;
 use super::pins::Pins;
-use super::trunk_table::{TrunkRules, TrunkTable};
+use super::trunk_table::TrunkTable;
+use crate::config::TrunkVlans;
 use anyhow::Context;
 use aya::programs::links::FdLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
-use std::collections::{BTreeSet, HashMap, HashSet};
-use vlan_common::{DropKey, DropReason, TrunkId, VlanKey, VlanStats, names};
+use std::collections::{HashMap, HashSet};
+use vlan_common::{DropKey, DropReason, LinkId, VlanKey, VlanStats, names};
 
-/// What one trunk should enforce.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrunkSpec {
-    pub id: TrunkId,
-    pub ifname: String,
-    /// (tag protocol, VID) pairs the trunk carries.
-    pub allowed: BTreeSet<(u16, u16)>,
-    pub untagged_drop: bool,
-}
-
-/// Makes the trunk's policy what the spec says, then attaches its programs unless live links
-/// are pinned. The policy goes first, so the programs never run without it. Must run in the
-/// trunk's namespace (vland's own).
-pub fn apply_trunk(pins: &Pins, spec: &TrunkSpec) -> anyhow::Result<()> {
+/// Makes trunk `id` (named `ifname`) enforce `vlans`, then attaches its programs unless live
+/// links are pinned. The policy goes first, so the programs never run without it. Must run in
+/// the trunk's namespace (vland's own).
+pub fn apply_trunk(pins: &Pins, id: LinkId, ifname: &str, vlans: &TrunkVlans) -> anyhow::Result<()> {
     let mut table = TrunkTable::open_or_create(pins)?;
-    let slot = table.slot_for(spec.id)?;
-    table.set(slot, &TrunkRules { id: spec.id, allowed: &spec.allowed, untagged_drop: spec.untagged_drop })?;
-    let xdp_pin = pins.trunk_link(spec.id, "xdp");
-    let tc_pin = pins.trunk_link(spec.id, "tc");
-    let tc_alive = !super::tc::has_tcx() || liveness::attached_to(&tc_pin, spec.id.ifindex);
-    if liveness::attached_to(&xdp_pin, spec.id.ifindex) && tc_alive {
+    let slot = table.slot_for(id)?;
+    table.set(slot, id, vlans)?;
+    let xdp_pin = pins.trunk_link(id, "xdp");
+    let tc_pin = pins.trunk_link(id, "tc");
+    let tc_alive = !super::tc::has_tcx() || liveness::attached_to(&tc_pin, id.ifindex);
+    if liveness::attached_to(&xdp_pin, id.ifindex) && tc_alive {
         return Ok(());
     }
     let _ = std::fs::remove_file(&xdp_pin);
@@ -40,17 +31,17 @@ pub fn apply_trunk(pins: &Pins, spec: &TrunkSpec) -> anyhow::Result<()> {
     let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).context("no trunk program in the eBPF object")?.try_into()?;
     xdp.load().context("the kernel rejected the trunk XDP program")?;
     // Native (driver) mode where the device has it, generic otherwise.
-    let id = xdp.attach_to_if_index(spec.id.ifindex, XdpMode::Default).context("XDP attach to the trunk")?;
+    let id = xdp.attach_to_if_index(id.ifindex, XdpMode::Default).context("XDP attach to the trunk")?;
     let link: FdLink = xdp.take_link(id)?.try_into().context("XDP attached without a bpf_link")?;
     link.pin(&xdp_pin).with_context(|| format!("cannot pin {}", xdp_pin.display()))?;
     let tc: &mut SchedClassifier =
         bpf.program_mut(names::TRUNK_TC_PROGRAM).context("no trunk TC program in the eBPF object")?.try_into()?;
     tc.load().context("the kernel rejected the trunk TC program")?;
-    super::tc::attach(tc, names::TRUNK_TC_PROGRAM, &spec.ifname, TcAttachType::Ingress, &tc_pin)
+    super::tc::attach(tc, names::TRUNK_TC_PROGRAM, ifname, TcAttachType::Ingress, &tc_pin)
 }
 
 /// Detaches and forgets every trunk of `netns_inum` not in `keep`: links first, then the policy.
-pub fn remove_other_trunks(pins: &Pins, netns_inum: u32, keep: &HashSet<TrunkId>) -> anyhow::Result<()> {
+pub fn remove_other_trunks(pins: &Pins, netns_inum: u32, keep: &HashSet<LinkId>) -> anyhow::Result<()> {
     for (id, path) in pins.trunk_links() {
         if id.netns_inum == netns_inum && !keep.contains(&id) {
             std::fs::remove_file(&path).with_context(|| format!("cannot unpin {}", path.display()))?;
@@ -67,7 +58,7 @@ pub fn remove_other_trunks(pins: &Pins, netns_inum: u32, keep: &HashSet<TrunkId>
 }
 
 /// The TRUNKS slot of every trunk with a policy.
-pub fn trunk_slots(pins: &Pins) -> anyhow::Result<HashMap<TrunkId, u32>> {
+pub fn trunk_slots(pins: &Pins) -> anyhow::Result<HashMap<LinkId, u32>> {
     let Some(table) = TrunkTable::open(pins)? else { return Ok(HashMap::new()) };
     Ok(table.slots().map(|(s, p)| (p.id(), s)).collect())
 }

@@ -4,21 +4,14 @@
 //! apply rewrites them from the config.
 use super::counters::per_cpu_zeros;
 use super::pins::Pins;
+use crate::config::TrunkVlans;
 use anyhow::Context;
 use aya::maps::{Array, Map, MapData, PerCpuArray};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use vlan_common::{
-    ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, TrunkId, TrunkPolicy, VID_COUNT, VLAN_CHUNKS_PER_TRUNK, VlanKey, VlanStats, VlanStatsChunk,
+    ETH_P_8021AD, ETH_P_8021Q, LinkId, MAX_TRUNKS, TrunkPolicy, VID_COUNT, VLAN_CHUNKS_PER_TRUNK, VlanKey, VlanStats, VlanStatsChunk,
     names, vlan_counter_place,
 };
-
-/// What one trunk should enforce.
-pub struct TrunkRules<'a> {
-    pub id: TrunkId,
-    /// (tag protocol, VID) pairs the trunk carries.
-    pub allowed: &'a BTreeSet<(u16, u16)>,
-    pub untagged_drop: bool,
-}
 
 /// One trunk's counters, summed over CPUs.
 pub struct TrunkCounts {
@@ -72,7 +65,7 @@ impl TrunkTable {
     }
 
     /// The slot `id` has, or a free one.
-    pub fn slot_for(&self, id: TrunkId) -> anyhow::Result<u32> {
+    pub fn slot_for(&self, id: LinkId) -> anyhow::Result<u32> {
         if let Some((slot, _)) = self.slots().find(|(_, p)| p.id() == id) {
             return Ok(slot);
         }
@@ -81,21 +74,22 @@ impl TrunkTable {
             .with_context(|| format!("more than {} trunks: vland's trunk map is full", MAX_TRUNKS - 1))
     }
 
-    /// Makes `slot` enforce `rules`. A slot taken by a new trunk starts from zeroed counters
-    /// (cleared before the policy turns counting on); a trunk keeps its counters across changes.
-    pub fn set(&mut self, slot: u32, rules: &TrunkRules) -> anyhow::Result<()> {
+    /// Makes `slot` hold trunk `id` enforcing `vlans`. A slot taken by a new trunk starts from
+    /// zeroed counters (cleared before the policy turns counting on); a trunk keeps its counters
+    /// across changes.
+    pub fn set(&mut self, slot: u32, id: LinkId, vlans: &TrunkVlans) -> anyhow::Result<()> {
         let mut new = TrunkPolicy {
-            flags: TrunkPolicy::ENABLED | if rules.untagged_drop { TrunkPolicy::UNTAGGED_DROP } else { 0 },
-            netns_inum: rules.id.netns_inum,
-            ifindex: rules.id.ifindex,
+            flags: TrunkPolicy::ENABLED | if vlans.untagged_drop { TrunkPolicy::UNTAGGED_DROP } else { 0 },
+            netns_inum: id.netns_inum,
+            ifindex: id.ifindex,
             ..TrunkPolicy::EMPTY
         };
-        for &(tpid, vid) in rules.allowed {
+        for &(tpid, vid) in &vlans.allowed {
             anyhow::ensure!(new.allow(tpid, vid), "tag protocol {tpid:#06x} is neither 802.1Q nor 802.1ad");
         }
         match self.policies.get(&slot) {
             Some(old) if *old == new => return Ok(()),
-            Some(old) if old.id() == rules.id => {}
+            Some(old) if old.id() == id => {}
             _ => self.zero_counters(slot)?,
         }
         self.trunks.set(slot, new, 0).with_context(|| format!("cannot write trunk slot {slot}"))?;

@@ -1,8 +1,10 @@
 //! Links: lookup, the facts vland reads back from them, creation, rename, up, delete.
 use super::{Netlink, errno, nl_err};
+use crate::mac::Mac;
 use futures::TryStreamExt;
 use netlink_packet_route::link::{
-    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkXdp,
+    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    LinkXdp, MacVlanMode,
 };
 use rtnetlink::LinkUnspec;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -19,9 +21,9 @@ pub struct LinkFacts {
     pub alias: Option<String>,
     pub mtu: Option<u32>,
     pub up: bool,
-    pub mac: Option<[u8; 6]>,
-    /// The macvlan or ipvlan mode, as the kernel reports it.
-    pub mode: Option<String>,
+    pub mac: Option<Mac>,
+    /// A macvlan or ipvlan child's own settings, as the kernel reports them.
+    pub child: Option<ChildInfo>,
     /// 802.1Q/802.1ad sub-interfaces: their VLAN id.
     pub vlan_id: Option<u16>,
     /// The lower device's ifindex (in the link's own or its link-netns namespace).
@@ -41,7 +43,7 @@ impl LinkFacts {
             mtu: None,
             up: msg.header.flags.contains(LinkFlags::Up),
             mac: None,
-            mode: None,
+            child: None,
             vlan_id: None,
             lower: None,
             xdp_program: None,
@@ -60,29 +62,19 @@ impl LinkFacts {
                         _ => None,
                     })
                 }
-                LinkAttribute::Address(a) if a.len() == 6 => facts.mac = a.as_slice().try_into().ok(),
+                LinkAttribute::Address(a) if a.len() == 6 => facts.mac = <[u8; 6]>::try_from(a.as_slice()).ok().map(Mac::from),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         match info {
                             LinkInfo::Kind(k) => facts.kind = Some(kind_name(k)),
-                            LinkInfo::Data(InfoData::MacVlan(d)) => {
-                                facts.mode = d.iter().find_map(|i| match i {
-                                    InfoMacVlan::Mode(m) => Some(format!("{m:?}").to_lowercase()),
-                                    _ => None,
-                                })
-                            }
+                            LinkInfo::Data(InfoData::MacVlan(d)) => facts.child = ChildInfo::of_macvlan(d),
                             LinkInfo::Data(InfoData::Vlan(d)) => {
                                 facts.vlan_id = d.iter().find_map(|i| match i {
                                     InfoVlan::Id(id) => Some(*id),
                                     _ => None,
                                 })
                             }
-                            LinkInfo::Data(InfoData::IpVlan(d)) => {
-                                facts.mode = d.iter().find_map(|i| match i {
-                                    InfoIpVlan::Mode(m) => Some(format!("{m:?}").to_lowercase()),
-                                    _ => None,
-                                })
-                            }
+                            LinkInfo::Data(InfoData::IpVlan(d)) => facts.child = ChildInfo::of_ipvlan(d),
                             _ => {}
                         }
                     }
@@ -91,6 +83,51 @@ impl LinkFacts {
             }
         }
         facts
+    }
+}
+
+/// The settings of a macvlan or ipvlan child that its driver compares with what it would make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildInfo {
+    Macvlan { mode: MacVlanMode, source_macs: Vec<Mac> },
+    Ipvlan { mode: IpVlanMode, flags: IpVlanFlags },
+}
+
+impl ChildInfo {
+    fn of_macvlan(data: &[InfoMacVlan]) -> Option<Self> {
+        let mode = data.iter().find_map(|i| match i {
+            InfoMacVlan::Mode(m) => Some(*m),
+            _ => None,
+        })?;
+        let source_macs = data
+            .iter()
+            .filter_map(|i| match i {
+                InfoMacVlan::MacAddrData(list) => Some(list),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|i| match i {
+                InfoMacVlan::MacAddr(m) => Some(Mac::from(*m)),
+                _ => None,
+            })
+            .collect();
+        Some(ChildInfo::Macvlan { mode, source_macs })
+    }
+
+    fn of_ipvlan(data: &[InfoIpVlan]) -> Option<Self> {
+        let mode = data.iter().find_map(|i| match i {
+            InfoIpVlan::Mode(m) => Some(*m),
+            _ => None,
+        })?;
+        // No flags attribute: bridge, the empty set.
+        let flags = data
+            .iter()
+            .find_map(|i| match i {
+                InfoIpVlan::Flags(f) => Some(*f),
+                _ => None,
+            })
+            .unwrap_or(IpVlanFlags::empty());
+        Some(ChildInfo::Ipvlan { mode, flags })
     }
 }
 
@@ -166,8 +203,8 @@ impl Netlink {
         self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("set MTU {mtu} on link {index}")))
     }
 
-    pub async fn set_mac(&self, index: u32, mac: [u8; 6]) -> anyhow::Result<()> {
-        let msg = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+    pub async fn set_mac(&self, index: u32, mac: Mac) -> anyhow::Result<()> {
+        let msg = LinkUnspec::new_with_index(index).address(mac.octets().to_vec()).build();
         self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("set the MAC of link {index}")))
     }
 

@@ -1,8 +1,9 @@
 //! One endpoint: its child link (created in place under its name and number, then tagged as
 //! vland's), the journal that makes creating it crash-safe, and its removal.
-use crate::config::{Config, Endpoint, NetnsRef, Network, parse_mac};
-use crate::drivers::{self, ChildSpec};
+use crate::config::{Config, Endpoint, NetnsRef, Network};
+use crate::drivers::ChildSpec;
 use crate::ebpf::Pins;
+use crate::mac::Mac;
 use crate::netlink::{Netlink, errno};
 use crate::netns;
 use crate::state::{EndpointRecord, NamespaceRecord, PendingLink, State, StateStore};
@@ -16,14 +17,9 @@ pub enum Outcome {
     Unchanged,
 }
 
-/// The MAC a child should have, when vland chooses it (macvlan, not passthru: those take the
-/// parent's MAC, as ipvlan children do).
-pub fn assigned_mac(net: &Network, rec: &EndpointRecord) -> Option<[u8; 6]> {
-    use crate::config::{Driver, MacvlanMode};
-    match net.driver {
-        Driver::Macvlan(MacvlanMode::Passthru) | Driver::Ipvlan(..) => None,
-        Driver::Macvlan(_) => rec.mac.as_deref().and_then(|m| parse_mac(m).ok()),
-    }
+/// The MAC a child should have, when vland chooses it (not where children take the parent's).
+pub fn assigned_mac(net: &Network, rec: &EndpointRecord) -> Option<Mac> {
+    if net.driver.takes_parent_mac() { None } else { rec.mac }
 }
 
 /// The kernel-side ownership tag (IFLA_IFALIAS) on every child link vland creates: together
@@ -34,17 +30,6 @@ pub fn alias_for(endpoint: &str) -> String {
 
 const ALIAS_PREFIX: &str = "vland:";
 
-pub fn random_mac() -> [u8; 6] {
-    let mut mac: [u8; 6] = rand::random();
-    // Locally administered (bit 1 set), unicast (bit 0 clear).
-    mac[0] = (mac[0] & 0xfe) | 0x02;
-    mac
-}
-
-pub fn format_mac(mac: [u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
 /// Whether the recorded endpoint still sits where the config wants it; if not, it is rebuilt.
 pub fn same_placement(ep: &Endpoint, rec: &EndpointRecord, config: &Config) -> bool {
     let net = &config.networks[&ep.network];
@@ -52,7 +37,7 @@ pub fn same_placement(ep: &Endpoint, rec: &EndpointRecord, config: &Config) -> b
         && rec.parent == net.parent.name
         && rec.netns == ep.netns
         && rec.ifname == ep.ifname
-        && ep.mac.is_none_or(|m| rec.mac.as_deref() == Some(format_mac(m).as_str()))
+        && ep.mac.is_none_or(|m| rec.mac == Some(m))
 }
 
 fn open_netns(ns: &NetnsRef) -> anyhow::Result<Option<std::fs::File>> {
@@ -114,8 +99,7 @@ pub async fn create_child(
     parent_index: u32,
     ifindex: u32,
 ) -> anyhow::Result<()> {
-    let recorded_mac = state.endpoints[&ep.name].mac.as_deref().map(parse_mac).transpose().map_err(anyhow::Error::msg)?;
-    let mut mac = recorded_mac.unwrap_or_else(random_mac);
+    let mut mac = state.endpoints[&ep.name].mac.unwrap_or_else(Mac::random);
     for attempt in 0.. {
         let spec = ChildSpec {
             network: net,
@@ -126,23 +110,17 @@ pub async fn create_child(
             target_netns: ns.as_raw_fd(),
             link_group: store.link_group(),
         };
-        match host.try_add_link(drivers::child_link_message(&spec)).await {
+        match host.try_add_link(net.driver.create_request(&spec)).await {
             Ok(()) => break,
             // Another child of this parent has the MAC: a random one is drawn again.
             Err(e) if errno(&e) == Some(libc::EADDRINUSE) && ep.mac.is_none() && attempt < 5 => {
-                mac = random_mac();
-                state.endpoints.get_mut(&ep.name).expect("reserved").mac = Some(format_mac(mac));
+                mac = Mac::random();
+                state.endpoints.get_mut(&ep.name).expect("reserved").mac = Some(mac);
             }
             Err(e) if errno(&e) == Some(libc::EADDRINUSE) => {
-                bail!("MAC {} is already used by another child of parent {}: pick another `mac`", format_mac(mac), net.parent.name)
+                bail!("MAC {mac} is already used by another child of parent {}: pick another `mac`", net.parent.name)
             }
-            Err(e) if errno(&e) == Some(libc::EBUSY) => bail!(
-                "parent {} refused a {} child (busy): it already carries {} children or is enslaved to a bridge or bond; \
-                 macvlan and ipvlan cannot share a parent, and passthru must be alone on it",
-                net.parent.name,
-                net.driver.kind(),
-                if net.driver.kind() == "macvlan" { "ipvlan (or passthru)" } else { "macvlan" }
-            ),
+            Err(e) if errno(&e) == Some(libc::EBUSY) => bail!("{}", net.driver.busy_explanation(&net.parent.name)),
             Err(e) => return Err(crate::netlink::nl_err(&format!("create {} child of {}", net.driver.kind(), net.parent.name))(e)),
         }
     }

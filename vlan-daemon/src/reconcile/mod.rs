@@ -91,7 +91,7 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
             _ => None,
         };
         if rec.mac.is_none() {
-            rec.mac = Some(endpoint::format_mac(ep.mac.unwrap_or_else(endpoint::random_mac)));
+            rec.mac = Some(ep.mac.unwrap_or_else(crate::mac::Mac::random));
         }
     }
     let new_slots = assign_slots(config, &mut state)?;

@@ -5,15 +5,15 @@
 use super::endpoint::{self, Outcome, alias_for};
 use super::sysctls::{self, DeviceSysctls};
 use crate::config::{Endpoint, NetnsRef, Network};
-use crate::drivers;
 use crate::ebpf::{self, EndpointPrograms, Pins};
 use crate::netlink::{Hook, LinkFacts, Netlink, PresentAddress, RouteSpec};
 use crate::netns;
-use crate::state::{EndpointRecord, LinkRecord, NamespaceRecord, State, StateStore};
+use crate::state::{EndpointRecord, NamespaceRecord, State, StateStore};
 use anyhow::{Context, bail};
 use std::collections::HashMap;
 use std::fs::File;
 use tracing::{info, warn};
+use vlan_common::LinkId;
 use vlan_common::names;
 
 /// One configured endpoint of the namespace, with what apply decided for it.
@@ -78,7 +78,7 @@ pub async fn ensure(
     }
     // What new children are follows from how they were made, unless the kernel chose their MAC
     // (ipvlan, passthru): only then are they read back.
-    let new_macs: Vec<Option<[u8; 6]>> =
+    let new_macs: Vec<Option<crate::mac::Mac>> =
         created.iter().map(|name| endpoint::assigned_mac(planned_endpoint(planned, name).net, &state.endpoints[name])).collect();
     if new_macs.iter().any(Option::is_none) {
         links = nl.links().await?.into_iter().map(|l| (l.name.clone(), l)).collect();
@@ -135,7 +135,7 @@ pub async fn ensure(
     }
     for (name, index, routes) in futures::future::try_join_all(steps).await? {
         let rec = state.endpoints.get_mut(&name).expect("reserved before ensure");
-        rec.link = Some(LinkRecord { netns_inum: inum, ifindex: index });
+        rec.link = Some(LinkId { netns_inum: inum, ifindex: index });
         rec.routes = routes;
     }
     Ok(outcomes)
@@ -209,14 +209,14 @@ async fn ensure_child(
         if link.alias.as_deref() != Some(alias.as_str()) {
             bail!("namespace {ns_ref} already has an interface {} that vland did not create: set another ifname or remove it", p.ep.ifname);
         }
-        if drivers::link_matches(link, p.net) && link.index == ifindex {
+        let mut drift = p.net.driver.link_drift(link);
+        if link.index != ifindex {
+            drift.push(format!("ifindex {} -> {ifindex}", link.index));
+        }
+        if drift.is_empty() {
             return Ok(Outcome::Unchanged);
         }
-        if link.index != ifindex {
-            warn!(endpoint = %p.ep.name, "child link numbered by an earlier vland build; recreating it");
-        } else {
-            warn!(endpoint = %p.ep.name, kind = ?link.kind, mode = ?link.mode, "child link drifted from its network; recreating it");
-        }
+        warn!(endpoint = %p.ep.name, drift = %drift.join(", "), "child link drifted from its network; recreating it");
         nl.delete_link(link.index).await?;
         outcome = Outcome::Repaired;
     }

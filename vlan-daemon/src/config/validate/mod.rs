@@ -1,0 +1,42 @@
+//! Semantic checks of a parsed config, one module per concept. Every check pushes an error and
+//! carries on, so one run reports everything; nothing here touches the kernel.
+mod endpoint;
+mod ipam;
+mod names;
+mod network;
+mod parent;
+mod trunk;
+mod uniqueness;
+
+pub use ipam::is_network_or_broadcast;
+pub use names::check_ifname;
+pub use parent::dummy_name;
+
+use super::errors::ConfigErrors;
+use super::model::Config;
+use super::schema::RawConfig;
+use std::collections::BTreeMap;
+
+pub fn validate(raw: RawConfig, errors: &mut ConfigErrors) -> Config {
+    let mut networks = BTreeMap::new();
+    for (name, net) in &raw.networks {
+        if let Some(n) = network::network(name, net, errors) {
+            networks.insert(name.clone(), n);
+        }
+    }
+    uniqueness::check_parent_sharing(&networks, errors);
+    let mut endpoints = BTreeMap::new();
+    for (name, ep) in &raw.endpoints {
+        if let Some(e) = endpoint::endpoint(name, ep, &raw.networks, &networks, errors) {
+            endpoints.insert(name.clone(), e);
+        }
+    }
+    uniqueness::check_endpoints(&endpoints, &networks, errors);
+    if let Some(addr) = &raw.daemon.metrics_addr
+        && addr.parse::<std::net::SocketAddr>().is_err()
+    {
+        errors.push("daemon.metrics_addr", format!("`{addr}` is not an address:port: write it like \"127.0.0.1:9750\" or \"[::1]:9750\""));
+    }
+    let trunks = raw.trunks.iter().filter_map(|(name, t)| trunk::trunk(name, t, errors).map(|t| (name.clone(), t))).collect();
+    Config { daemon: raw.daemon, networks, endpoints, trunks }
+}

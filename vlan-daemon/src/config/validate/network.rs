@@ -1,0 +1,49 @@
+//! One `[networks.NAME]` table: its driver (checked by the driver itself), parent, addressing
+//! and the keys that apply to every child.
+use super::ipam::ipam;
+use super::parent::parent;
+use crate::config::errors::{ConfigErrors, Scope};
+use crate::config::model::{Network, ParentKind};
+use crate::config::schema::RawNetwork;
+use crate::drivers::Driver;
+use std::net::IpAddr;
+
+pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Option<Network> {
+    let mut s = Scope::new(errors, format!("networks.{name}"));
+    let driver = Driver::from_raw(raw, &mut s);
+    let parent = parent(name, raw, &mut s);
+    let ipam4 = ipam(raw.subnet.as_deref(), raw.ip_range.as_deref(), raw.gateway.as_deref(), &raw.aux_addresses, false, &mut s);
+    let ipam6 = ipam(raw.subnet6.as_deref(), raw.ip_range6.as_deref(), raw.gateway6.as_deref(), &raw.aux_addresses, true, &mut s);
+    for (host, text) in &raw.aux_addresses {
+        match text.parse::<IpAddr>() {
+            Err(_) => s.err(&format!("aux_addresses.{host}"), format!("`{text}` is not an IP address")),
+            Ok(a) if (a.is_ipv6() && raw.subnet6.is_none()) || (a.is_ipv4() && raw.subnet.is_none()) => s.err(
+                &format!("aux_addresses.{host}"),
+                format!("{a} needs a `{}` on this network to be reserved from", if a.is_ipv6() { "subnet6" } else { "subnet" }),
+            ),
+            Ok(_) => {}
+        }
+    }
+    if let Some(mtu) = raw.mtu
+        && !(68..=65535).contains(&mtu)
+    {
+        s.err("mtu", format!("{mtu} is out of range: use 68 to 65535 (and not above the parent's MTU)"));
+    }
+    if !s.ok() {
+        return None;
+    }
+    let parent = parent?;
+    Some(Network {
+        name: name.to_string(),
+        driver: driver?,
+        internal: raw.internal || parent.kind == ParentKind::Dummy,
+        parent,
+        ipam4,
+        ipam6,
+        ipv6_autoconf: raw.ipv6_autoconf,
+        spoof_check: raw.spoof_check,
+        gratuitous_arp: raw.gratuitous_arp.unwrap_or(true),
+        mtu: raw.mtu,
+        metric: raw.metric,
+    })
+}
