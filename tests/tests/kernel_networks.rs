@@ -236,6 +236,15 @@ fn ipvlan_private_flag_isolates_siblings_and_ebusy_is_explained() {
     assert!(pings(&lab, &a, "172.16.10.1"), "the gateway is reachable");
     assert!(!lab.exec_status(&a, &["ping", "-c", "1", "-W", "1", "172.16.10.65"]).status.success(), "private siblings must not talk");
 
+    // An edited flag reaches the kernel (the children are recreated), not just the state.
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace("ipvlan_flag = \"private\"", "ipvlan_flag = \"vepa\""))
+        .unwrap();
+    lab.vland_ok(&h1, &config, &["apply"]);
+    for ns in [&a, &b] {
+        let data = link(ns, "eth0")["linkinfo"]["info_data"].clone();
+        assert!(data["vepa"] == true && data["private"] != true, "{data}");
+    }
+
     // A macvlan network on a parent that already carries ipvlan children (made outside this
     // config): the kernel says EBUSY, vland says why.
     let c = lab.expect_ns("c");

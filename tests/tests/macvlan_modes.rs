@@ -217,6 +217,19 @@ fn internal_with_a_parent_has_no_default_route_and_source_mode_lists_its_macs_an
     lab.vland_ok(&host, &config, &["apply"]);
     assert_eq!(sysctl(&lab, &i, "net.ipv4.conf.eth0.arp_notify"), "1");
     assert_eq!(sysctl(&lab, &i, "net.ipv6.conf.eth0.disable_ipv6"), "1");
+
+    // An edited source list reaches the kernel (the child is recreated), not just the state.
+    let source_macs = |ns: &str| {
+        let shown = ip_json(ns, &["-d", "-d", "link", "show", "eth0"]);
+        let mut macs: Vec<String> = serde_json::from_value(shown[0]["linkinfo"]["info_data"]["macaddr_data"].clone()).unwrap();
+        macs.sort();
+        macs
+    };
+    assert_eq!(source_macs(&s), ["02:00:00:00:00:01", "02:00:00:00:00:02"]);
+    let edited = std::fs::read_to_string(&config).unwrap().replace("\"02:00:00:00:00:02\"]", "\"02:00:00:00:00:03\"]");
+    std::fs::write(&config, edited).unwrap();
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(source_macs(&s), ["02:00:00:00:00:01", "02:00:00:00:00:03"]);
 }
 
 #[test]

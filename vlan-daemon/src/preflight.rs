@@ -34,6 +34,15 @@ pub async fn check(config: &Config, state: &State, host: &Netlink, errors: &mut 
             ),
             _ => {}
         }
+        // A child with the parent's own MAC would take the parent's frames (macvlan refuses
+        // only duplicates among siblings).
+        let parent_mac = mtu_source.as_ref().and_then(|l| l.mac);
+        for ep in config.endpoints.values().filter(|e| e.network == net.name && e.mac.is_some() && e.mac == parent_mac) {
+            errors.push(
+                format!("endpoints.{}.mac", ep.name),
+                format!("{} is the MAC of parent {name}: pick another (or leave `mac` out for a random one)", ep.mac.expect("filtered")),
+            );
+        }
         if let (Some(want), Some(have)) = (net.mtu, mtu_source.and_then(|l| l.mtu))
             && net.parent.kind != ParentKind::Dummy
             && want > have

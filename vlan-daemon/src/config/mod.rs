@@ -10,7 +10,7 @@ pub use errors::{ConfigErrors, Scope};
 pub use model::*;
 pub use parse::{load, load_daemon_section, parse_str};
 pub use schema::{DaemonConfig, RawNetwork};
-pub use validate::{check_ifname, dummy_name, is_network_or_broadcast};
+pub use validate::{check_ifname, check_name, dummy_name, is_network_or_broadcast};
 
 #[cfg(test)]
 mod tests;

@@ -24,8 +24,32 @@ impl From<LoadError> for anyhow::Error {
 }
 
 pub fn load(path: &Path) -> Result<Config, LoadError> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display())).map_err(LoadError::Io)?;
+    let text = read_text(path).map_err(LoadError::Io)?;
     parse_str(&text, &path.display().to_string()).map_err(LoadError::Invalid)
+}
+
+/// The largest config file vland reads; far above any real one.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// The config file's text: a regular file only (not a FIFO that blocks or a device that never
+/// ends), opened without blocking and read up to a size cap.
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let what = || format!("cannot read config {}", path.display());
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).with_context(what)?;
+    let meta = file.metadata().with_context(what)?;
+    anyhow::ensure!(meta.is_file(), "config {} is not a regular file: give the path of a TOML file", path.display());
+    anyhow::ensure!(
+        meta.len() <= MAX_CONFIG_BYTES,
+        "config {} is {} bytes, more than the {MAX_CONFIG_BYTES} vland reads: is it the right file?",
+        path.display(),
+        meta.len()
+    );
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text).with_context(what)?;
+    anyhow::ensure!(text.len() as u64 <= MAX_CONFIG_BYTES, "config {} grew past {MAX_CONFIG_BYTES} bytes while being read", path.display());
+    Ok(text)
 }
 
 pub fn parse_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
@@ -99,7 +123,7 @@ pub fn load_daemon_section(path: &Path) -> anyhow::Result<DaemonConfig> {
         #[serde(default)]
         daemon: DaemonConfig,
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let text = read_text(path)?;
     let parsed: DaemonOnly = toml::from_str(&text).with_context(|| format!("cannot read the [daemon] table of {}", path.display()))?;
     Ok(parsed.daemon)
 }

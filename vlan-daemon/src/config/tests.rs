@@ -198,3 +198,62 @@ fn driver_specific_keys_are_checked() {
     assert!(has(&errors_of(&ep("routes = [{ via = \"10.0.0.1\" }]\n")), "a route needs `to`"));
     assert!(errors_of(&ep("routes = [{ to = \"10.1.0.0/16\", via = \"10.0.0.254\", metric = 10 }]\n")).is_empty());
 }
+
+#[test]
+fn names_that_could_forge_a_line_or_a_path_are_refused() {
+    for bad in ["rp e1", "rp-é1", "rp-e1\nfoo", "-lead", "..", "a/b", ""] {
+        let text = GOOD.replace("netns = \"web1\"", &format!("netns = {}", toml::Value::String(bad.into())));
+        assert!(has(&errors_of(&text), "endpoints.web1.netns: `"), "netns {bad:?} was accepted");
+    }
+    let net = GOOD.replace("[networks.lan]", "[networks.\"l\\nan\"]").replace("network = \"lan\"", "network = \"l\\nan\"");
+    assert!(has(&errors_of(&net), "is not a usable name"), "{:?}", errors_of(&net));
+    let ep = GOOD.replace("[endpoints.web1]", "[endpoints.\"web 1\"]");
+    assert!(has(&errors_of(&ep), "endpoints.web 1.name: `web 1` is not a usable name"), "{:?}", errors_of(&ep));
+    let long = GOOD.replace("[endpoints.web1]", &format!("[endpoints.{}]", "e".repeat(201)));
+    assert!(has(&errors_of(&long), "is not a usable name"));
+    assert!(errors_of(&GOOD.replace("netns = \"web1\"", "netns = \"ns.web_1-a\"")).is_empty());
+}
+
+#[test]
+fn configs_that_used_to_fail_half_way_are_refused_up_front() {
+    let v6 = |extra: &str| format!("{GOOD}\n[networks.v6]\ndriver = \"macvlan\"\nparent = \"eth1\"\n{extra}");
+    assert!(has(&errors_of(&v6("subnet6 = \"ff02::/64\"\n")), "networks.v6.subnet6: ff02::/64 is a multicast range"));
+    assert!(has(&errors_of(&v6("subnet = \"224.1.0.0/24\"\n")), "networks.v6.subnet: 224.1.0.0/24 is a multicast range"));
+    assert!(has(&errors_of(&v6("subnet = \"127.0.0.0/24\"\n")), "is a loopback range"));
+    assert!(has(&errors_of(&v6("subnet6 = \"fd00:1::/64\"\nmtu = 1000\n")), "networks.v6.mtu: 1000 is below 1280"));
+    assert!(errors_of(&v6("subnet = \"10.9.0.0/24\"\nmtu = 1000\n")).is_empty(), "IPv4 alone may use a small MTU");
+    let lo = GOOD.replace("netns = \"web1\"", "netns = \"web1\"\nifname = \"lo\"");
+    assert!(has(&errors_of(&lo), "endpoints.web1.ifname: every namespace has its own loopback"));
+    let trunk = format!("{GOOD}\n[trunks.lo]\nallowed_vlans = [5]\n");
+    assert!(has(&errors_of(&trunk), "trunks.lo.name: the loopback device carries no VLANs"));
+    let many: String =
+        (0..vlan_common::MAX_ENDPOINTS).map(|i| format!("[endpoints.e{i}]\nnetwork = \"big\"\nnetns = \"n{i}\"\n")).collect();
+    let big = format!("[networks.big]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"10.128.0.0/16\"\n{many}");
+    assert!(has(&errors_of(&big), "4096 endpoints, but vland's data plane holds at most 4095"));
+}
+
+#[test]
+fn routes_must_be_canonical_and_may_not_replace_the_network_s_default_route() {
+    let route = |r: &str| GOOD.replace("netns = \"web1\"", &format!("netns = \"web1\"\nroutes = [{r}]"));
+    assert!(has(&errors_of(&route("{ to = \"10.20.0.1/16\" }")), "invalid route destination 10.20.0.1/16: it should be 10.20.0.0/16"));
+    assert!(has(&errors_of(&route("{ to = \"0.0.0.0/0\", via = \"172.16.10.254\" }")), "already gives this endpoint its default route"));
+    let internal = route("{ to = \"0.0.0.0/0\", via = \"172.16.10.254\" }").replace("gateway = \"172.16.10.1\"", "internal = true");
+    assert!(errors_of(&internal).is_empty(), "{:?}", errors_of(&internal));
+}
+
+#[test]
+fn only_regular_files_of_a_sane_size_are_read() {
+    let err = |path: &str| format!("{:#}", anyhow::Error::from(super::load(std::path::Path::new(path)).unwrap_err()));
+    assert!(err("/dev/zero").contains("is not a regular file"), "{}", err("/dev/zero"));
+    let dir = std::env::temp_dir().join(format!("vland-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).unwrap();
+    let fifo_err = err(fifo.to_str().unwrap());
+    let huge = dir.join("huge.toml");
+    std::fs::File::create(&huge).unwrap().set_len(64 << 20).unwrap();
+    let huge_err = err(huge.to_str().unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(fifo_err.contains("is not a regular file"), "{fifo_err}");
+    assert!(huge_err.contains("more than the"), "{huge_err}");
+}

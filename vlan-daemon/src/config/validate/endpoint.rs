@@ -1,6 +1,6 @@
 //! One `[endpoints.NAME]` table: its network, namespace, interface name, addresses, MAC, routes.
 use super::ipam::is_network_or_broadcast;
-use super::names::check_ifname;
+use super::names::{check_ifname, check_name};
 use crate::config::errors::{ConfigErrors, Scope};
 use crate::config::model::{Endpoint, NetnsRef, Network, Route};
 use crate::config::schema::{RawEndpoint, RawNetwork, RawRoute};
@@ -17,6 +17,9 @@ pub fn endpoint(
     errors: &mut ConfigErrors,
 ) -> Option<Endpoint> {
     let mut s = Scope::new(errors, format!("endpoints.{name}"));
+    if let Err(msg) = check_name(name) {
+        s.err("name", msg);
+    }
     let network = match raw.network.as_deref() {
         None => {
             s.err("network", "missing: name the network this endpoint joins");
@@ -39,14 +42,13 @@ pub fn endpoint(
             s.err("netns", "missing: set netns = \"NAME\" (under /run/netns) or netns_path = \"/proc/PID/ns/net\"");
             None
         }
-        (Some(n), None) => {
-            if n.is_empty() || n == "." || n == ".." || n.contains('/') || n.len() > 200 {
-                s.err("netns", format!("`{n}` is not a usable namespace name: use letters, digits, `-` or `_`"));
+        (Some(n), None) => match check_name(n) {
+            Ok(()) => Some(NetnsRef::Named(n.clone())),
+            Err(msg) => {
+                s.err("netns", msg);
                 None
-            } else {
-                Some(NetnsRef::Named(n.clone()))
             }
-        }
+        },
         (None, Some(p)) => {
             if !p.is_absolute() {
                 s.err("netns_path", format!("{} is relative: give an absolute path such as /proc/PID/ns/net", p.display()));
@@ -60,6 +62,8 @@ pub fn endpoint(
     let ifname = raw.ifname.clone().unwrap_or_else(|| "eth0".to_string());
     if let Err(msg) = check_ifname(&ifname) {
         s.err("ifname", msg);
+    } else if ifname == "lo" {
+        s.err("ifname", "every namespace has its own loopback device `lo`: name the child otherwise, e.g. \"eth0\"");
     }
 
     let mut static_ip = |key: &str, text: Option<&str>, v6: bool| -> Option<IpAddr> {
@@ -113,6 +117,22 @@ fn route(i: usize, raw: &RawRoute, net: Option<&Network>, s: &mut Scope<'_>) -> 
         s.err(&format!("{key}.to"), format!("`{to_text}` is not a CIDR"));
         return None;
     };
+    let canonical = IpNetwork::new(to.network(), to.prefix()).unwrap_or(to);
+    if to.ip() != to.network() {
+        s.err(&format!("{key}.to"), format!("invalid route destination {to_text}: it should be {canonical}"));
+    }
+    // The namespace's default route comes from the network (its gateway, or `dev` for ipvlan
+    // l3/l3s); a second one here would silently replace it.
+    if let Some(net) = net
+        && to.prefix() == 0
+        && net.ipam(to.is_ipv6()).is_some()
+        && (net.default_gateway(to.is_ipv6()).is_some() || (!net.internal && net.driver.routes_by_device()))
+    {
+        s.err(
+            &format!("{key}.to"),
+            format!("network `{}` already gives this endpoint its default route: remove this route, or the network's gateway", net.name),
+        );
+    }
     let via = match raw.via.as_deref() {
         None => None,
         Some(text) => match text.parse::<IpAddr>() {
@@ -129,7 +149,7 @@ fn route(i: usize, raw: &RawRoute, net: Option<&Network>, s: &mut Scope<'_>) -> 
     {
         s.err(&format!("{key}.via"), format!("{v} is not inside a subnet of network `{}`: use a gateway on the endpoint's link", net.name));
     }
-    Some(Route { to: IpNetwork::new(to.network(), to.prefix()).unwrap_or(to), via, metric: raw.metric })
+    Some(Route { to: canonical, via, metric: raw.metric })
 }
 
 fn check_static_ip(addr: IpAddr, net: &Network, v6: bool, key: &str, s: &mut Scope<'_>) {

@@ -37,6 +37,12 @@ pub fn ipam(
     if net.prefix() > max_prefix {
         s.err(&format!("subnet{sfx}"), format!("{subnet_text} is too small to allocate from: use a /{max_prefix} or larger"));
     }
+    if let Some(what) = unusable_kind(&canonical) {
+        s.err(
+            &format!("subnet{sfx}"),
+            format!("{canonical} is a {what} range, which no endpoint can hold: use a unicast subnet like \"{example}\""),
+        );
+    }
     let subnet = canonical;
 
     let range = match range {
@@ -92,5 +98,18 @@ pub fn is_network_or_broadcast(subnet: &IpNetwork, addr: IpAddr) -> bool {
         IpNetwork::V4(n) => addr == IpAddr::V4(n.network()) || addr == IpAddr::V4(n.broadcast()),
         // IPv6 has no broadcast; the subnet-router anycast address is the network address.
         IpNetwork::V6(n) => addr == IpAddr::V6(n.network()),
+    }
+}
+
+/// What makes a subnet unusable for endpoints, if anything: multicast, loopback, unspecified.
+fn unusable_kind(subnet: &IpNetwork) -> Option<&'static str> {
+    let (ip, prefix) = (subnet.network(), subnet.prefix());
+    match ip {
+        IpAddr::V4(a) if a.is_multicast() => Some("multicast"),
+        IpAddr::V4(a) if a.is_loopback() => Some("loopback"),
+        IpAddr::V4(a) if a.octets()[0] == 0 => Some("\"this network\" (0.0.0.0/8)"),
+        IpAddr::V6(a) if a.is_multicast() => Some("multicast"),
+        IpAddr::V6(a) if a.is_loopback() || (a.is_unspecified() && prefix == 128) => Some("loopback or unspecified"),
+        _ => None,
     }
 }

@@ -9,7 +9,7 @@ mod trunk;
 mod uniqueness;
 
 pub use ipam::is_network_or_broadcast;
-pub use names::check_ifname;
+pub use names::{check_ifname, check_name};
 pub use parent::dummy_name;
 
 use super::errors::ConfigErrors;
@@ -32,6 +32,16 @@ pub fn validate(raw: RawConfig, errors: &mut ConfigErrors) -> Config {
         }
     }
     uniqueness::check_endpoints(&endpoints, &networks, errors);
+    if endpoints.len() >= vlan_common::MAX_ENDPOINTS as usize {
+        errors.push(
+            "endpoints",
+            format!(
+                "{} endpoints, but vland's data plane holds at most {} per host: remove some",
+                endpoints.len(),
+                vlan_common::MAX_ENDPOINTS - 1
+            ),
+        );
+    }
     if let Some(addr) = &raw.daemon.metrics_addr
         && addr.parse::<std::net::SocketAddr>().is_err()
     {

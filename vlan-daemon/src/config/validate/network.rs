@@ -1,6 +1,7 @@
 //! One `[networks.NAME]` table: its driver (checked by the driver itself), parent, addressing
 //! and the keys that apply to every child.
 use super::ipam::ipam;
+use super::names::check_name;
 use super::parent::parent;
 use crate::config::errors::{ConfigErrors, Scope};
 use crate::config::model::{Network, ParentKind};
@@ -8,8 +9,14 @@ use crate::config::schema::RawNetwork;
 use crate::drivers::Driver;
 use std::net::IpAddr;
 
+/// RFC 8200: every link that carries IPv6 has an MTU of at least 1280.
+const IPV6_MIN_MTU: u32 = 1280;
+
 pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Option<Network> {
     let mut s = Scope::new(errors, format!("networks.{name}"));
+    if let Err(msg) = check_name(name) {
+        s.err("name", msg);
+    }
     let driver = Driver::from_raw(raw, &mut s);
     let parent = parent(name, raw, &mut s);
     let ipam4 = ipam(raw.subnet.as_deref(), raw.ip_range.as_deref(), raw.gateway.as_deref(), &raw.aux_addresses, false, &mut s);
@@ -28,6 +35,14 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
         && !(68..=65535).contains(&mtu)
     {
         s.err("mtu", format!("{mtu} is out of range: use 68 to 65535 (and not above the parent's MTU)"));
+    } else if let Some(mtu) = raw.mtu
+        && mtu < IPV6_MIN_MTU
+        && (raw.subnet6.is_some() || raw.ipv6_autoconf)
+    {
+        s.err(
+            "mtu",
+            format!("{mtu} is below {IPV6_MIN_MTU}, the least IPv6 works with, and this network has IPv6: use at least {IPV6_MIN_MTU}"),
+        );
     }
     if !s.ok() {
         return None;

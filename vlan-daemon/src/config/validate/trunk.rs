@@ -8,6 +8,8 @@ pub fn trunk(name: &str, raw: &RawTrunk, errors: &mut ConfigErrors) -> Option<Tr
     let mut s = Scope::new(errors, format!("trunks.{name}"));
     if let Err(msg) = check_ifname(name) {
         s.err("name", msg);
+    } else if name == "lo" {
+        s.err("name", "the loopback device carries no VLANs: name the physical or veth interface the tagged frames arrive on");
     }
     for (i, vid) in raw.allowed_vlans.iter().enumerate() {
         if !(1..=4094).contains(vid) {
