@@ -59,3 +59,24 @@ fn a_missing_parent_is_reported_before_anything_is_created() {
     assert!(err.contains("networks.lan.parent: interface eth9 does not exist"), "{err}");
     assert!(!run_ok("ip", &["netns", "list"]).contains(&ns));
 }
+
+#[test]
+fn a_namespace_path_of_another_kind_is_a_config_error_and_leaves_down_working() {
+    let (mut lab, host) = Lab::with_host();
+    let good = lab.ns("good");
+    let body = format!(
+        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\n\n\
+         [endpoints.a]\nnetwork = \"lan\"\nnetns = \"{good}\"\n\n[endpoints.b]\nnetwork = \"lan\"\nnetns_path = \"/proc/self/ns/mnt\"\n"
+    );
+    let config = lab.config("h1", &body);
+    let out = lab.vland(&host, &config, &["apply"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("endpoints.b.netns_path: /proc/self/ns/mnt is a namespace, but not a network namespace"), "{err}");
+    assert!(!run_ok("ip", &["netns", "list"]).contains(&good), "nothing may change for a config with errors");
+    // Nothing was recorded, so the fixed config applies and down works.
+    let fixed = lab.config("h1", &body.replace("netns_path = \"/proc/self/ns/mnt\"", &format!("netns = \"{}\"", lab.ns("other"))));
+    lab.vland_ok(&host, &fixed, &["apply"]);
+    lab.vland_ok(&host, &fixed, &["down"]);
+    assert!(!run_ok("ip", &["netns", "list"]).contains(&good));
+}

@@ -28,11 +28,22 @@ pub fn is_namespace(path: &Path) -> bool {
     is_filesystem(path, NSFS_MAGIC)
 }
 
+/// NS_GET_NSTYPE from linux/nsfs.h (`_IO(0xb7, 0x3)`): the CLONE_NEW* kind of an nsfs file.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// Opens a network namespace handle; any other file, or a namespace of another kind (such as
+/// /proc/PID/ns/mnt), is an error that names it.
 pub fn open(path: &Path) -> anyhow::Result<File> {
     if !is_namespace(path) {
         bail!("{} is not a network namespace", path.display());
     }
-    File::open(path).with_context(|| format!("cannot open network namespace {}", path.display()))
+    let file = File::open(path).with_context(|| format!("cannot open network namespace {}", path.display()))?;
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd, which is open.
+    let kind = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), NS_GET_NSTYPE) };
+    if kind != libc::CLONE_NEWNET {
+        bail!("{} is a namespace, but not a network namespace: give a path like /proc/PID/ns/net", path.display());
+    }
+    Ok(file)
 }
 
 /// The namespace's inode number: stable while it lives, and what eBPF counter keys carry.

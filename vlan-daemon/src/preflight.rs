@@ -50,6 +50,14 @@ pub async fn check(config: &Config, state: &State, host: &Netlink, errors: &mut 
             errors.push(key("mtu"), format!("{want} is above the MTU {have} of parent {name}: use at most {have}"));
         }
     }
+    // A namespace given by path must be a network namespace now (named ones vland may create).
+    for ep in config.endpoints.values() {
+        if let crate::config::NetnsRef::Path(path) = &ep.netns
+            && let Err(e) = crate::netns::open(path)
+        {
+            errors.push(format!("endpoints.{}.netns_path", ep.name), format!("{e:#}"));
+        }
+    }
     for name in config.trunks.keys() {
         let is_vlan_base = config.networks.values().any(|n| matches!(&n.parent.kind, ParentKind::Vlan { base, .. } if base == name));
         if !is_vlan_base && host.link_by_name(name).await?.is_none() {
