@@ -1,8 +1,7 @@
 //! ipvlan children: they share the parent's MAC, so no MAC is sent; all children of one parent
 //! share one mode and flag (the kernel keeps them per parent).
 use super::modes::modes;
-use super::{ChildDriver, ChildSpec, Driver};
-use crate::config::{Network, RawNetwork, Scope};
+use super::{ChildDriver, ChildSpec, Driver, Options, Report};
 use crate::netlink::{ChildInfo, LinkFacts};
 use netlink_packet_route::link::{IpVlanFlags, IpVlanMode, LinkMessage};
 use rtnetlink::LinkIpVlan;
@@ -32,13 +31,12 @@ pub struct Ipvlan {
 }
 
 impl Ipvlan {
-    pub fn from_raw(raw: &RawNetwork, s: &mut Scope<'_>) -> Option<Ipvlan> {
-        if !raw.source_macs.is_empty() {
-            s.err("source_macs", "only macvlan mode \"source\" uses source_macs: remove them or set mode = \"source\"");
+    pub fn from_options(opts: &Options<'_>, report: Report<'_>) -> Option<Ipvlan> {
+        if !opts.source_macs.is_empty() {
+            report("source_macs", "only macvlan mode \"source\" uses source_macs: remove them or set mode = \"source\"".into());
         }
-        let mode = raw.mode.as_deref().map(|m| IpvlanMode::parse(m, "ipvlan mode")).transpose().map_err(|msg| s.err("mode", msg));
-        let flag =
-            raw.ipvlan_flag.as_deref().map(|f| IpvlanFlag::parse(f, "ipvlan flag")).transpose().map_err(|msg| s.err("ipvlan_flag", msg));
+        let mode = opts.mode.map(|m| IpvlanMode::parse(m, "ipvlan mode")).transpose().map_err(|msg| report("mode", msg));
+        let flag = opts.ipvlan_flag.map(|f| IpvlanFlag::parse(f, "ipvlan flag")).transpose().map_err(|msg| report("ipvlan_flag", msg));
         Some(Ipvlan { mode: mode.ok()?.unwrap_or_default(), flag: flag.ok()?.unwrap_or_default() })
     }
 }
@@ -60,14 +58,14 @@ impl ChildDriver for Ipvlan {
         None
     }
 
-    fn parent_conflict(&self, other: &Network, parent: &str) -> Option<(&'static str, String)> {
-        let Driver::Ipvlan(o) = &other.driver else { return None };
+    fn parent_conflict(&self, other: &Driver, other_name: &str, parent: &str) -> Option<(&'static str, String)> {
+        let Driver::Ipvlan(o) = other else { return None };
         (o != self).then(|| {
             (
                 "mode",
                 format!(
-                    "all ipvlan children of one parent share one mode and flag; `{}` on {parent} uses {}/{}: use the same here or another parent",
-                    other.name, o.mode, o.flag
+                    "all ipvlan children of one parent share one mode and flag; `{other_name}` on {parent} uses {}/{}: use the same here or another parent",
+                    o.mode, o.flag
                 ),
             )
         })
@@ -76,7 +74,7 @@ impl ChildDriver for Ipvlan {
     fn child_message(&self, spec: &ChildSpec<'_>) -> LinkMessage {
         let mut b =
             LinkIpVlan::new(spec.name, spec.parent_index, self.mode.kernel()).flag(self.flag.kernel()).setns_by_fd(spec.target_netns);
-        if let Some(mtu) = spec.network.mtu {
+        if let Some(mtu) = spec.mtu {
             b = b.mtu(mtu);
         }
         b.build()

@@ -1,8 +1,7 @@
 //! macvlan children: each has a MAC of its own (passthru takes the parent's). The mode is always
 //! sent: the kernel's own default is vepa, Docker's bridge.
 use super::modes::modes;
-use super::{ChildDriver, ChildSpec, Driver};
-use crate::config::{Network, RawNetwork, Scope};
+use super::{ChildDriver, ChildSpec, Driver, Options, Report};
 use crate::mac::Mac;
 use crate::netlink::{ChildInfo, LinkFacts};
 use netlink_packet_route::link::{InfoMacVlan, LinkMessage, MacVlanMacAddressMode, MacVlanMode};
@@ -27,29 +26,29 @@ pub struct Macvlan {
 }
 
 impl Macvlan {
-    pub fn from_raw(raw: &RawNetwork, s: &mut Scope<'_>) -> Option<Macvlan> {
-        if raw.ipvlan_flag.is_some() {
-            s.err("ipvlan_flag", "only ipvlan networks have a flag: remove it or use driver = \"ipvlan\"");
+    pub fn from_options(opts: &Options<'_>, report: Report<'_>) -> Option<Macvlan> {
+        if opts.ipvlan_flag.is_some() {
+            report("ipvlan_flag", "only ipvlan networks have a flag: remove it or use driver = \"ipvlan\"".into());
         }
-        let mode = match raw.mode.as_deref().map(|m| MacvlanMode::parse(m, "macvlan mode")).transpose() {
+        let mode = match opts.mode.map(|m| MacvlanMode::parse(m, "macvlan mode")).transpose() {
             Ok(mode) => mode.unwrap_or_default(),
             Err(msg) => {
-                s.err("mode", msg);
+                report("mode", msg);
                 return None;
             }
         };
         let is_source = mode == MacvlanMode::Source;
-        if is_source && raw.source_macs.is_empty() {
-            s.err("source_macs", "mode source needs the MACs to accept: source_macs = [\"02:00:00:00:00:01\"]");
+        if is_source && opts.source_macs.is_empty() {
+            report("source_macs", "mode source needs the MACs to accept: source_macs = [\"02:00:00:00:00:01\"]".into());
         }
-        if !is_source && !raw.source_macs.is_empty() {
-            s.err("source_macs", "only macvlan mode \"source\" uses source_macs: remove them or set mode = \"source\"");
+        if !is_source && !opts.source_macs.is_empty() {
+            report("source_macs", "only macvlan mode \"source\" uses source_macs: remove them or set mode = \"source\"".into());
         }
-        let source_macs = raw
+        let source_macs = opts
             .source_macs
             .iter()
             .enumerate()
-            .filter_map(|(i, text)| text.parse::<Mac>().map_err(|msg| s.err(&format!("source_macs.{i}"), msg)).ok())
+            .filter_map(|(i, text)| text.parse::<Mac>().map_err(|msg| report(&format!("source_macs.{i}"), msg)).ok())
             .collect();
         Some(Macvlan { mode, source_macs })
     }
@@ -72,19 +71,18 @@ impl ChildDriver for Macvlan {
         (self.mode == MacvlanMode::Passthru).then_some((1, "passthru gives the parent's MAC to one child only"))
     }
 
-    fn parent_conflict(&self, other: &Network, parent: &str) -> Option<(&'static str, String)> {
-        let other_passthru = matches!(&other.driver, Driver::Macvlan(m) if m.mode == MacvlanMode::Passthru);
+    fn parent_conflict(&self, other: &Driver, other_name: &str, parent: &str) -> Option<(&'static str, String)> {
+        let other_passthru = matches!(other, Driver::Macvlan(m) if m.mode == MacvlanMode::Passthru);
         if self.mode == MacvlanMode::Passthru {
             return Some((
                 "mode",
                 format!(
-                    "cannot use mode passthru: macvlan network `{}` also uses parent {parent}; passthru needs the parent to itself",
-                    other.name
+                    "cannot use mode passthru: macvlan network `{other_name}` also uses parent {parent}; passthru needs the parent to itself"
                 ),
             ));
         }
         other_passthru.then(|| {
-            ("parent", format!("macvlan network `{}` uses parent {parent} in mode passthru, which needs it to itself (cannot use mode passthru with other networks): use another parent", other.name))
+            ("parent", format!("macvlan network `{other_name}` uses parent {parent} in mode passthru, which needs it to itself (cannot use mode passthru with other networks): use another parent"))
         })
     }
 
@@ -100,7 +98,7 @@ impl ChildDriver for Macvlan {
                 .append_info_data(InfoMacVlan::MacAddrMode(MacVlanMacAddressMode::Set))
                 .append_info_data(InfoMacVlan::MacAddrData(self.source_macs.iter().map(|m| InfoMacVlan::MacAddr(m.octets())).collect()));
         }
-        if let Some(mtu) = spec.network.mtu {
+        if let Some(mtu) = spec.mtu {
             b = b.mtu(mtu);
         }
         b.build()

@@ -10,7 +10,6 @@ mod modes;
 pub use ipvlan::{Ipvlan, IpvlanFlag, IpvlanMode};
 pub use macvlan::{Macvlan, MacvlanMode};
 
-use crate::config::{Network, RawNetwork, Scope};
 use crate::mac::Mac;
 use crate::netlink::LinkFacts;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
@@ -26,9 +25,9 @@ pub trait ChildDriver {
     fn routes_by_device(&self) -> bool;
     /// How many endpoints one network of this driver can hold when the kernel limits it, and why.
     fn max_endpoints(&self) -> Option<(usize, &'static str)>;
-    /// Why a network of this driver cannot share its parent with `other` (same kind, another
-    /// network): the config key to blame and the message; None when they can.
-    fn parent_conflict(&self, other: &Network, parent: &str) -> Option<(&'static str, String)>;
+    /// Why a network of this driver cannot share its parent with network `other_name` of driver
+    /// `other` (the same kind): the config key to blame and the message; None when they can.
+    fn parent_conflict(&self, other: &Driver, other_name: &str, parent: &str) -> Option<(&'static str, String)>;
     /// The create request for one child, without the parts common to all drivers.
     fn child_message(&self, spec: &ChildSpec<'_>) -> LinkMessage;
     /// How `link` (of this driver's kind) differs from the children this driver makes, one
@@ -57,36 +56,36 @@ impl std::ops::Deref for Driver {
 }
 
 impl Driver {
-    /// Reads `driver` and the driver's own keys from a network table; errors go to `s`.
-    pub fn from_raw(raw: &RawNetwork, s: &mut Scope<'_>) -> Option<Driver> {
-        match raw.driver.as_deref() {
-            Some("macvlan") => Macvlan::from_raw(raw, s).map(Driver::Macvlan),
-            Some("ipvlan") => Ipvlan::from_raw(raw, s).map(Driver::Ipvlan),
+    /// Reads `driver` and the driver's own keys; what is wrong goes to `report` (key, message).
+    pub fn from_options(opts: &Options<'_>, report: Report<'_>) -> Option<Driver> {
+        match opts.driver {
+            Some("macvlan") => Macvlan::from_options(opts, report).map(Driver::Macvlan),
+            Some("ipvlan") => Ipvlan::from_options(opts, report).map(Driver::Ipvlan),
             Some(other) => {
-                s.err("driver", format!("unknown driver `{other}`: use \"macvlan\" or \"ipvlan\""));
+                report("driver", format!("unknown driver `{other}`: use \"macvlan\" or \"ipvlan\""));
                 None
             }
             None => {
-                s.err("driver", "missing: set driver = \"macvlan\" or \"ipvlan\"");
+                report("driver", "missing: set driver = \"macvlan\" or \"ipvlan\"".into());
                 None
             }
         }
     }
 
-    /// Why network `net` cannot share parent `parent` with `other`, if it cannot: the kernel puts
-    /// one kind of child on a parent, and each driver has its own rules within its kind.
-    pub fn sharing_conflict(net: &Network, other: &Network, parent: &str) -> Option<(&'static str, String)> {
-        if net.driver.kind() != other.driver.kind() {
+    /// Why a network of this driver cannot share parent `parent` with network `other_name` of
+    /// driver `other`, if it cannot: the kernel puts one kind of child on a parent, and each
+    /// driver has its own rules within its kind.
+    pub fn sharing_conflict(&self, other: &Driver, other_name: &str, parent: &str) -> Option<(&'static str, String)> {
+        if self.kind() != other.kind() {
             return Some((
                 "driver",
                 format!(
-                    "parent {parent} already carries {} network `{}`; the kernel cannot put macvlan and ipvlan children on one parent: use another parent",
-                    other.driver.kind(),
-                    other.name
+                    "parent {parent} already carries {} network `{other_name}`; the kernel cannot put macvlan and ipvlan children on one parent: use another parent",
+                    other.kind(),
                 ),
             ));
         }
-        net.driver.parent_conflict(other, parent)
+        self.parent_conflict(other, other_name, parent)
     }
 
     /// The whole create request for one child: the driver's part, then vland's link group and
@@ -107,9 +106,21 @@ impl Driver {
     }
 }
 
+/// A network table's driver keys, as written; the config reads the rest of the table.
+pub struct Options<'a> {
+    pub driver: Option<&'a str>,
+    pub mode: Option<&'a str>,
+    pub ipvlan_flag: Option<&'a str>,
+    pub source_macs: &'a [String],
+}
+
+/// Where a driver reports what is wrong with its keys: the key (in the network's table) and
+/// what to do about it.
+pub type Report<'r> = &'r mut dyn FnMut(&str, String);
+
 /// Everything the kernel needs to create one endpoint's child link.
 pub struct ChildSpec<'a> {
-    pub network: &'a Network,
+    pub mtu: Option<u32>,
     pub parent_index: u32,
     /// The endpoint's interface name inside the target namespace.
     pub name: &'a str,

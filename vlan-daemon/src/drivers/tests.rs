@@ -1,6 +1,6 @@
 //! The drivers' rules without a kernel: modes by name, drift of every key that shapes a child.
 use super::*;
-use crate::config::parse_str;
+use crate::config::{Network, parse_str};
 use crate::netlink::ChildInfo;
 use netlink_packet_route::link::{IpVlanFlags, IpVlanMode, MacVlanMode};
 
@@ -74,12 +74,12 @@ fn drivers_say_what_their_children_take_and_route() {
 fn sharing_rules_follow_the_kernel() {
     let named = |name: &str, table: &str| Network { name: name.into(), ..network(table) };
     let (a, b) = (named("a", "driver = \"macvlan\"\n"), named("b", "driver = \"ipvlan\"\n"));
-    assert_eq!(Driver::sharing_conflict(&b, &a, "eth0").unwrap().0, "driver");
+    assert_eq!(b.driver.sharing_conflict(&a.driver, "a", "eth0").unwrap().0, "driver");
     let c = named("c", "driver = \"macvlan\"\nmode = \"vepa\"\n");
-    assert_eq!(Driver::sharing_conflict(&c, &a, "eth0"), None);
+    assert_eq!(c.driver.sharing_conflict(&a.driver, "a", "eth0"), None);
     let p = named("p", "driver = \"macvlan\"\nmode = \"passthru\"\n");
-    assert!(Driver::sharing_conflict(&p, &a, "eth0").unwrap().1.contains("cannot use mode passthru"));
-    assert!(Driver::sharing_conflict(&a, &p, "eth0").unwrap().1.contains("cannot use mode passthru"));
+    assert!(p.driver.sharing_conflict(&a.driver, "a", "eth0").unwrap().1.contains("cannot use mode passthru"));
+    assert!(a.driver.sharing_conflict(&p.driver, "p", "eth0").unwrap().1.contains("cannot use mode passthru"));
     let (l2, l3) = (named("l2", "driver = \"ipvlan\"\n"), named("l3", "driver = \"ipvlan\"\nmode = \"l3\"\n"));
-    assert!(Driver::sharing_conflict(&l3, &l2, "eth0").unwrap().1.contains("share one mode and flag"));
+    assert!(l3.driver.sharing_conflict(&l2.driver, "l2", "eth0").unwrap().1.contains("share one mode and flag"));
 }

@@ -102,7 +102,7 @@ pub async fn create_child(
     let mut mac = state.endpoints[&ep.name].mac.unwrap_or_else(Mac::random);
     for attempt in 0.. {
         let spec = ChildSpec {
-            network: net,
+            mtu: net.mtu,
             parent_index,
             name: &ep.ifname,
             ifindex,

@@ -6,7 +6,7 @@ use super::parent::parent;
 use crate::config::errors::{ConfigErrors, Scope};
 use crate::config::model::{Network, ParentKind};
 use crate::config::schema::RawNetwork;
-use crate::drivers::Driver;
+use crate::drivers::{Driver, Options as DriverOptions};
 use std::net::IpAddr;
 
 /// RFC 8200: every link that carries IPv6 has an MTU of at least 1280.
@@ -17,7 +17,13 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
     if let Err(msg) = check_name(name) {
         s.err("name", msg);
     }
-    let driver = Driver::from_raw(raw, &mut s);
+    let options = DriverOptions {
+        driver: raw.driver.as_deref(),
+        mode: raw.mode.as_deref(),
+        ipvlan_flag: raw.ipvlan_flag.as_deref(),
+        source_macs: &raw.source_macs,
+    };
+    let driver = Driver::from_options(&options, &mut |key, msg| s.err(key, msg));
     let parent = parent(name, raw, &mut s);
     let ipam4 = ipam(raw.subnet.as_deref(), raw.ip_range.as_deref(), raw.gateway.as_deref(), &raw.aux_addresses, false, &mut s);
     let ipam6 = ipam(raw.subnet6.as_deref(), raw.ip_range6.as_deref(), raw.gateway6.as_deref(), &raw.aux_addresses, true, &mut s);

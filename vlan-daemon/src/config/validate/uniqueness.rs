@@ -1,7 +1,6 @@
 //! Rules across tables: what may share a parent, and what must be unique among endpoints.
 use crate::config::errors::ConfigErrors;
 use crate::config::model::{Endpoint, NetnsRef, Network};
-use crate::drivers::Driver;
 use crate::mac::Mac;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -15,7 +14,8 @@ pub fn check_parent_sharing(networks: &BTreeMap<String, Network>, errors: &mut C
     for (parent, nets) in by_parent {
         // Each network answers for itself against those before it: the first one owns the parent.
         for (i, n) in nets.iter().enumerate() {
-            if let Some((key, msg)) = nets[..i].iter().find_map(|earlier| Driver::sharing_conflict(n, earlier, parent)) {
+            if let Some((key, msg)) = nets[..i].iter().find_map(|earlier| n.driver.sharing_conflict(&earlier.driver, &earlier.name, parent))
+            {
                 errors.push(format!("networks.{}.{key}", n.name), msg);
             }
             if let Some(first) = nets[..i].first()
