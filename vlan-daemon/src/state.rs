@@ -146,8 +146,7 @@ impl StateStore {
 
 /// Existing installs have links in this group: the number must never change for a given dir.
 fn link_group_of(dir: &Path) -> u32 {
-    let text = dir.to_string_lossy();
-    let hash = text.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+    let hash = crate::fnv::fnv1a32(dir.to_string_lossy().as_bytes());
     // Group 0 is every link's default: never use it.
     hash.max(1)
 }
