@@ -66,6 +66,12 @@ pub fn table(results: &[Measurement]) -> String {
     format!("{}\n", t.trim_fmt())
 }
 
+/// The middle value of a benchmark's rounds (noise on a shared machine slows single rounds).
+pub fn median<T: PartialOrd>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("measurements are comparable"));
+    values.swap_remove(values.len() / 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,10 +89,4 @@ drop rate                      1.20  Mpps      1.00   1.20  >= 1.5   NO  nftable
 ";
         assert_eq!(table(&results), expected);
     }
-}
-
-/// The middle value of a benchmark's rounds (noise on a shared machine slows single rounds).
-pub fn median<T: PartialOrd>(mut values: Vec<T>) -> T {
-    values.sort_by(|a, b| a.partial_cmp(b).expect("measurements are comparable"));
-    values.swap_remove(values.len() / 2)
 }
