@@ -21,17 +21,12 @@ pub fn build() -> anyhow::Result<PathBuf> {
     Ok(object)
 }
 
-/// `cargo SUBCOMMAND` of the nightly `toolchain` over the eBPF crate, for its own target: it does
-/// not build for the host (its `#[panic_handler]` clashes with std's).
+/// `cargo SUBCOMMAND` of the nightly `toolchain` over the eBPF crate, for the only target its
+/// programs build for.
 pub fn cargo_for_ebpf(toolchain: &str, subcommand: &str) -> Command {
+    const TARGET: &[&str] = &["--package", "vlan-ebpf", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--release"];
     let mut cmd = Command::new("rustup");
-    clean_cargo_env(&mut cmd).current_dir(workspace_root()).args(["run", toolchain, "cargo", subcommand, "--package", "vlan-ebpf"]).args([
-        "--target",
-        "bpfel-unknown-none",
-        "-Z",
-        "build-std=core",
-        "--release",
-    ]);
+    clean_cargo_env(&mut cmd).current_dir(workspace_root()).args(["run", toolchain, "cargo", subcommand]).args(TARGET);
     cmd
 }
 
