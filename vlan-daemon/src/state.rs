@@ -114,10 +114,7 @@ impl StateStore {
     /// The link group of this vland instance's children: derived from the state dir, so two
     /// instances (two state dirs) never delete each other's links by group.
     pub fn link_group(&self) -> u32 {
-        let text = self.dir.to_string_lossy();
-        let hash = text.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
-        // Group 0 is every link's default: never use it.
-        hash.max(1)
+        link_group_of(&self.dir)
     }
 
     pub fn load(&self) -> anyhow::Result<State> {
@@ -137,6 +134,13 @@ impl StateStore {
     }
 }
 
+/// Existing installs have links in this group: the number must never change for a given dir.
+fn link_group_of(dir: &Path) -> u32 {
+    let hash = crate::fnv::fnv1a32(dir.to_string_lossy().as_bytes());
+    // Group 0 is every link's default: never use it.
+    hash.max(1)
+}
+
 /// Reads the state without the lock: for `stats`, which only looks.
 pub fn read(dir: &Path) -> anyhow::Result<State> {
     let path = dir.join(STATE_FILE);
@@ -147,5 +151,15 @@ pub fn read(dir: &Path) -> anyhow::Result<State> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State { version: STATE_VERSION, ..Default::default() }),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Links of existing installs carry these groups: pinned so that no refactoring renumbers them.
+    #[test]
+    fn link_groups_of_known_state_dirs_stay_the_same() {
+        assert_eq!(super::link_group_of("/var/lib/vland".as_ref()), 0xf60b_29cf);
+        assert_eq!(super::link_group_of("/run/vland-test/state".as_ref()), 0x5a84_7450);
     }
 }

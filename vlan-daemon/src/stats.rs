@@ -132,28 +132,18 @@ pub fn run(daemon: &DaemonConfig, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Left-aligned text columns, right-aligned numbers (the first `text_cols` columns are text).
+/// Left-aligned text columns, right-aligned numbers (the first `text_cols` columns are text),
+/// two spaces apart and without borders, like `ps` or `ip -s link`.
 fn table(header: &[&str], rows: &[Vec<String>], text_cols: usize) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING).set_header(header.to_vec()).add_rows(rows.iter().cloned());
+    for (i, column) in t.column_iter_mut().enumerate() {
+        column.set_padding((0, 2));
+        if i >= text_cols {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
         }
     }
-    let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (c, w))| if i < text_cols { format!("{c:<w$}") } else { format!("{c:>w$}") })
-            .collect();
-        format!("{}\n", parts.join("  ").trim_end())
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    format!("{}\n", t.trim_fmt())
 }
 
 fn render(report: &StatsReport) -> String {
@@ -328,4 +318,47 @@ pub fn watch(daemon: &DaemonConfig, json: bool, interval: std::time::Duration, c
         shown += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Text columns left-aligned, numbers right-aligned, two spaces between columns, no trailing blanks.
+    #[test]
+    fn tables_align_text_left_and_numbers_right() {
+        let report = StatsReport {
+            endpoints: vec![EndpointStats {
+                network: "lan".into(),
+                endpoint: "web".into(),
+                netns: "app-web".into(),
+                ifname: "eth0".into(),
+                parent: "eth1.19".into(),
+                vlan: Some(19),
+                rx_packets: 5,
+                rx_bytes: 1234567,
+                tx_packets: 12,
+                tx_bytes: 900,
+                dropped_packets: 0,
+                drops: BTreeMap::new(),
+            }],
+            parents: vec![ParentStats {
+                parent: "eth1".into(),
+                vlan: None,
+                protocol: None,
+                rx_packets: 3,
+                rx_bytes: 180,
+                dropped_packets: 3,
+                drops: BTreeMap::from([("vlan_not_allowed", 2), ("runt", 1)]),
+            }],
+        };
+        let expected = "\
+NETWORK  PARENT   VLAN  ENDPOINT  NETNS    IFNAME  RX_PACKETS  RX_BYTES  TX_PACKETS  TX_BYTES  TX_DROPPED
+lan      eth1.19  19    web       app-web  eth0             5   1234567          12       900           0
+
+TRUNK  VLAN  TAG       RX_PACKETS  RX_BYTES  DROPPED            DROPS_BY_REASON
+eth1   -     untagged           3       180        3  runt=1 vlan_not_allowed=2
+";
+        assert_eq!(render(&report), expected);
+    }
 }

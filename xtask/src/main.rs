@@ -1,7 +1,8 @@
-//! Developer tasks: building the eBPF object with its toolchain, the demo lab, the test suite.
+//! Developer tasks: building the eBPF object with its toolchain, the demo lab, the lint, the test suite.
 mod bench;
 mod demo;
 mod ebpf;
+mod lint;
 mod netlab;
 mod paths;
 mod prereqs;
@@ -57,7 +58,10 @@ enum Command {
         #[arg(long, value_enum, default_value = "bookworm")]
         kernel: vm::KernelChoice,
     },
-    /// Install prerequisites and run every test: unit, namespace integration, VM suite.
+    /// `cargo fmt --check`, and clippy with `-D warnings` over the host crates (all targets) and over
+    /// the eBPF crate for bpfel-unknown-none; installs rustfmt, clippy and the eBPF nightly if missing.
+    Lint,
+    /// The lint, then every test (unit, namespace integration, VM suite), prerequisites installed first.
     Test {
         /// Extra arguments passed to `cargo test` after `--`, e.g. a test name filter.
         #[arg(last = true)]
@@ -91,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{} {}", image.kernel_version, image.vmlinux.display());
             Ok(())
         }
+        Command::Lint => lint::run(),
         Command::Test { args } => test::run_all(&args),
     }
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 const TOOLS: &[(&str, &str)] = &[("ip", "iproute2"), ("ping", "iputils-ping"), ("nsenter", "util-linux")];
 
 fn have(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output().is_ok_and(|o| o.status.success())
+    which::which(cmd).is_ok()
 }
 
 pub fn ensure_host_tools(extra: &[(&str, &str)]) -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
-//! `cargo xtask test`: every test, with its prerequisites installed first. Unit tests and the
-//! namespace integration tests run on this machine's kernel; tests needing kernel features this
-//! kernel lacks run in the VM suite.
+//! `cargo xtask test`: the lint, then every test, with its prerequisites installed first. Unit
+//! tests and the namespace integration tests run on this machine's kernel; tests needing kernel
+//! features this kernel lacks run in the VM suite.
 use crate::paths::workspace_root;
 use crate::prereqs::ensure_host_tools;
 use crate::process::{clean_cargo_env, run, step};
@@ -11,6 +11,8 @@ use std::process::Command;
 const TEST_PREFIX: &str = "vlt-";
 
 pub fn run_all(args: &[String]) -> anyhow::Result<()> {
+    // First, so that CI (which runs this command) fails on lint as on a failed test.
+    crate::lint::run()?;
     ensure_host_tools(&[])?;
     sweep_leftovers();
     let object = ebpf::build()?;

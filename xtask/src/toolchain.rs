@@ -1,7 +1,7 @@
 //! The eBPF toolchain: a nightly with rust-src, and bpf-linker built against that nightly's own
 //! libLLVM. Everything is installed on first use, cached outside git, and keyed on the exact
 //! nightly, so a changed toolchain (new LLVM) triggers a rebuild instead of an obscure link error.
-use crate::paths::cache_dir;
+use crate::paths::{cache_dir, workspace_root};
 use crate::process::{clean_cargo_env, output, run, step};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -27,9 +27,7 @@ struct RustcInfo {
 }
 
 pub fn ensure() -> anyhow::Result<EbpfToolchain> {
-    let toolchain = ebpf_toolchain();
-    ensure_toolchain_installed(&toolchain)?;
-    ensure_rust_src(&toolchain)?;
+    let toolchain = ensure_nightly()?;
     let info = rustc_info(&toolchain)?;
     let linker_bin_dir = ensure_bpf_linker(&info)?;
     Ok(EbpfToolchain { toolchain, linker_bin_dir })
@@ -51,13 +49,27 @@ fn ensure_toolchain_installed(toolchain: &str) -> anyhow::Result<()> {
     run(&mut rustup(&["toolchain", "install", toolchain, "--profile", "minimal", "--component", "rust-src"]))
 }
 
-fn ensure_rust_src(toolchain: &str) -> anyhow::Result<()> {
-    let installed = output(&mut rustup(&["component", "list", "--toolchain", toolchain, "--installed"]))?;
-    if installed.lines().any(|l| l.starts_with("rust-src")) {
+/// The eBPF crate's nightly with rust-src (for -Z build-std=core): enough to check it, not to link it.
+pub fn ensure_nightly() -> anyhow::Result<String> {
+    let toolchain = ebpf_toolchain();
+    ensure_toolchain_installed(&toolchain)?;
+    ensure_component(Some(&toolchain), "rust-src", "needed for -Z build-std=core")?;
+    Ok(toolchain)
+}
+
+/// Adds a rustup component to `toolchain` (None: the toolchain the workspace builds with) if missing.
+pub fn ensure_component(toolchain: Option<&str>, component: &str, why: &str) -> anyhow::Result<()> {
+    let rustup_for = |args: &[&str]| {
+        let mut cmd = rustup(args);
+        cmd.current_dir(workspace_root()).args(toolchain.map(|t| ["--toolchain", t]).into_iter().flatten());
+        cmd
+    };
+    let installed = output(&mut rustup_for(&["component", "list", "--installed"]))?;
+    if installed.lines().any(|l| l.starts_with(component)) {
         return Ok(());
     }
-    step(&format!("adding rust-src to {toolchain} (needed for -Z build-std=core)"));
-    run(&mut rustup(&["component", "add", "rust-src", "--toolchain", toolchain]))
+    step(&format!("adding {component} to {} ({why})", toolchain.unwrap_or("the workspace's toolchain")));
+    run(&mut rustup_for(&["component", "add", component]))
 }
 
 fn rustc_info(toolchain: &str) -> anyhow::Result<RustcInfo> {

@@ -18,6 +18,7 @@ struct ObjGetAttr {
     _pad: u32,
 }
 
+/// Raw BPF_OBJ_GET: aya's `PinnedLink` hides its fd, and its `LinkInfo` has no ifindex.
 fn open_pinned(path: &Path) -> Option<OwnedFd> {
     let c_path = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
     let attr = ObjGetAttr { pathname: c_path.as_ptr() as u64, ..Default::default() };

@@ -33,28 +33,60 @@ impl Measurement {
 }
 
 pub fn table(results: &[Measurement]) -> String {
-    let mut out = format!(
-        "{:<40} {:>12} {:<8} {:>12} {:>8} {:>8} {:>4}  baseline\n",
-        "benchmark", "value", "unit", "baseline", "ratio", "target", "met"
-    );
+    use comfy_table::CellAlignment::{Left, Right};
+    let columns = [
+        ("benchmark", Left),
+        ("value", Right),
+        ("unit", Left),
+        ("baseline", Right),
+        ("ratio", Right),
+        ("target", Right),
+        ("met", Right),
+        ("baseline", Left),
+    ];
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING).set_header(columns.map(|(name, _)| name));
     for m in results {
-        out.push_str(&format!(
-            "{:<40} {:>12.2} {:<8} {:>12.2} {:>8.2} {:>8} {:>4}  {}\n",
-            m.name,
-            m.value,
-            m.unit,
-            m.baseline_value,
-            m.ratio,
-            m.target,
-            if m.met { "yes" } else { "NO" },
-            m.baseline
-        ));
+        let met = if m.met { "yes" } else { "NO" };
+        t.add_row([
+            m.name.clone(),
+            format!("{:.2}", m.value),
+            m.unit.clone(),
+            format!("{:.2}", m.baseline_value),
+            format!("{:.2}", m.ratio),
+            m.target.clone(),
+            met.to_string(),
+            m.baseline.clone(),
+        ]);
     }
-    out
+    for (column, (_, alignment)) in t.column_iter_mut().zip(columns) {
+        column.set_padding((0, 2));
+        column.set_cell_alignment(alignment);
+    }
+    format!("{}\n", t.trim_fmt())
 }
 
 /// The middle value of a benchmark's rounds (noise on a shared machine slows single rounds).
 pub fn median<T: PartialOrd>(mut values: Vec<T>) -> T {
     values.sort_by(|a, b| a.partial_cmp(b).expect("measurements are comparable"));
     values.swap_remove(values.len() / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_one_aligned_row_per_measurement() {
+        let results = [
+            Measurement::new("stats --json, 1000 endpoints", 9.5, "ms", "ip -s -j link", 190.0, Target::AtMost(1.0)),
+            Measurement::new("drop rate", 1.2, "Mpps", "nftables", 1.0, Target::AtLeast(1.5)),
+        ];
+        let expected = "\
+benchmark                     value  unit  baseline  ratio  target  met  baseline
+stats --json, 1000 endpoints   9.50  ms      190.00   0.05    <= 1  yes  ip -s -j link
+drop rate                      1.20  Mpps      1.00   1.20  >= 1.5   NO  nftables
+";
+        assert_eq!(table(&results), expected);
+    }
 }

@@ -197,7 +197,7 @@ fn extract_vmlinux(vmlinuz: &Path, out: &Path) -> anyhow::Result<()> {
         [(b"\xfd7zXZ\x00", &["xz", "-dc"]), (b"\x28\xb5\x2f\xfd", &["zstd", "-dcq"]), (b"\x1f\x8b\x08", &["gzip", "-dc"])];
     for (magic, tool) in formats {
         let mut start = 0;
-        while let Some(pos) = find(&data[start..], magic).map(|p| p + start) {
+        while let Some(pos) = memchr::memmem::find(&data[start..], magic).map(|p| p + start) {
             let mut child = Command::new(tool[0])
                 .args(&tool[1..])
                 .stdin(std::process::Stdio::piped())
@@ -220,8 +220,4 @@ fn extract_vmlinux(vmlinuz: &Path, out: &Path) -> anyhow::Result<()> {
         }
     }
     bail!("no compressed ELF kernel found inside {}", vmlinuz.display())
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }

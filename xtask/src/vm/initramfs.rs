@@ -1,19 +1,24 @@
 //! The initramfs: static busybox, the modules needed to mount the shared root (9p over virtio,
 //! overlayfs) in dependency order, and /init, which builds the guest's root and runs the command.
-use super::cpio::Cpio;
 use anyhow::{Context, bail};
+use cpio::NewcBuilder;
 use std::collections::{BTreeMap, HashSet};
+use std::io::Cursor;
 use std::path::Path;
 use std::process::Command;
 
 const NEEDED_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay"];
 const INIT: &str = include_str!("init.sh");
+/// File type and permission bits of the archive's entries ("newc" format, which the kernel unpacks).
+const DIR: u32 = 0o040755;
+const FILE: u32 = 0o100644;
+const EXEC: u32 = 0o100755;
+const SYMLINK: u32 = 0o120777;
 
 /// Changes whenever what goes into the initramfs changes, so cached images are rebuilt.
 pub fn stamp() -> String {
     let text = format!("{INIT}{NEEDED_MODULES:?}");
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    format!("{hash:016x}")
+    format!("{:016x}", const_fnv1a_hash::fnv1a_hash_str_64(&text))
 }
 
 pub fn build(busybox: &Path, modules: &Path, out: &Path) -> anyhow::Result<()> {
@@ -29,22 +34,24 @@ pub fn build(busybox: &Path, modules: &Path, out: &Path) -> anyhow::Result<()> {
         }
     }
 
-    let mut cpio = Cpio::new();
+    let mut entries = Vec::new();
+    let mut add = |name: &str, mode: u32, data: Vec<u8>| entries.push((NewcBuilder::new(name).mode(mode), Cursor::new(data)));
     for d in ["bin", "dev", "proc", "sys", "modules", "host", "upper", "newroot"] {
-        cpio.dir(d);
+        add(d, DIR, Vec::new());
     }
-    cpio.file("bin/busybox", &std::fs::read(busybox).with_context(|| format!("cannot read {}", busybox.display()))?, true);
-    cpio.symlink("bin/sh", "busybox");
-    cpio.file("init", INIT.as_bytes(), true);
+    add("bin/busybox", EXEC, std::fs::read(busybox).with_context(|| format!("cannot read {}", busybox.display()))?);
+    add("bin/sh", SYMLINK, b"busybox".to_vec());
+    add("init", EXEC, INIT.as_bytes().to_vec());
     let mut list = String::new();
     for path in &order {
         let file = format!("{}.ko", module_name(path));
-        cpio.file(&format!("modules/{file}"), &decompressed(&modules.join(path))?, false);
+        add(&format!("modules/{file}"), FILE, decompressed(&modules.join(path))?);
         list.push_str(&file);
         list.push('\n');
     }
-    cpio.file("modules/order", list.as_bytes(), false);
-    std::fs::write(out, cpio.finish()).with_context(|| format!("cannot write {}", out.display()))
+    add("modules/order", FILE, list.into_bytes());
+    let archive = cpio::write_cpio(entries.into_iter(), Vec::new()).context("cannot build the initramfs")?;
+    std::fs::write(out, archive).with_context(|| format!("cannot write {}", out.display()))
 }
 
 /// modules.dep: "kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko ...".

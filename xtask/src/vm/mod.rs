@@ -2,7 +2,6 @@
 //! on this machine kind) with the host's root file system shared read-only, so the guest sees the
 //! repository and target dir at the same paths. Used for what this machine's kernel lacks:
 //! ipvlan, 802.1Q and dummy links.
-mod cpio;
 mod image;
 mod initramfs;
 mod qemu;

@@ -47,8 +47,9 @@ pub fn run(opts: &RunOptions, cmd: &[String]) -> anyhow::Result<i32> {
     unreachable!()
 }
 
+/// Quoted for the guest's busybox sh (which shlex is tested against); strings never hold NUL.
 fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    shlex::try_quote(s).expect("environment values, paths and arguments hold no NUL").into_owned()
 }
 
 /// The script the guest's init runs inside the guest root: the host's environment and working
@@ -64,8 +65,8 @@ fn run_script(share: &Path, cmd: &[String]) -> anyhow::Result<String> {
     }
     s.push_str("export VLAND_IN_VM=1\n");
     s.push_str(&format!("cd {}\n", shell_quote(&std::env::current_dir()?.display().to_string())));
-    let quoted: Vec<String> = cmd.iter().map(|a| shell_quote(a)).collect();
-    s.push_str(&format!("{} </dev/null >/dev/ttyS1 2>/dev/ttyS2\n", quoted.join(" ")));
+    let command = shlex::try_join(cmd.iter().map(String::as_str)).expect("arguments hold no NUL");
+    s.push_str(&format!("{command} </dev/null >/dev/ttyS1 2>/dev/ttyS2\n"));
     s.push_str(&format!("echo $? > {}\n", shell_quote(&share.join("exit_code").display().to_string())));
     Ok(s)
 }
