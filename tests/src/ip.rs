@@ -171,7 +171,8 @@ pub fn addrs(ns: &str, family: &str, filter: &[&str]) -> Vec<Addr> {
 pub fn try_addrs(ns: &str, family: &str, filter: &[&str]) -> Option<Vec<Addr>> {
     let mut cmd = vec![family, "addr", "show"];
     cmd.extend_from_slice(filter);
-    Some(try_show::<Vec<AddrDevice>>(ns, &cmd)?.into_iter().flat_map(|d| d.addr_info).collect())
+    // iproute2 prints an IPv6 address's lifetimes as an entry of their own, without `local`.
+    Some(try_show::<Vec<AddrDevice>>(ns, &cmd)?.into_iter().flat_map(|d| d.addr_info).filter(|a| !a.local.is_empty()).collect())
 }
 
 /// The first address of `dev` in `family`, polling-safe.
