@@ -19,12 +19,14 @@ fn check(ret: libc::c_int, what: &str) -> libc::c_int {
 
 impl Capture {
     pub fn open(ns: &str, ifname: &str) -> Capture {
-        let ns_path = format!("/run/netns/{ns}");
-        let ifname = ifname.to_string();
-        // setns is per thread: open the socket on a thread inside the namespace.
-        std::thread::spawn(move || unsafe {
-            let nsf = std::fs::File::open(&ns_path).unwrap();
-            check(libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET), "setns");
+        let netns = vland::netns::open(&vland::netns::named_path(ns)).unwrap();
+        // setns is per thread: the socket is opened on a thread inside the namespace, and stays there.
+        vland::netns::run_in(&netns, || Ok(Capture::bind(ifname))).unwrap()
+    }
+
+    /// An AF_PACKET socket with PACKET_AUXDATA on, bound to `ifname` of the calling thread's namespace.
+    fn bind(ifname: &str) -> Capture {
+        unsafe {
             let fd = check(libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32), "socket");
             let fd = OwnedFd::from_raw_fd(fd);
             let one: libc::c_int = 1;
@@ -32,9 +34,9 @@ impl Capture {
                 libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, &one as *const _ as *const _, 4),
                 "PACKET_AUXDATA",
             );
-            let cname = std::ffi::CString::new(ifname.clone()).unwrap();
+            let cname = std::ffi::CString::new(ifname).unwrap();
             let ifindex = libc::if_nametoindex(cname.as_ptr());
-            assert!(ifindex != 0, "no interface {ifname} in {ns_path}");
+            assert!(ifindex != 0, "no interface {ifname}");
             let mut sll: libc::sockaddr_ll = std::mem::zeroed();
             sll.sll_family = libc::AF_PACKET as u16;
             sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
@@ -52,9 +54,7 @@ impl Capture {
                 "SO_RCVTIMEO",
             );
             Capture { fd }
-        })
-        .join()
-        .unwrap()
+        }
     }
 
     /// Sends `frame` as is out of the bound interface (tags included, in the frame's bytes).

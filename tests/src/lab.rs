@@ -3,8 +3,10 @@
 //! holds the gateway address, and "hosts" whose uplink veth is the parent of vland's networks.
 use crate::sh::{run, run_ok};
 use crate::{TEST_PREFIX, vland_bin};
-use std::path::PathBuf;
-use std::process::Output;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -108,6 +110,13 @@ impl Lab {
         host
     }
 
+    /// The switch's gateway (172.16.10.1 on br0) as a permanent neighbour of `eth0` in `ns`: no
+    /// ARP then in what the endpoint's counters count.
+    pub fn static_gateway(&self, ns: &str) {
+        let gw_mac = crate::ip::link(&self.ns("sw"), "br0").address;
+        self.exec(ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
+    }
+
     /// Writes a config whose [daemon] table points at this lab's private dirs, then `body`.
     pub fn config(&self, name: &str, body: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.toml"));
@@ -117,21 +126,42 @@ impl Lab {
         path
     }
 
+    /// `PROGRAM` to be run inside network namespace `ns` (a name under /run/netns, or a path such
+    /// as /proc/PID/ns/net) through `nsenter`, which execs it: a signal to the child reaches the
+    /// program itself. Arguments are added by the caller.
+    pub fn command_in(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let path = if ns.starts_with('/') { ns.to_string() } else { format!("/run/netns/{ns}") };
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={path}")).arg(program);
+        cmd
+    }
+
+    /// `vland ARGS [--config CONFIG]` inside namespace `ns`, not yet run (no Lab needed, so
+    /// closures can build it while the lab is borrowed elsewhere).
+    pub fn vland_command(ns: &str, args: &[&str], config: Option<&Path>) -> Command {
+        let mut cmd = Lab::command_in(ns, vland_bin());
+        cmd.args(args);
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd
+    }
+
     /// Runs `vland ARGS` inside host namespace `host` (where the parents live).
-    pub fn vland(&mut self, host: &str, config: &std::path::Path, args: &[&str]) -> Output {
+    pub fn vland(&mut self, host: &str, config: &Path, args: &[&str]) -> Output {
+        self.register(host, config);
+        Lab::vland_command(host, args, Some(config)).output().expect("cannot run vland")
+    }
+
+    /// Remembers a host and config vland ran with: `down` runs there when the lab is dropped.
+    fn register(&mut self, host: &str, config: &Path) {
         if !self.vland_hosts.iter().any(|(h, c)| h == host && c == config) {
             self.vland_hosts.push((host.to_string(), config.to_path_buf()));
         }
-        let netns = format!("--net=/run/netns/{host}");
-        let bin = vland_bin();
-        let mut full: Vec<&str> = vec![&netns, bin.to_str().unwrap()];
-        full.extend_from_slice(args);
-        full.extend_from_slice(&["--config", config.to_str().unwrap()]);
-        run("nsenter", &full)
     }
 
     /// Like `vland`, but panics with vland's output unless it succeeds.
-    pub fn vland_ok(&mut self, host: &str, config: &std::path::Path, args: &[&str]) -> String {
+    pub fn vland_ok(&mut self, host: &str, config: &Path, args: &[&str]) -> String {
         let out = self.vland(host, config, args);
         assert!(
             out.status.success(),
@@ -144,7 +174,7 @@ impl Lab {
     }
 
     /// `vland stats --json` as parsed JSON.
-    pub fn stats(&mut self, host: &str, config: &std::path::Path) -> serde_json::Value {
+    pub fn stats(&mut self, host: &str, config: &Path) -> serde_json::Value {
         let text = self.vland_ok(host, config, &["stats", "--json"]);
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("stats --json printed non-JSON ({e}): {text}"))
     }
@@ -184,17 +214,11 @@ pub struct Daemon {
 }
 
 impl Lab {
-    pub fn spawn_daemon(&mut self, host: &str, config: &std::path::Path) -> Daemon {
+    pub fn spawn_daemon(&mut self, host: &str, config: &Path) -> Daemon {
         // Registered so the lab runs `vland down` for this config when dropped.
-        if !self.vland_hosts.iter().any(|(h, c)| h == host && c == config) {
-            self.vland_hosts.push((host.to_string(), config.to_path_buf()));
-        }
+        self.register(host, config);
         let log = self.dir.join(format!("{host}-daemon.log"));
-        let child = std::process::Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{host}"))
-            .arg(vland_bin())
-            .arg("--config")
-            .arg(config)
+        let child = Lab::vland_command(host, &[], Some(config))
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("cannot start the vland daemon");
@@ -211,13 +235,14 @@ impl Daemon {
         self.child.id() as i32
     }
 
-    pub fn signal(&self, sig: i32) {
-        unsafe { libc::kill(self.pid(), sig) };
+    pub fn signal(&self, sig: Signal) {
+        // It may have exited already (a test that checks it refuses to run): nothing to signal.
+        let _ = kill(Pid::from_raw(self.pid()), sig);
     }
 
     /// SIGTERM and wait; the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
-        self.signal(libc::SIGTERM);
+        self.signal(Signal::SIGTERM);
         let status = self.child.wait().unwrap();
         std::mem::forget(self);
         status
@@ -226,7 +251,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.signal(libc::SIGTERM);
+        self.signal(Signal::SIGTERM);
         let _ = self.child.wait();
     }
 }

@@ -1,14 +1,16 @@
 //! Test harness: labs of network namespaces joined by veth, the `vland` binary run inside a lab
-//! "host", and readers for what the kernel shows (`ip -j`). Every lab removes what it made when
+//! "host", readers for what the kernel shows (`ip -j`, typed) and frames built byte by byte. Every lab removes what it made when
 //! dropped, also when the test panics.
 pub mod capture;
+pub mod frame;
 pub mod http;
+pub mod ip;
 pub mod lab;
 pub mod sh;
 pub mod vm;
 
 pub use lab::{Daemon, Lab, wait_until};
-pub use sh::{filter_programs, ip_json, run, run_ok, try_ip_json};
+pub use sh::{filter_programs, run, run_ok};
 
 /// The `vland` binary under test: $VLAND_BIN (set by `cargo xtask test`), else the debug build.
 pub fn vland_bin() -> std::path::PathBuf {

@@ -1,4 +1,4 @@
-//! Running commands and reading the kernel's JSON views.
+//! Running commands; reading `tc`'s JSON view (`ip`'s is typed in `ip`).
 use std::process::{Command, Output};
 
 pub fn run(program: &str, args: &[&str]) -> Output {
@@ -17,25 +17,6 @@ pub fn run_ok(program: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `ip -j -d ARGS` inside namespace `ns`, parsed.
-pub fn ip_json(ns: &str, args: &[&str]) -> serde_json::Value {
-    let mut full = vec!["-n", ns, "-j", "-d"];
-    full.extend_from_slice(args);
-    let text = run_ok("ip", &full);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("ip {} printed non-JSON ({e}): {text}", full.join(" ")))
-}
-
-/// Like `ip_json`, for polling: None while the command fails (e.g. the device is not there yet).
-pub fn try_ip_json(ns: &str, args: &[&str]) -> Option<serde_json::Value> {
-    let mut full = vec!["-n", ns, "-j", "-d"];
-    full.extend_from_slice(args);
-    let out = run("ip", &full);
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
 }
 
 /// The names of the BPF programs in the classic TC filters on `ifname`'s `hook` ("ingress" or

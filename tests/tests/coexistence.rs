@@ -4,26 +4,19 @@
 use aya::Ebpf;
 use aya::programs::tc::SchedClassifierLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
-use std::os::fd::AsRawFd;
-use vland_tests::{Lab, filter_programs, ip_json};
+use vland::netns;
+use vland_tests::{Lab, filter_programs, ip};
 
 /// The empty programs `cargo xtask build-ebpf` builds for the benchmarks: a stand-in for someone
-/// else's TC program.
-fn foreign_object() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpfel-unknown-none/release/vlan-ebpf-bench")
+/// else's programs.
+fn foreign_programs() -> Ebpf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpfel-unknown-none/release/vlan-ebpf-bench");
+    Ebpf::load_file(path).expect("run the tests with `cargo xtask test` (it builds the object)")
 }
 
-/// Runs `f` on a thread inside namespace `ns` (tcx attach resolves names there).
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
-            assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-            f()
-        })
-        .join()
-        .unwrap()
-    })
+/// Runs `f` on a thread inside namespace `ns` (attaching resolves device names there).
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> anyhow::Result<T> + Send) -> T {
+    netns::run_in(&netns::open(&netns::named_path(ns)).unwrap(), f).unwrap()
 }
 
 /// One macvlan endpoint `web1`, applied.
@@ -38,24 +31,23 @@ fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
     let (mut lab, host, ns, config) = one_endpoint_applied();
 
     // Someone else's program on the same hook (as tcx), attached after vland's.
-    let mut foreign = Ebpf::load_file(foreign_object()).expect("run the tests with `cargo xtask test` (it builds the object)");
+    let mut foreign = foreign_programs();
     let prog: &mut SchedClassifier = foreign.program_mut("empty_tc").unwrap().try_into().unwrap();
     prog.load().unwrap();
     let link: SchedClassifierLink = in_netns(&ns, || {
-        let id = prog.attach("eth0", TcAttachType::Egress).unwrap();
-        prog.take_link(id).unwrap()
+        let id = prog.attach("eth0", TcAttachType::Egress)?;
+        Ok(prog.take_link(id)?)
     });
     let names = || -> Vec<String> {
         in_netns(&ns, || {
-            let (_, infos) = SchedClassifier::query_tcx("eth0", TcAttachType::Egress).unwrap();
-            infos.iter().map(|p| p.name_as_str().unwrap_or("").to_string()).collect()
+            let (_, infos) = SchedClassifier::query_tcx("eth0", TcAttachType::Egress)?;
+            Ok(infos.iter().map(|p| p.name_as_str().unwrap_or("").to_string()).collect())
         })
     };
     assert_eq!(names(), vec!["empty_tc"], "the foreign program on the tcx egress hook");
     assert_eq!(filter_programs(&ns, "eth0", "egress"), vec!["vland_egress"], "vland's classic egress filter");
 
-    let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
-    lab.exec(&ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
+    lab.static_gateway(&ns);
     // One ping first, so the gateway has resolved us (its ARP request would add a reply).
     lab.exec(&ns, &["ping", "-c", "1", "-W", "1", "172.16.10.1"]);
     let tx = |s: &serde_json::Value| s["endpoints"][0]["tx_packets"].as_u64().unwrap();
@@ -73,8 +65,7 @@ fn a_foreign_tcx_program_and_vlands_counters_share_an_endpoint() {
 #[test]
 fn a_child_gets_its_xdp_program_back_but_someone_elses_stays() {
     let (mut lab, host, ns, config) = one_endpoint_applied();
-    let xdp_name =
-        |lab: &Lab| ip_json(&lab.ns("web1"), &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["name"].as_str().map(str::to_string);
+    let xdp_name = |lab: &Lab| ip::link(&lab.ns("web1"), "eth0").xdp_prog().map(|p| p.name.clone());
     assert_eq!(xdp_name(&lab).as_deref(), Some("vland_ingress"));
 
     // Removed by hand: the next apply attaches it again.
@@ -86,12 +77,12 @@ fn a_child_gets_its_xdp_program_back_but_someone_elses_stays() {
     // Replaced by someone else's program: apply leaves it (and says so), and counts what the child
     // receives in TC ingress instead.
     lab.exec(&ns, &["ip", "link", "set", "dev", "eth0", "xdpgeneric", "off"]);
-    let mut foreign = Ebpf::load_file(foreign_object()).expect("run the tests with `cargo xtask test` (it builds the object)");
+    let mut foreign = foreign_programs();
     let prog: &mut Xdp = foreign.program_mut("empty_xdp").unwrap().try_into().unwrap();
     prog.load().unwrap();
     let link = in_netns(&ns, || {
-        let id = prog.attach("eth0", XdpMode::Skb).unwrap();
-        prog.take_link(id).unwrap()
+        let id = prog.attach("eth0", XdpMode::Skb)?;
+        Ok(prog.take_link(id)?)
     });
     let out = lab.vland(&host, &config, &["apply"]);
     let log = String::from_utf8_lossy(&out.stderr);

@@ -5,30 +5,8 @@ use vland_tests::{Lab, run_ok};
 fn all_errors_are_reported_at_once_and_nothing_is_created() {
     let (mut lab, host) = Lab::with_host();
     let ns = lab.ns("never");
-    let body = format!(
-        r#"
-[networks.lan]
-driver = "macvlan"
-parent = "eth0"
-mode = "bridged"
-subnet = "172.16.10.1/24"
-gateway = "172.16.11.1"
-mtuu = 1400
-
-[networks.ghost]
-driver = "macvlan"
-parent = "nosuch0"
-
-[endpoints.a]
-network = "lan"
-netns = "{ns}"
-ip = "172.16.10.300"
-
-[endpoints.b]
-network = "wan"
-netns = "{ns}"
-"#
-    );
+    // Lab::config puts its 4-line [daemon] table first: `mtuu` lands on line 12.
+    let body = include_str!("../fixtures/config_errors.toml").replace("{ns}", &ns);
     let config = lab.config("h1", &body);
     let out = lab.vland(&host, &config, &["apply"]);
     assert!(!out.status.success());

@@ -1,9 +1,8 @@
 //! kill -9 at any point of an apply or a down, then apply again: no leaked links, addresses,
 //! namespaces, pins or allocations, and no address handed out twice.
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
-use vland_tests::{Lab, filter_programs, ip_json, run_ok, vland_bin};
+use vland_tests::{Lab, filter_programs, ip, run_ok};
 
 /// At least 20; `VLAND_CRASH_TRIALS` raises it for a longer soak.
 fn trials() -> usize {
@@ -28,10 +27,6 @@ fn lab_namespaces(lab: &Lab) -> BTreeSet<String> {
         .filter_map(|l| l.split_whitespace().next())
         .filter_map(|n| n.strip_prefix(&lab.ns("")).map(String::from))
         .collect()
-}
-
-fn links(ns: &str) -> Vec<serde_json::Value> {
-    ip_json(ns, &["link", "show"]).as_array().unwrap().clone()
 }
 
 fn is_temp_name(name: &str) -> bool {
@@ -61,7 +56,6 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     let full = start.elapsed().max(Duration::from_millis(50));
     lab.vland_ok(&host, &config_a, &["down"]);
 
-    let netns_arg = format!("--net=/run/netns/{host}");
     for trial in 0..trials() {
         let (config, cmd) = match trial % 3 {
             0 => (&config_a, "apply"),
@@ -70,11 +64,7 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
         };
         // A fixed spread of kill points over the run (reproducible, unlike a random seed).
         let delay = full.mul_f64(((trial * 7919) % 1000) as f64 / 1000.0);
-        let mut child = Command::new("nsenter")
-            .args([netns_arg.as_str(), vland_bin().to_str().unwrap(), cmd, "--config", config.to_str().unwrap()])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = Lab::vland_command(&host, &[cmd], Some(config)).stderr(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL: nsenter has exec'd into vland
         let _ = child.wait();
@@ -90,24 +80,23 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
         .chain(shared_a.iter().map(|(e, i)| (e.to_string(), lab.ns("shared"), i.to_string())))
         .collect();
     for (ep, ns, ifname) in &expected {
-        let l = &ip_json(ns, &["link", "show", "dev", ifname])[0];
-        assert_eq!(l["ifalias"], format!("vland:{ep}"), "{l}");
-        assert!(l["xdp"]["mode"].as_u64().is_some(), "{ep} has no counting program");
-        let addrs = ip_json(ns, &["-4", "addr", "show", "dev", ifname])[0]["addr_info"].as_array().unwrap().clone();
+        let l = ip::link(ns, ifname);
+        assert_eq!(l.ifalias, Some(format!("vland:{ep}")), "{l:?}");
+        assert!(l.xdp.is_some(), "{ep} has no counting program");
+        let addrs = ip::addrs(ns, "-4", &["dev", ifname]);
         assert_eq!(addrs.len(), 1, "{ep}: {addrs:?}");
-        let ip = addrs[0]["local"].as_str().unwrap().to_string();
+        let ip = addrs[0].local.clone();
         if let Some(other) = seen_ips.insert(ip.clone(), ep.clone()) {
             panic!("{ip} given to both {other} and {ep}");
         }
     }
     // No half-made links anywhere, nothing extra in the shared namespace or on the host.
     for ns in lab_namespaces(&lab) {
-        for l in links(&lab.ns(&ns)) {
-            let name = l["ifname"].as_str().unwrap();
-            assert!(!is_temp_name(name), "leaked temporary link {name} in {ns}");
+        for name in ip::link_names(&lab.ns(&ns)) {
+            assert!(!is_temp_name(&name), "leaked temporary link {name} in {ns}");
         }
     }
-    let shared_links: BTreeSet<String> = links(&lab.ns("shared")).iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+    let shared_links: BTreeSet<String> = ip::link_names(&lab.ns("shared")).into_iter().collect();
     assert_eq!(shared_links, BTreeSet::from(["lo".to_string(), "eth0".into(), "eth1".into()]));
     // Namespaces: the lab's own, plus exactly config A's.
     let mut want: BTreeSet<String> = ["sw", "h1", "shared"].iter().map(|s| s.to_string()).collect();
@@ -128,7 +117,7 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     // And a down after all that removes everything vland made.
     lab.vland_ok(&host, &config_a, &["down"]);
     assert_eq!(lab_namespaces(&lab), ["h1", "shared", "sw"].iter().map(|s| s.to_string()).collect());
-    let shared_links: BTreeSet<String> = links(&lab.ns("shared")).iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+    let shared_links: BTreeSet<String> = ip::link_names(&lab.ns("shared")).into_iter().collect();
     assert_eq!(shared_links, BTreeSet::from(["lo".to_string()]));
     assert!(!pin_dir.exists(), "pins left after down");
 }

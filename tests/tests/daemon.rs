@@ -1,37 +1,21 @@
 //! The daemon in the foreground: it applies, exits cleanly on SIGTERM, and leaves the links and
 //! pinned programs counting after it is gone; `doctor` tells the kernel's features by trying.
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use vland_tests::{Lab, ip_json, run, vland_bin, wait_until};
+use std::time::Duration;
+use vland_tests::{Lab, ip, run, vland_bin, wait_until};
 
 #[test]
 fn counters_keep_counting_after_the_daemon_exits() {
     let (mut lab, host, ns, config) = Lab::with_one_endpoint();
-    // Registered for `down` on drop, even if the daemon never gets to apply.
-    let _ = lab.vland(&host, &config, &["stats"]);
-
-    let mut daemon = Command::new("nsenter")
-        .args([&format!("--net=/run/netns/{host}"), vland_bin().to_str().unwrap(), "--config", config.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let stats = loop {
-        let s = lab.stats(&host, &config);
-        if !s["endpoints"].as_array().unwrap().is_empty() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the daemon did not apply within 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let _ = stats;
+    let daemon = lab.spawn_daemon(&host, &config);
+    let applied = wait_until(Duration::from_secs(30), || !lab_stats(&host, &config)["endpoints"].as_array().unwrap().is_empty());
+    assert!(applied.is_some(), "the daemon did not apply within 30 s: {}", daemon.log_text());
     // SIGTERM: a clean exit.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    let status = daemon.wait().unwrap();
+    let status = daemon.stop();
     assert!(status.success(), "daemon exited with {status}");
 
-    let l = &ip_json(&ns, &["link", "show", "dev", "eth0"])[0];
-    assert!(l["xdp"]["mode"].as_u64().is_some(), "XDP program detached with the daemon: {l}");
+    let l = ip::link(&ns, "eth0");
+    assert!(l.xdp.is_some(), "XDP program detached with the daemon: {l:?}");
     let before = lab.stats(&host, &config);
     lab.exec(&ns, &["ping", "-c", "3", "-i", "0.05", "-W", "1", "172.16.10.1"]);
     let after = lab.stats(&host, &config);
@@ -42,6 +26,11 @@ fn counters_keep_counting_after_the_daemon_exits() {
 
 #[test]
 fn doctor_reports_what_the_kernel_really_does() {
+    // Read before doctor runs: its eBPF probes mount bpffs when it is missing.
+    let bpffs_mounted = std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some("/sys/fs/bpf") && l.split(' ').nth(2) == Some("bpf"));
     let child = Command::new(vland_bin()).args(["doctor", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
@@ -49,62 +38,77 @@ fn doctor_reports_what_the_kernel_really_does() {
     // Its scratch pins are gone with it.
     assert!(!std::path::Path::new(&format!("/sys/fs/bpf/vland-doctor-{pid}")).exists(), "doctor left its pins behind");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let f = &report["features"];
-    // Cross-check against iproute2 in a scratch namespace of our own.
-    let lab = Lab::new();
-    let probe = |kind: &[&str]| -> bool {
-        let ns = lab.ns("probe");
-        let _ = run("ip", &["netns", "add", &ns]);
-        let mut args = vec!["-n", ns.as_str(), "link", "add"];
-        args.extend_from_slice(kind);
-        let ok = run("ip", &args).status.success();
-        let _ = run("ip", &["netns", "del", &ns]);
-        ok
+    let available = |key: &str| report["features"][key]["available"].as_bool().unwrap_or_else(|| panic!("{key} missing: {report}"));
+
+    // What the kernel says without vland: iproute2 creating each kind of link in a scratch
+    // namespace, the kernel's build config (when it shows it) and its version.
+    let mut lab = Lab::new();
+    let ns = lab.add_ns("probe");
+    let creates = |args: &[&str]| {
+        let mut full = vec!["-n", ns.as_str(), "link", "add"];
+        full.extend_from_slice(args);
+        run("ip", &full).status.success()
     };
-    assert_eq!(f["veth"]["available"], true);
-    assert_eq!(f["dummy"]["available"], probe(&["d0", "type", "dummy"]), "{f}");
-    assert_eq!(f["macvlan"]["available"], probe(&["v0", "type", "veth", "peer", "name", "v1"]) && probe_macvlan(&lab), "{f}");
-    for key in ["ipvlan", "vlan_8021q", "xdp_native", "xdp_generic", "tcx", "btf", "bpffs", "bridge"] {
-        assert!(f[key]["available"].is_boolean(), "{key} missing: {f}");
+    let veth = creates(&["v0", "type", "veth", "peer", "name", "v1"]);
+    let want = [
+        ("veth", veth),
+        ("bridge", creates(&["b0", "type", "bridge"])),
+        ("dummy", creates(&["d0", "type", "dummy"])),
+        ("macvlan", veth && creates(&["m0", "link", "v0", "type", "macvlan", "mode", "bridge"])),
+        // On the other veth end: macvlan and ipvlan cannot share a parent.
+        ("ipvlan", veth && creates(&["i0", "link", "v1", "type", "ipvlan", "mode", "l2"])),
+        ("vlan_8021q", veth && creates(&["link", "v0", "name", "v0.5", "type", "vlan", "id", "5"])),
+        ("btf", kernel_config("DEBUG_INFO_BTF").unwrap_or_else(|| std::path::Path::new("/sys/kernel/btf/vmlinux").exists())),
+        ("bpffs", bpffs_mounted),
+    ];
+    for (key, want) in want {
+        assert_eq!(available(key), want, "{key}: {report}");
     }
+    // eBPF on a veth: native XDP since 4.19, generic before that, tcx since 6.6 (NET_XGRESS).
+    let bpf = kernel_config("BPF_SYSCALL").unwrap_or_else(|| std::path::Path::new("/proc/sys/kernel/unprivileged_bpf_disabled").exists());
+    let version = kernel_version();
+    assert_eq!(available("xdp_native"), bpf && veth && version >= (4, 19), "kernel {version:?}: {report}");
+    assert_eq!(available("xdp_generic"), bpf && veth && version >= (4, 12), "kernel {version:?}: {report}");
+    let xgress = kernel_config("NET_XGRESS").unwrap_or(true);
+    assert_eq!(available("tcx"), bpf && veth && xgress && version >= (6, 6), "kernel {version:?}: {report}");
 }
 
-fn probe_macvlan(lab: &Lab) -> bool {
-    let ns = lab.ns("probe2");
-    let _ = run("ip", &["netns", "add", &ns]);
-    let _ = run("ip", &["-n", &ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
-    let ok = run("ip", &["-n", &ns, "link", "add", "m0", "link", "v0", "type", "macvlan", "mode", "bridge"]).status.success();
-    let _ = run("ip", &["netns", "del", &ns]);
-    ok
+/// `CONFIG_<option>` from /proc/config.gz: built in or a module (None if the kernel does not show
+/// its config).
+fn kernel_config(option: &str) -> Option<bool> {
+    let out = Command::new("zcat").arg("/proc/config.gz").output().ok().filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(text.lines().any(|l| l == format!("CONFIG_{option}=y") || l == format!("CONFIG_{option}=m")))
+}
+
+/// (major, minor) of the running kernel, from `uname -r`.
+fn kernel_version() -> (u32, u32) {
+    let release = String::from_utf8_lossy(&run("uname", &["-r"]).stdout).trim().to_string();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 #[test]
 fn a_restarted_daemon_keeps_programs_and_counters() {
     let (mut lab, host, ns, config) = Lab::with_one_endpoint();
     let daemon = lab.spawn_daemon(&host, &config);
-    let applied =
-        || vland_tests::try_ip_json(&ns, &["link", "show", "dev", "eth0"]).is_some_and(|l| l[0]["xdp"]["prog"]["id"].as_u64().is_some());
-    assert!(vland_tests::wait_until(Duration::from_secs(15), applied).is_some(), "{}", daemon.log_text());
+    let applied = || ip::try_link(&ns, "eth0").is_some_and(|l| l.xdp_prog().is_some());
+    assert!(wait_until(Duration::from_secs(15), applied).is_some(), "{}", daemon.log_text());
     // No ARP in the counts: a static neighbour for the gateway.
-    let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
-    lab.exec(&ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
+    lab.static_gateway(&ns);
     let tx = |s: &serde_json::Value| (s["endpoints"][0]["tx_packets"].as_u64().unwrap(), s["endpoints"][0]["rx_packets"].as_u64().unwrap());
-    let prog = ip_json(&ns, &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["id"].clone();
+    let prog = ip::link(&ns, "eth0").xdp_prog().cloned();
 
     lab.exec(&ns, &["ping", "-c", "5", "-i", "0.05", "-W", "1", "172.16.10.1"]);
     let before = tx(&lab.stats(&host, &config));
     assert!(daemon.stop().success());
     let daemon = lab.spawn_daemon(&host, &config);
-    assert!(
-        vland_tests::wait_until(Duration::from_secs(15), || daemon.log_text().contains("apply done")).is_some(),
-        "{}",
-        daemon.log_text()
-    );
+    assert!(wait_until(Duration::from_secs(15), || daemon.log_text().contains("apply done")).is_some(), "{}", daemon.log_text());
     lab.exec(&ns, &["ping", "-c", "5", "-i", "0.05", "-W", "1", "172.16.10.1"]);
     let after = tx(&lab.stats(&host, &config));
     // Counters before the restart + the traffic after it = counters after.
     assert_eq!(after, (before.0 + 5, before.1 + 5));
-    assert_eq!(ip_json(&ns, &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["id"], prog, "the restart re-attached the program");
+    assert_eq!(ip::link(&ns, "eth0").xdp_prog().cloned(), prog, "the restart re-attached the program");
 }
 
 #[test]
@@ -115,7 +119,7 @@ fn the_daemon_serves_the_map_counters_as_prometheus_metrics() {
     std::fs::write(&config, text).unwrap();
     let daemon = lab.spawn_daemon(&host, &config);
     let scrape = || vland_tests::http::get_in_netns(&host, "127.0.0.1:9750", "/metrics");
-    let up = vland_tests::wait_until(Duration::from_secs(15), || scrape().is_some_and(|b| b.contains("endpoint=\"web1\"")));
+    let up = wait_until(Duration::from_secs(15), || scrape().is_some_and(|b| b.contains("endpoint=\"web1\"")));
     assert!(up.is_some(), "no metrics: {}", daemon.log_text());
     lab.exec(&ns, &["ping", "-c", "3", "-i", "0.05", "-W", "1", "172.16.10.1"]);
     let metrics = scrape().unwrap();
@@ -133,11 +137,8 @@ fn stats_watch_reports_per_second_rates() {
     let (mut lab, host, ns, config) = Lab::with_one_endpoint();
     lab.vland_ok(&host, &config, &["apply"]);
     // About 20 echo requests a second for 3 s while stats watches.
-    let mut ping = Command::new("ip")
-        .args(["netns", "exec", &ns, "ping", "-c", "60", "-i", "0.05", "-W", "1", "172.16.10.1"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut ping =
+        Lab::command_in(&ns, "ping").args(["-c", "60", "-i", "0.05", "-W", "1", "172.16.10.1"]).stdout(Stdio::null()).spawn().unwrap();
     let out = lab.vland_ok(&host, &config, &["stats", "--watch", "--json", "--interval", "0.5", "--count", "3"]);
     let _ = ping.wait();
     let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -153,7 +154,7 @@ fn doctor_lists_the_namespace_devices_with_their_vlan_offload() {
     let mut lab = Lab::new();
     let ns = lab.add_ns("doc");
     lab.exec(&ns, &["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
-    let out = run("nsenter", &[&format!("--net=/run/netns/{ns}"), vland_bin().to_str().unwrap(), "doctor", "--json"]);
+    let out = Lab::vland_command(&ns, &["doctor", "--json"], None).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = report["devices"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
@@ -166,13 +167,12 @@ fn doctor_lists_the_namespace_devices_with_their_vlan_offload() {
 fn an_upgrade_swaps_the_programs_in_place_and_keeps_the_counters() {
     let (mut lab, host, ns, config) = Lab::with_one_endpoint();
     lab.vland_ok(&host, &config, &["apply"]);
-    let gw_mac = ip_json(&lab.ns("sw"), &["link", "show", "dev", "br0"])[0]["address"].as_str().unwrap().to_string();
-    lab.exec(&ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
+    lab.static_gateway(&ns);
     lab.exec(&ns, &["ping", "-c", "4", "-i", "0.05", "-W", "1", "172.16.10.1"]);
     let counts =
         |s: &serde_json::Value| (s["endpoints"][0]["tx_packets"].as_u64().unwrap(), s["endpoints"][0]["rx_packets"].as_u64().unwrap());
     let before = counts(&lab.stats(&host, &config));
-    let prog = |lab: &Lab| ip_json(&lab.ns("web1"), &["link", "show", "dev", "eth0"])[0]["xdp"]["prog"]["id"].as_u64().unwrap();
+    let prog = |lab: &Lab| ip::link(&lab.ns("web1"), "eth0").xdp_prog().unwrap().id;
     let old_prog = prog(&lab);
 
     // Pretend the links were attached by another build: the next start must upgrade them.
@@ -214,7 +214,7 @@ fn reload_and_status_go_through_the_daemons_control_socket() {
     lab.exec(&ns, &["ip", "link", "del", "eth0"]);
     let out = lab.vland_ok(&host, &config, &["reload"]);
     assert!(out.contains("1 created"), "{out}");
-    assert_eq!(ip_json(&ns, &["link", "show", "dev", "eth0"])[0]["ifalias"], "vland:web1");
+    assert_eq!(ip::link(&ns, "eth0").ifalias.as_deref(), Some("vland:web1"));
     assert_eq!(status().unwrap()["last_apply"]["reason"], "control socket");
 
     // A second daemon on the same socket refuses to start, and changes nothing.
@@ -236,9 +236,13 @@ fn reload_and_status_go_through_the_daemons_control_socket() {
 /// `vland ARGS --config CONFIG` in namespace `host`, without a Lab (for closures); killed after
 /// 30 s (a daemon that should have refused to start would otherwise run on).
 fn lab_vland(host: &str, config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let mut full =
-        vec!["30".to_string(), "nsenter".to_string(), format!("--net=/run/netns/{host}"), vland_bin().to_str().unwrap().to_string()];
-    full.extend(args.iter().map(|a| a.to_string()));
-    full.extend(["--config".to_string(), config.to_str().unwrap().to_string()]);
-    Command::new("timeout").args(&full).output().unwrap()
+    let vland = Lab::vland_command(host, args, Some(config));
+    Command::new("timeout").arg("30").arg(vland.get_program()).args(vland.get_args()).output().unwrap()
+}
+
+/// `vland stats --json` in `host`, without a Lab (for closures).
+fn lab_stats(host: &str, config: &std::path::Path) -> serde_json::Value {
+    let out = lab_vland(host, config, &["stats", "--json"]);
+    assert!(out.status.success(), "vland stats failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }

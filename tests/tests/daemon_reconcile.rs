@@ -1,7 +1,8 @@
 //! The daemon keeps the kernel matching the config: on SIGHUP, on config file changes, and
 //! when a parent disappears and comes back.
+use nix::sys::signal::Signal;
 use std::time::Duration;
-use vland_tests::{Lab, ip_json, run_ok, try_ip_json, wait_until};
+use vland_tests::{Lab, ip, run_ok, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -12,11 +13,11 @@ fn endpoint(name: &str, ns: &str) -> String {
 const NET: &str = "[networks.n]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n";
 
 fn ipv4(ns: &str) -> Option<String> {
-    try_ip_json(ns, &["-4", "addr", "show", "dev", "eth0"])?[0]["addr_info"][0]["local"].as_str().map(String::from)
+    ip::first_addr(ns, "-4", "eth0")
 }
 
 fn xdp_attached(ns: &str) -> bool {
-    try_ip_json(ns, &["link", "show", "dev", "eth0"]).is_some_and(|v| v[0]["xdp"]["mode"].as_u64().is_some())
+    ip::try_link(ns, "eth0").is_some_and(|l| l.xdp.is_some())
 }
 
 #[test]
@@ -34,7 +35,7 @@ fn config_changes_and_sighup_are_applied_by_the_running_daemon() {
 
     // Drift, then SIGHUP: the address comes back.
     lab.exec(&a, &["ip", "addr", "flush", "dev", "eth0"]);
-    daemon.signal(libc::SIGHUP);
+    daemon.signal(Signal::SIGHUP);
     assert!(wait_until(LIMIT, || ipv4(&a).as_deref() == Some("172.16.10.2")).is_some(), "SIGHUP did not repair the address");
     assert!(daemon.stop().success());
 }
@@ -49,7 +50,7 @@ fn children_come_back_after_their_parent_does() {
     let daemon = lab.spawn_daemon(&host, &config);
     assert!(wait_until(LIMIT, || ipv4(&a).is_some()).is_some(), "the daemon did not apply: {}", daemon.log_text());
     // No wait for the first apply to finish: a parent vanishing mid-apply must not stop the daemon.
-    let old_index = ip_json(&a, &["link", "show", "dev", "eth0"])[0]["ifindex"].clone();
+    let old_index = ip::link(&a, "eth0").ifindex;
 
     // The parent goes away: the kernel takes its children with it.
     lab.exec(&host, &["ip", "link", "del", "eth0"]);
@@ -69,5 +70,5 @@ fn children_come_back_after_their_parent_does() {
     eprintln!("child back and reaching the gateway {} ms after the parent returned", took.as_millis());
     // A new device (the old one went with its parent) with the endpoint's number again: the
     // shared endpoint programs count it in the same slot.
-    assert_eq!(ip_json(&a, &["link", "show", "dev", "eth0"])[0]["ifindex"], old_index);
+    assert_eq!(ip::link(&a, "eth0").ifindex, old_index);
 }

@@ -2,17 +2,17 @@
 //! XDP first, then TC ingress for what XDP passed. Every verdict and every counter delta is
 //! checked, for hand-built frames of each kind and for 100,000 random and mangled ones against a
 //! reference model written independently of the programs.
+use aya::Ebpf;
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
-use aya::{Ebpf, EbpfLoader};
-use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
 use pnet_packet::ethernet::{EtherType, EtherTypes};
-use pnet_packet::ipv4::MutableIpv4Packet;
-use pnet_packet::ipv6::MutableIpv6Packet;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use vlan_common::{DropKey, DropReason, LinkId, VlanKey, VlanStats, names};
 use vland::config::TrunkVlans;
-use vland::ebpf::{Pins, TrunkCounters, TrunkTable, endpoint_policy, ensure_bpffs, object, read_trunk_counters};
+use vland::ebpf::{Pins, TrunkCounters, TrunkTable, endpoint_policy, ensure_bpffs, load_object, read_trunk_counters};
+use vland_tests::frame::{ETHERTYPE_EXPERIMENTAL, Frame, arp_request, ipv4_packet, ipv6_packet};
 
 const INUM: u32 = 7;
 /// The endpoint slot the programs count in.
@@ -51,12 +51,7 @@ impl Fixture {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = PathBuf::from(format!("/sys/fs/bpf/vlt-fixtures-{}-{n}", std::process::id()));
         ensure_bpffs(&dir).unwrap();
-        let mut bpf = EbpfLoader::new()
-            .default_map_pin_directory(&dir)
-            .override_global(names::ENDPOINT_IFINDEX_BASE_GLOBAL, &IFINDEX_BASE, true)
-            .override_global(names::TRUNK_SLOT_GLOBAL, &TRUNK_SLOT, true)
-            .load(object().unwrap())
-            .unwrap();
+        let mut bpf = load_object(&Pins::new(&dir), IFINDEX_BASE, TRUNK_SLOT).unwrap();
         let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).unwrap().try_into().unwrap();
         xdp.load().unwrap();
         let tc: &mut SchedClassifier = bpf.program_mut(names::TRUNK_TC_PROGRAM).unwrap().try_into().unwrap();
@@ -119,50 +114,10 @@ fn untagged_row() -> VlanKey {
     row(0, 0)
 }
 
-/// An Ethernet frame with `tags` (tpid, vid) in order, then `ethertype` and `payload`.
+/// An Ethernet frame with `tags` (tpid, vid) in order, each with priority 1 (the programs must
+/// look at the VID only), then `ethertype` and `payload`.
 fn frame(tags: &[(u16, u16)], ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01];
-    for (tpid, vid) in tags {
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&(vid & 0x0fff | 0x2000).to_be_bytes()); // priority 1
-    }
-    f.extend_from_slice(&ethertype.0.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-fn ipv4_payload(len: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; len.max(20)];
-    let mut ip = MutableIpv4Packet::new(&mut buf).unwrap();
-    ip.set_version(4);
-    ip.set_header_length(5);
-    ip.set_total_length(len.max(20) as u16);
-    ip.set_ttl(64);
-    ip.set_source("10.19.0.2".parse().unwrap());
-    ip.set_destination("10.19.0.1".parse().unwrap());
-    buf
-}
-
-fn arp_payload() -> Vec<u8> {
-    let mut buf = vec![0u8; 28];
-    let mut arp = MutableArpPacket::new(&mut buf).unwrap();
-    arp.set_hardware_type(ArpHardwareTypes::Ethernet);
-    arp.set_protocol_type(EtherTypes::Ipv4);
-    arp.set_hw_addr_len(6);
-    arp.set_proto_addr_len(4);
-    arp.set_operation(ArpOperations::Request);
-    arp.set_target_proto_addr("10.19.0.1".parse().unwrap());
-    buf
-}
-
-fn ipv6_payload() -> Vec<u8> {
-    let mut buf = vec![0u8; 40];
-    let mut ip = MutableIpv6Packet::new(&mut buf).unwrap();
-    ip.set_version(6);
-    ip.set_hop_limit(64);
-    ip.set_source("fd00::2".parse().unwrap());
-    ip.set_destination("fd00::1".parse().unwrap());
-    buf
+    Frame::new(ethertype).tags(tags).priority(1).payload(payload).build()
 }
 
 /// What a frame should do: the verdict, the VLAN row it is counted on (None: no row, only a
@@ -243,14 +198,14 @@ fn check(fx: &Fixture, untagged_drop: bool, frames: &[(String, Vec<u8>)]) {
 }
 
 fn fixture_frames() -> Vec<(String, Vec<u8>)> {
-    let ip = ipv4_payload(84);
+    let ip = ipv4_packet(84);
     vec![
         ("untagged IPv4".into(), frame(&[], EtherTypes::Ipv4, &ip)),
-        ("untagged ARP".into(), frame(&[], EtherTypes::Arp, &arp_payload())),
-        ("untagged IPv6".into(), frame(&[], EtherTypes::Ipv6, &ipv6_payload())),
+        ("untagged ARP".into(), frame(&[], EtherTypes::Arp, &arp_request())),
+        ("untagged IPv6".into(), frame(&[], EtherTypes::Ipv6, &ipv6_packet())),
         ("802.1Q VID 19 (allowed) IPv4".into(), frame(&[(0x8100, 19)], EtherTypes::Ipv4, &ip)),
-        ("802.1Q VID 19 (allowed) ARP".into(), frame(&[(0x8100, 19)], EtherTypes::Arp, &arp_payload())),
-        ("802.1Q VID 4094 (allowed) IPv6".into(), frame(&[(0x8100, 4094)], EtherTypes::Ipv6, &ipv6_payload())),
+        ("802.1Q VID 19 (allowed) ARP".into(), frame(&[(0x8100, 19)], EtherTypes::Arp, &arp_request())),
+        ("802.1Q VID 4094 (allowed) IPv6".into(), frame(&[(0x8100, 4094)], EtherTypes::Ipv6, &ipv6_packet())),
         ("802.1Q VID 20 (denied)".into(), frame(&[(0x8100, 20)], EtherTypes::Ipv4, &ip)),
         ("802.1Q VID 0 (priority tag, denied)".into(), frame(&[(0x8100, 0)], EtherTypes::Ipv4, &ip)),
         ("802.1ad 100 over 802.1Q 5 (QinQ, allowed)".into(), frame(&[(0x88a8, 100), (0x8100, 5)], EtherTypes::Ipv4, &ip)),
@@ -259,9 +214,9 @@ fn fixture_frames() -> Vec<(String, Vec<u8>)> {
         ("truncated 802.1Q tag".into(), frame(&[], EtherType(0x8100), &[0x00, 0x13])),
         ("truncated QinQ inner tag".into(), frame(&[(0x88a8, 100)], EtherType(0x8100), &[0x00])),
         // BPF_PROG_TEST_RUN builds no skb from a truncated IP header: a non-IP runt instead.
-        ("runt untagged frame".into(), frame(&[], EtherType(0x88b5), &[0])),
-        ("jumbo 802.1Q VID 19 (3000 bytes)".into(), frame(&[(0x8100, 19)], EtherTypes::Ipv4, &ipv4_payload(3000))),
-        ("jumbo 802.1Q VID 20 (3000 bytes)".into(), frame(&[(0x8100, 20)], EtherTypes::Ipv4, &ipv4_payload(3000))),
+        ("runt untagged frame".into(), frame(&[], ETHERTYPE_EXPERIMENTAL, &[0])),
+        ("jumbo 802.1Q VID 19 (3000 bytes)".into(), frame(&[(0x8100, 19)], EtherTypes::Ipv4, &ipv4_packet(3000))),
+        ("jumbo 802.1Q VID 20 (3000 bytes)".into(), frame(&[(0x8100, 20)], EtherTypes::Ipv4, &ipv4_packet(3000))),
     ]
 }
 
@@ -303,7 +258,7 @@ fn untagged_frames_are_dropped_when_the_trunk_says_so() {
     let fx = Fixture::new(true);
     check(&fx, true, &fixture_frames());
     let before = fx.drops();
-    assert_eq!(fx.run(&frame(&[], EtherTypes::Arp, &arp_payload())), DROP);
+    assert_eq!(fx.run(&frame(&[], EtherTypes::Arp, &arp_request())), DROP);
     let key = DropKey { vlan: untagged_row(), reason: DropReason::Untagged as u32 };
     assert_eq!(fx.drops()[&key] - before.get(&key).copied().unwrap_or(0), 1);
 }
@@ -313,7 +268,7 @@ fn frames_on_devices_without_a_policy_pass_untouched_and_uncounted() {
     let fx = Fixture::new(false);
     fx.table().clear(TRUNK_SLOT).unwrap();
     let before = fx.vlans();
-    assert_eq!(fx.run(&frame(&[(0x8100, 20)], EtherTypes::Ipv4, &ipv4_payload(84))), PASS);
+    assert_eq!(fx.run(&frame(&[(0x8100, 20)], EtherTypes::Ipv4, &ipv4_packet(84))), PASS);
     assert_eq!(fx.vlans(), before);
 }
 
@@ -325,7 +280,7 @@ fn allowed_in_kernel(fx: &Fixture, tpid: u16, vid: u16) -> bool {
 #[test]
 fn changing_the_allowed_set_keeps_the_counts_of_vlans_that_stay_and_of_vlans_that_leave() {
     let fx = Fixture::new(false);
-    let tagged = |vid| frame(&[(0x8100, vid)], EtherTypes::Ipv4, &ipv4_payload(84));
+    let tagged = |vid| frame(&[(0x8100, vid)], EtherTypes::Ipv4, &ipv4_packet(84));
     for _ in 0..3 {
         assert_eq!(fx.run(&tagged(19)), PASS);
     }
@@ -360,44 +315,30 @@ fn changing_the_allowed_set_keeps_the_counts_of_vlans_that_stay_and_of_vlans_tha
     assert!(fx.vlans().values().all(|s| *s == VlanStats::default()));
 }
 
-/// xorshift64*: a fixed seed, so a failure names a frame that can be reproduced.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 #[test]
 fn a_hundred_thousand_random_and_mangled_frames_get_only_the_specified_verdicts() {
     for untagged_drop in [false, true] {
         let fx = Fixture::new(untagged_drop);
-        let mut rng = Rng(0x5eed_0000_0000_0001 ^ untagged_drop as u64);
+        // A fixed seed: a failure names a frame that the same run reproduces.
+        let mut rng = StdRng::seed_from_u64(0x5eed_0000_0000_0001 ^ untagged_drop as u64);
         let tpids = [0x8100u16, 0x88a8, 0x0800, 0x0806, 0x86dd, 0x9100];
         let vids = [0u16, 1, 5, 19, 20, 100, 200, 4094, 4095];
         let mut batch = Vec::with_capacity(1000);
         for i in 0..50_000u32 {
             // Mostly well-formed stacks of 0-2 tags, sometimes random bytes, cut at random lengths.
-            let mut f: Vec<u8> = match rng.below(4) {
-                0 => (0..rng.below(120) + 14).map(|_| rng.next() as u8).collect(),
+            let mut f: Vec<u8> = match rng.random_range(0..4) {
+                0 => (0..rng.random_range(14..134)).map(|_| rng.random::<u8>()).collect(),
                 _ => {
-                    let tags: Vec<(u16, u16)> = (0..rng.below(3))
-                        .map(|_| (tpids[rng.below(tpids.len() as u64) as usize], vids[rng.below(vids.len() as u64) as usize]))
+                    let tags: Vec<(u16, u16)> = (0..rng.random_range(0..3))
+                        .map(|_| (tpids[rng.random_range(0..tpids.len())], vids[rng.random_range(0..vids.len())]))
                         .collect();
-                    let ethertype = EtherType(tpids[rng.below(tpids.len() as u64) as usize]);
-                    frame(&tags, ethertype, &ipv4_payload(rng.below(200) as usize))
+                    let ethertype = EtherType(tpids[rng.random_range(0..tpids.len())]);
+                    frame(&tags, ethertype, &ipv4_packet(rng.random_range(0..200)))
                 }
             };
-            if rng.below(5) == 0 {
+            if rng.random_ratio(1, 5) {
                 // BPF_PROG_TEST_RUN needs more than an Ethernet header's 14 bytes for a skb.
-                let cut = 15 + rng.below(10) as usize;
-                f.truncate(cut);
+                f.truncate(rng.random_range(15..25));
             }
             while f.len() < 15 {
                 f.push(0);
@@ -453,22 +394,22 @@ fn spoof_check_drops_foreign_source_macs_and_ips_and_counts_them() {
         f[6..12].copy_from_slice(&mac);
         f
     };
-    let own_ip = ipv4_payload(84);
+    let own_ip = ipv4_packet(84);
     let mut foreign_ip = own_ip.clone();
     foreign_ip[12..16].copy_from_slice(&[10, 19, 0, 99]);
-    let mut own_arp = arp_payload();
+    let mut own_arp = arp_request();
     own_arp[8..14].copy_from_slice(&OWN_MAC);
     own_arp[14..18].copy_from_slice(&[10, 19, 0, 2]);
     let mut foreign_arp = own_arp.clone();
     foreign_arp[14..18].copy_from_slice(&[10, 19, 0, 1]); // claims the gateway's address
-    let mut ll6 = ipv6_payload();
+    let mut ll6 = ipv6_packet();
     ll6[8..24].copy_from_slice(&"fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
-    let mut foreign6 = ipv6_payload();
+    let mut foreign6 = ipv6_packet();
     foreign6[8..24].copy_from_slice(&"fd00::99".parse::<std::net::Ipv6Addr>().unwrap().octets());
     let cases = [
         ("own MAC and IPv4", with_src(OWN_MAC, EtherTypes::Ipv4, &own_ip), TC_ACT_UNSPEC),
         ("own ARP", with_src(OWN_MAC, EtherTypes::Arp, &own_arp), TC_ACT_UNSPEC),
-        ("own IPv6", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_payload()), TC_ACT_UNSPEC),
+        ("own IPv6", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_packet()), TC_ACT_UNSPEC),
         ("IPv6 link-local", with_src(OWN_MAC, EtherTypes::Ipv6, &ll6), TC_ACT_UNSPEC),
         ("foreign MAC", with_src([0x02, 9, 9, 9, 9, 9], EtherTypes::Ipv4, &own_ip), TC_ACT_SHOT),
         ("foreign IPv4", with_src(OWN_MAC, EtherTypes::Ipv4, &foreign_ip), TC_ACT_SHOT),
@@ -487,7 +428,7 @@ fn a_9000_byte_jumbo_frame_is_counted_whole_by_the_frags_aware_xdp_program() {
     // Larger than a page: BPF_PROG_TEST_RUN hands it to the (frags-aware) XDP program in
     // fragments, as a driver with a 9000-byte MTU would; the count must be the whole frame.
     let fx = Fixture::new(false);
-    let f = frame(&[(0x8100, 20)], EtherTypes::Ipv4, &ipv4_payload(9000));
+    let f = frame(&[(0x8100, 20)], EtherTypes::Ipv4, &ipv4_packet(9000));
     let key = row(0x8100, 20);
     let before = fx.vlans().get(&key).copied().unwrap_or_default();
     assert_eq!(fx.run_xdp(&f), XDP_DROP);
@@ -496,5 +437,5 @@ fn a_9000_byte_jumbo_frame_is_counted_whole_by_the_frags_aware_xdp_program() {
     assert_eq!(f.len(), 9018);
     // An allowed jumbo frame goes on to the stack (TC then counts it; BPF_PROG_TEST_RUN cannot
     // build a 9000-byte skb to show that part).
-    assert_eq!(fx.run_xdp(&frame(&[(0x8100, 19)], EtherTypes::Ipv4, &ipv4_payload(9000))), XDP_PASS);
+    assert_eq!(fx.run_xdp(&frame(&[(0x8100, 19)], EtherTypes::Ipv4, &ipv4_packet(9000))), XDP_PASS);
 }

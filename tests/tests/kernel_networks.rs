@@ -6,19 +6,20 @@ use pnet_packet::ethernet::EthernetPacket;
 use pnet_packet::vlan::VlanPacket;
 use std::time::Duration;
 use vland_tests::capture::Capture;
-use vland_tests::{Lab, ip_json, run_ok};
+use vland_tests::ip::{self, Link};
+use vland_tests::{Lab, run_ok};
 
 #[test]
 fn vm_suite() {
     vland_tests::vm::run_guest_tests(&["ipvlan", "vlan_8021q", "dummy"]);
 }
 
-fn link(ns: &str, dev: &str) -> serde_json::Value {
-    ip_json(ns, &["link", "show", "dev", dev])[0].clone()
+fn link(ns: &str, dev: &str) -> Link {
+    ip::link(ns, dev)
 }
 
 fn has_link(ns: &str, dev: &str) -> bool {
-    ip_json(ns, &["link", "show"]).as_array().unwrap().iter().any(|l| l["ifname"] == dev)
+    ip::link_names(ns).iter().any(|l| l == dev)
 }
 
 fn pings(lab: &Lab, ns: &str, ip: &str) -> bool {
@@ -70,16 +71,16 @@ fn vlan_19_and_20_networks_share_one_trunk_with_the_right_tags() {
     }
     let config = lab.config("h", &body);
     lab.vland_ok(&host, &config, &["apply"]);
-    for vid in [19u64, 20] {
+    for vid in [19u16, 20] {
         let l = link(&host, &format!("eth1.{vid}"));
-        assert_eq!((l["linkinfo"]["info_kind"].as_str(), l["linkinfo"]["info_data"]["id"].as_u64()), (Some("vlan"), Some(vid)), "{l}");
-        assert!(l["flags"].as_array().unwrap().iter().any(|f| f == "UP"), "{l}");
+        assert_eq!((l.kind(), l.linkinfo.info_data.id), ("vlan", Some(vid)), "{l:?}");
+        assert!(l.is_up(), "{l:?}");
     }
 
     let capture = Capture::open(&peer, "trunk");
     assert!(pings(&lab, &e19, "10.19.0.1") && pings(&lab, &e20, "10.20.0.1") && pings(&lab, &e30, "10.30.0.1"));
     let frames = capture.frames_until(Duration::from_millis(500), |_| false);
-    let mac = |ns: &str| link(ns, "eth0")["address"].as_str().unwrap().to_string();
+    let mac = |ns: &str| link(ns, "eth0").address;
     for (ns, vid) in [(&e19, 19u16), (&e20, 20)] {
         let tags = tags_from(&frames, &mac(ns));
         assert!(!tags.is_empty(), "no tagged frame from {ns}");
@@ -87,10 +88,10 @@ fn vlan_19_and_20_networks_share_one_trunk_with_the_right_tags() {
     }
 
     // Exact per-endpoint counts on a VLAN network: 10 pings to the gateway, a static neighbour.
-    let gw_mac = link(&peer, "trunk.19")["address"].as_str().unwrap().to_string();
+    let gw_mac = link(&peer, "trunk.19").address;
     lab.exec(&e19, &["ip", "neigh", "replace", "10.19.0.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
-    let e19_mac = link(&e19, "eth0")["address"].as_str().unwrap().to_string();
-    let e19_ip = ip_json(&e19, &["-4", "addr", "show", "dev", "eth0"])[0]["addr_info"][0]["local"].as_str().unwrap().to_string();
+    let e19_mac = link(&e19, "eth0").address;
+    let e19_ip = ip::first_addr(&e19, "-4", "eth0").unwrap();
     lab.exec(&peer, &["ip", "neigh", "replace", &e19_ip, "lladdr", &e19_mac, "dev", "trunk.19", "nud", "permanent"]);
     let count = |s: &serde_json::Value, f: &str| {
         s["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == "e19").unwrap()[f].as_u64().unwrap()
@@ -140,11 +141,11 @@ fn an_802_1ad_parent_tags_frames_with_the_service_tpid() {
     );
     let config = lab.config("h", &body);
     lab.vland_ok(&host, &config, &["apply"]);
-    assert_eq!(link(&host, "eth1.100")["linkinfo"]["info_data"]["protocol"], "802.1ad");
+    assert_eq!(link(&host, "eth1.100").linkinfo.info_data.protocol.as_deref(), Some("802.1ad"));
     let capture = Capture::open(&peer, "trunk");
     let _ = lab.exec_status(&ns, &["ping", "-c", "1", "-W", "1", "10.100.0.99"]);
     let frames = capture.frames_until(Duration::from_secs(2), |f| EthernetPacket::new(f).is_some_and(|e| e.get_ethertype().0 == 0x88a8));
-    let tags = tags_from(&frames, link(&ns, "eth0")["address"].as_str().unwrap());
+    let tags = tags_from(&frames, &link(&ns, "eth0").address);
     assert!(tags.contains(&(100, 0x88a8)), "tags seen: {tags:?} in {} frames", frames.len());
 }
 
@@ -160,8 +161,8 @@ fn an_internal_network_gets_a_dummy_parent_and_no_default_route() {
     );
     let config = lab.config("h", &body);
     lab.vland_ok(&host, &config, &["apply"]);
-    assert_eq!(link(&host, "vd-backend")["linkinfo"]["info_kind"], "dummy");
-    assert!(ip_json(&a, &["-4", "route", "show", "default"]).as_array().unwrap().is_empty(), "internal networks have no default route");
+    assert_eq!(link(&host, "vd-backend").kind(), "dummy");
+    assert!(ip::routes(&a, "-4", &["default"]).is_empty(), "internal networks have no default route");
     assert!(pings(&lab, &a, "192.168.77.3"), "members of an internal network reach each other");
     lab.vland_ok(&host, &config, &["down"]);
     assert!(!has_link(&host, "vd-backend"), "the dummy parent was left behind");
@@ -192,8 +193,8 @@ fn ipvlan_l2_endpoints_on_two_hosts_share_the_parents_mac_and_reach_each_other()
     let c2 = lab.config("net2", &net("172.16.10.128/25", "web2", &w2));
     lab.vland_ok(&h1, &c1, &["apply"]);
     lab.vland_ok(&h2, &c2, &["apply"]);
-    assert_eq!(link(&w1, "eth0")["address"], link(&h1, "eth0")["address"], "ipvlan children use the parent's MAC");
-    assert_eq!(link(&w1, "eth0")["linkinfo"]["info_data"]["mode"], "l2");
+    assert_eq!(link(&w1, "eth0").address, link(&h1, "eth0").address, "ipvlan children use the parent's MAC");
+    assert_eq!(link(&w1, "eth0").linkinfo.info_data.mode.as_deref(), Some("l2"));
     assert!(pings(&lab, &w1, "172.16.10.128"));
     assert!(pings(&lab, &w1, "172.16.10.1"));
 }
@@ -215,8 +216,8 @@ fn ipvlan_l3_subnets_on_two_hosts_reach_each_other_through_host_routes() {
     // The seed's routes: each host routes the other's container subnet via the other host.
     lab.exec(&h1, &["ip", "route", "add", "10.10.40.0/24", "via", "172.16.10.3"]);
     lab.exec(&h2, &["ip", "route", "add", "10.10.20.0/24", "via", "172.16.10.2"]);
-    let route = &ip_json(&w1, &["-4", "route", "show", "default"])[0];
-    assert_eq!((route["dev"].as_str(), route.get("gateway")), (Some("eth0"), None), "l3 uses `default dev`: {route}");
+    let route = &ip::routes(&w1, "-4", &["default"])[0];
+    assert_eq!((route.dev.as_str(), route.gateway.as_deref()), ("eth0", None), "l3 uses `default dev`: {route:?}");
     assert!(pings(&lab, &w1, "10.10.40.1"), "l3 across hosts");
 }
 
@@ -231,8 +232,8 @@ fn ipvlan_private_flag_isolates_siblings_and_ebusy_is_explained() {
     );
     let config = lab.config("net1", &body);
     lab.vland_ok(&h1, &config, &["apply"]);
-    let data = link(&a, "eth0")["linkinfo"]["info_data"].clone();
-    assert_eq!(data["private"], true, "{data}");
+    let data = link(&a, "eth0").linkinfo.info_data;
+    assert_eq!(data.private, Some(true), "{data:?}");
     assert!(pings(&lab, &a, "172.16.10.1"), "the gateway is reachable");
     assert!(!lab.exec_status(&a, &["ping", "-c", "1", "-W", "1", "172.16.10.65"]).status.success(), "private siblings must not talk");
 
@@ -241,8 +242,8 @@ fn ipvlan_private_flag_isolates_siblings_and_ebusy_is_explained() {
         .unwrap();
     lab.vland_ok(&h1, &config, &["apply"]);
     for ns in [&a, &b] {
-        let data = link(ns, "eth0")["linkinfo"]["info_data"].clone();
-        assert!(data["vepa"] == true && data["private"] != true, "{data}");
+        let data = link(ns, "eth0").linkinfo.info_data;
+        assert!(data.vepa == Some(true) && data.private != Some(true), "{data:?}");
     }
 
     // A macvlan network on a parent that already carries ipvlan children (made outside this

@@ -1,7 +1,8 @@
 //! The foundation slice on this machine's kernel: a macvlan bridge network on a veth parent, two
 //! endpoints in namespaces, counters read back from the pinned eBPF maps.
 use serde_json::Value;
-use vland_tests::{Lab, ip_json, run_ok};
+use vland_tests::ip;
+use vland_tests::{Lab, run_ok};
 
 const NET: &str = r#"
 [networks.lan]
@@ -34,17 +35,8 @@ fn applied_lab() -> (Lab, String, std::path::PathBuf) {
     (lab, host, config)
 }
 
-fn link(ns: &str, ifname: &str) -> Value {
-    ip_json(ns, &["link", "show", "dev", ifname])[0].clone()
-}
-
 fn ipv4_of(ns: &str, ifname: &str) -> Vec<String> {
-    ip_json(ns, &["-4", "addr", "show", "dev", ifname])[0]["addr_info"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
-        .collect()
+    ip::addrs(ns, "-4", &["dev", ifname]).iter().map(ip::Addr::cidr).collect()
 }
 
 fn endpoint_stats(stats: &Value, name: &str) -> Value {
@@ -60,21 +52,20 @@ fn apply_creates_macvlan_children_with_addresses_and_gateway_route() {
     let (lab, _host, _config) = applied_lab();
     for (ep, ip) in [("web1", "172.16.10.3/24"), ("web2", "172.16.10.4/24")] {
         let ns = lab.ns(ep);
-        let l = link(&ns, "eth0");
-        assert_eq!(l["linkinfo"]["info_kind"], "macvlan", "{l}");
-        assert_eq!(l["linkinfo"]["info_data"]["mode"], "bridge", "{l}");
-        assert_eq!(l["ifalias"], format!("vland:{ep}"), "{l}");
-        assert!(l["flags"].as_array().unwrap().iter().any(|f| f == "UP"), "{l}");
+        let l = ip::link(&ns, "eth0");
+        assert_eq!(l.kind(), "macvlan", "{l:?}");
+        assert_eq!(l.linkinfo.info_data.mode.as_deref(), Some("bridge"), "{l:?}");
+        assert_eq!(l.ifalias, Some(format!("vland:{ep}")), "{l:?}");
+        assert!(l.is_up(), "{l:?}");
         // .1 is the gateway and .2 the aux address: allocation starts at .3.
         assert_eq!(ipv4_of(&ns, "eth0"), vec![ip.to_string()]);
-        let routes = ip_json(&ns, &["-4", "route", "show", "default"]);
-        assert_eq!(routes[0]["gateway"], "172.16.10.1", "{routes}");
-        assert_eq!(routes[0]["dev"], "eth0", "{routes}");
+        let routes = ip::routes(&ns, "-4", &["default"]);
+        assert_eq!((routes[0].gateway.as_deref(), routes[0].dev.as_str()), (Some("172.16.10.1"), "eth0"), "{routes:?}");
         // A locally administered unicast MAC.
-        let mac = u8::from_str_radix(&l["address"].as_str().unwrap()[..2], 16).unwrap();
-        assert_eq!(mac & 0b11, 0b10, "{l}");
+        let mac = u8::from_str_radix(&l.address[..2], 16).unwrap();
+        assert_eq!(mac & 0b11, 0b10, "{l:?}");
         // The counting programs are attached: XDP (generic on macvlan) in the kernel's view.
-        assert!(l["xdp"]["mode"].as_u64().is_some(), "no XDP program on {ep}: {l}");
+        assert!(l.xdp.is_some(), "no XDP program on {ep}: {l:?}");
     }
 }
 
@@ -83,8 +74,8 @@ fn ten_pings_count_exactly_ten_each_way_on_both_endpoints() {
     let (mut lab, host, config) = applied_lab();
     let (ns1, ns2) = (lab.ns("web1"), lab.ns("web2"));
     // Static neighbours: no ARP, so the only frames are the ICMP ones.
-    let mac1 = link(&ns1, "eth0")["address"].as_str().unwrap().to_string();
-    let mac2 = link(&ns2, "eth0")["address"].as_str().unwrap().to_string();
+    let mac1 = ip::link(&ns1, "eth0").address;
+    let mac2 = ip::link(&ns2, "eth0").address;
     lab.exec(&ns1, &["ip", "neigh", "replace", "172.16.10.4", "lladdr", &mac2, "dev", "eth0", "nud", "permanent"]);
     lab.exec(&ns2, &["ip", "neigh", "replace", "172.16.10.3", "lladdr", &mac1, "dev", "eth0", "nud", "permanent"]);
 
@@ -137,9 +128,9 @@ fn second_apply_changes_nothing() {
         ["web1", "web2"]
             .map(|ep| {
                 let ns = lab.ns(ep);
-                let l = link(&ns, "eth0");
+                let l = ip::link(&ns, "eth0");
                 // The XDP program id too: a second apply must not re-attach the counters.
-                (l["ifindex"].clone(), l["address"].clone(), l["xdp"]["prog"]["id"].clone(), ipv4_of(&ns, "eth0"))
+                (l.ifindex, l.address.clone(), l.xdp_prog().map(|p| p.id), ipv4_of(&ns, "eth0"))
             })
             .to_vec()
     };
@@ -161,13 +152,12 @@ fn down_removes_what_vland_created_and_keeps_what_it_did_not() {
         format!("{NET}\n[endpoints.a]\nnetwork = \"lan\"\nnetns = \"{mine}\"\n\n[endpoints.b]\nnetwork = \"lan\"\nnetns = \"{made}\"\n");
     let config = lab.config("h1", &body);
     lab.vland_ok(&host, &config, &["apply"]);
-    assert_eq!(link(&mine, "eth0")["linkinfo"]["info_kind"], "macvlan");
+    assert_eq!(ip::link(&mine, "eth0").kind(), "macvlan");
     let bpf_dir = format!("{}-h1", lab.bpf_dir.display());
     assert!(std::path::Path::new(&bpf_dir).join("ENDPOINT_TRAFFIC").exists());
 
     lab.vland_ok(&host, &config, &["down"]);
-    let names: Vec<String> =
-        ip_json(&mine, &["link", "show"]).as_array().unwrap().iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+    let names = ip::link_names(&mine);
     assert!(names.contains(&"keep0".to_string()) && names.contains(&"keep1".to_string()), "{names:?}");
     assert!(!names.contains(&"eth0".to_string()), "vland's child is still there: {names:?}");
     let netns_list = run_ok("ip", &["netns", "list"]);
@@ -175,7 +165,7 @@ fn down_removes_what_vland_created_and_keeps_what_it_did_not() {
     assert!(!netns_list.lines().any(|l| l.split_whitespace().next() == Some(made.as_str())), "vland's namespace is still there");
     assert!(!std::path::Path::new(&bpf_dir).exists(), "pins left in {bpf_dir}");
     // The parent is untouched.
-    assert_eq!(link(&host, "eth0")["linkinfo"]["info_kind"], "veth");
+    assert_eq!(ip::link(&host, "eth0").kind(), "veth");
 }
 
 #[test]
@@ -187,5 +177,5 @@ fn an_existing_interface_vland_did_not_create_is_never_taken_over() {
     let out = lab.vland(&host, &config, &["apply"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not create"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(link(&ns, "eth0")["linkinfo"]["info_kind"], "veth", "vland changed a link it did not create");
+    assert_eq!(ip::link(&ns, "eth0").kind(), "veth", "vland changed a link it did not create");
 }

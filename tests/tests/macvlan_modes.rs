@@ -1,18 +1,19 @@
 //! Docker's macvlan behaviours on this machine's kernel: the modes' isolation rules, passthru,
 //! the seed's two hosts sharing a subnet, dual-stack addressing, routes, drift repair and
 //! address persistence.
-use serde_json::Value;
-use vland_tests::{Lab, ip_json};
+use vland_tests::Lab;
+use vland_tests::ip::{self, Link};
 
-fn link(ns: &str) -> Value {
-    ip_json(ns, &["link", "show", "dev", "eth0"])[0].clone()
+fn link(ns: &str) -> Link {
+    ip::link(ns, "eth0")
 }
 
 fn addrs(ns: &str, family: &str) -> Vec<String> {
-    ip_json(ns, &[family, "addr", "show", "dev", "eth0", "scope", "global"])[0]["addr_info"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| Some(format!("{}/{}", x["local"].as_str()?, x["prefixlen"]))).collect())
-        .unwrap_or_default()
+    ip::addrs(ns, family, &["dev", "eth0", "scope", "global"]).iter().map(ip::Addr::cidr).collect()
+}
+
+fn mode(ns: &str) -> Option<String> {
+    link(ns).linkinfo.info_data.mode
 }
 
 fn pings(lab: &Lab, ns: &str, ip: &str) -> bool {
@@ -39,7 +40,7 @@ fn vepa_children_talk_only_through_a_hairpinning_switch_and_private_never() {
     for mode in ["vepa", "private"] {
         let (lab, _host, _config) = mode_lab(mode);
         let (a, sw) = (lab.ns("a"), lab.ns("sw"));
-        assert_eq!(link(&a)["linkinfo"]["info_data"]["mode"], mode);
+        assert_eq!(self::mode(&a).as_deref(), Some(mode));
         assert!(pings(&lab, &a, "172.16.10.1"), "{mode}: the gateway must answer");
         assert!(!pings(&lab, &a, "172.16.10.3"), "{mode}: siblings must not reach each other directly");
         // A switch port in hairpin (reflective relay) mode sends the frame back down the same port.
@@ -62,8 +63,8 @@ fn passthru_child_takes_the_parents_mac_and_reaches_the_gateway() {
     let config = lab.config("h1", &body);
     lab.vland_ok(&host, &config, &["apply"]);
     let child = link(&ns);
-    assert_eq!(child["linkinfo"]["info_data"]["mode"], "passthru");
-    assert_eq!(child["address"], ip_json(&host, &["link", "show", "dev", "eth0"])[0]["address"]);
+    assert_eq!(child.linkinfo.info_data.mode.as_deref(), Some("passthru"));
+    assert_eq!(child.address, ip::link(&host, "eth0").address);
     assert!(pings(&lab, &ns, "172.16.10.1"));
 }
 
@@ -111,8 +112,8 @@ fn dual_stack_endpoints_get_both_families_and_no_slaac() {
     lab.vland_ok(&host, &config, &["apply"]);
     assert_eq!(addrs(&a, "-6"), vec!["fd00:10::2/64"], "lowest free after the gateway");
     assert_eq!(addrs(&b, "-6"), vec!["fd00:10::b/64"]);
-    let route = &ip_json(&a, &["-6", "route", "show", "default"])[0];
-    assert_eq!(route["gateway"], "fd00:10::1", "{route}");
+    let route = &ip::routes(&a, "-6", &["default"])[0];
+    assert_eq!(route.gateway.as_deref(), Some("fd00:10::1"), "{route:?}");
     let sysctl = |ns: &str, key: &str| lab.exec(ns, &["sysctl", "-n", &format!("net.ipv6.conf.eth0.{key}")]).trim().to_string();
     assert_eq!((sysctl(&a, "accept_ra"), sysctl(&a, "autoconf")), ("0".into(), "0".into()));
     let out = lab.exec(&a, &["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "fd00:10::b"]);
@@ -132,11 +133,11 @@ fn extra_routes_drift_and_mtu_are_reconciled() {
     };
     let config = lab.config("h1", &net(1400, "{ to = \"10.99.0.0/16\", via = \"172.16.10.254\" }"));
     lab.vland_ok(&host, &config, &["apply"]);
-    let ifindex = link(&ns)["ifindex"].clone();
-    assert_eq!(link(&ns)["mtu"], 1400);
-    let route = &ip_json(&ns, &["-4", "route", "show", "10.99.0.0/16"])[0];
-    assert_eq!(route["gateway"], "172.16.10.254", "{route}");
-    assert_eq!(ip_json(&ns, &["-4", "route", "show", "default"])[0]["metric"], 50);
+    let ifindex = link(&ns).ifindex;
+    assert_eq!(link(&ns).mtu, 1400);
+    let route = &ip::routes(&ns, "-4", &["10.99.0.0/16"])[0];
+    assert_eq!(route.gateway.as_deref(), Some("172.16.10.254"), "{route:?}");
+    assert_eq!(ip::routes(&ns, "-4", &["default"])[0].metric, Some(50));
 
     // Someone removes the address and the default route: the next apply puts them back.
     lab.exec(&ns, &["ip", "addr", "flush", "dev", "eth0"]);
@@ -144,8 +145,8 @@ fn extra_routes_drift_and_mtu_are_reconciled() {
     lab.exec(&ns, &["ip", "link", "set", "eth0", "mtu", "1300"]);
     lab.vland_ok(&host, &config, &["apply"]);
     assert_eq!(addrs(&ns, "-4"), vec!["172.16.10.2/24"]);
-    assert_eq!(ip_json(&ns, &["-4", "route", "show", "default"])[0]["gateway"], "172.16.10.1");
-    assert_eq!(link(&ns)["mtu"], 1400);
+    assert_eq!(ip::routes(&ns, "-4", &["default"])[0].gateway.as_deref(), Some("172.16.10.1"));
+    assert_eq!(link(&ns).mtu, 1400);
 
     // The config changes: a new MTU and another route; the old route goes, the link stays.
     std::fs::write(
@@ -156,10 +157,10 @@ fn extra_routes_drift_and_mtu_are_reconciled() {
     )
     .unwrap();
     lab.vland_ok(&host, &config, &["apply"]);
-    assert_eq!(link(&ns)["mtu"], 1450);
-    assert_eq!(link(&ns)["ifindex"], ifindex, "the child was recreated instead of corrected");
-    assert!(ip_json(&ns, &["-4", "route", "show", "10.99.0.0/16"]).as_array().unwrap().is_empty(), "stale route left");
-    assert_eq!(ip_json(&ns, &["-4", "route", "show", "10.98.0.0/16"])[0]["dev"], "eth0");
+    assert_eq!(link(&ns).mtu, 1450);
+    assert_eq!(link(&ns).ifindex, ifindex, "the child was recreated instead of corrected");
+    assert!(ip::routes(&ns, "-4", &["10.99.0.0/16"]).is_empty(), "stale route left");
+    assert_eq!(ip::routes(&ns, "-4", &["10.98.0.0/16"])[0].dev, "eth0");
 }
 
 #[test]
@@ -200,11 +201,10 @@ fn internal_with_a_parent_has_no_default_route_and_source_mode_lists_its_macs_an
     );
     let config = lab.config("h1", &body);
     lab.vland_ok(&host, &config, &["apply"]);
-    assert!(ip_json(&i, &["-4", "route", "show", "default"]).as_array().unwrap().is_empty(), "internal = no default route");
+    assert!(ip::routes(&i, "-4", &["default"]).is_empty(), "internal = no default route");
     assert_eq!(addrs(&i, "-4"), vec!["172.16.10.2/25"]);
-    let data = &link(&s)["linkinfo"]["info_data"];
-    assert_eq!(data["mode"], "source", "{data}");
-    assert_eq!(data["macaddr_count"], 2, "{data}");
+    let data = link(&s).linkinfo.info_data;
+    assert_eq!((data.mode.as_deref(), data.macaddr_count), (Some("source"), Some(2)), "{data:?}");
     // arp_notify on (off where the network says gratuitous_arp = false), IPv6 off on a network
     // without IPv6 settings; the namespace's loopback keeps IPv6.
     let sysctl = |lab: &Lab, ns: &str, key: &str| lab.exec(ns, &["sysctl", "-n", key]).trim().to_string();
@@ -220,8 +220,8 @@ fn internal_with_a_parent_has_no_default_route_and_source_mode_lists_its_macs_an
 
     // An edited source list reaches the kernel (the child is recreated), not just the state.
     let source_macs = |ns: &str| {
-        let shown = ip_json(ns, &["-d", "-d", "link", "show", "eth0"]);
-        let mut macs: Vec<String> = serde_json::from_value(shown[0]["linkinfo"]["info_data"]["macaddr_data"].clone()).unwrap();
+        let shown: Vec<Link> = ip::show(ns, &["-d", "link", "show", "eth0"]);
+        let mut macs = shown[0].linkinfo.info_data.macaddr_data.clone();
         macs.sort();
         macs
     };
@@ -249,9 +249,7 @@ fn an_endpoint_can_join_a_running_process_namespace_by_path_which_down_keeps() {
     let config = lab.config("h1", &body);
     lab.vland_ok(&host, &config, &["apply"]);
     let in_proc = |args: &[&str]| {
-        let mut full = vec!["-t".to_string(), pid.to_string(), "-n".to_string()];
-        full.extend(args.iter().map(|s| s.to_string()));
-        let out = std::process::Command::new("nsenter").args(&full).output().unwrap();
+        let out = Lab::command_in(&ns_path, args[0]).args(&args[1..]).output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let (ok, out) = in_proc(&["ip", "-br", "-4", "addr", "show", "dev", "eth0"]);
@@ -284,14 +282,14 @@ fn spoof_check_drops_what_an_endpoint_sends_as_someone_else_and_apply_restores_i
     assert_eq!(e["dropped_packets"], e["drops"]["spoofed_ip"].as_u64().unwrap() + e["drops"]["spoofed_mac"].as_u64().unwrap_or(0));
 
     // A MAC changed from inside: frames with it are dropped, and the next apply restores the MAC.
-    let mac = link(&a)["address"].clone();
+    let mac = link(&a).address;
     lab.exec(&a, &["ip", "addr", "del", "172.16.10.99/24", "dev", "eth0"]);
     lab.exec(&a, &["ip", "link", "set", "eth0", "address", "02:de:ad:be:ef:01"]);
     lab.exec(&a, &["ip", "neigh", "flush", "dev", "eth0"]);
     assert!(!pings(&lab, &a, "172.16.10.1"), "a foreign MAC must not get through");
     assert!(lab.stats(&host, &config)["endpoints"][0]["drops"]["spoofed_mac"].as_u64().unwrap_or(0) >= 1);
     lab.vland_ok(&host, &config, &["apply"]);
-    assert_eq!(link(&a)["address"], mac);
+    assert_eq!(link(&a).address, mac);
     assert!(pings(&lab, &a, "172.16.10.1"));
 }
 
@@ -308,8 +306,8 @@ fn endpoints_sharing_a_namespace_share_one_default_route_and_a_second_apply_keep
     for _ in 0..2 {
         lab.vland_ok(&host, &config, &["apply"]);
         // One default route: the lower metric's network (b, through eth1) carries it.
-        let routes = ip_json(&ns, &["-4", "route", "show", "default"]);
-        assert_eq!(routes.as_array().unwrap().len(), 1, "{routes}");
-        assert_eq!((routes[0]["dev"].as_str(), routes[0]["gateway"].as_str()), (Some("eth1"), Some("172.16.10.129")), "{routes}");
+        let routes = ip::routes(&ns, "-4", &["default"]);
+        assert_eq!(routes.len(), 1, "{routes:?}");
+        assert_eq!((routes[0].dev.as_str(), routes[0].gateway.as_deref()), ("eth1", Some("172.16.10.129")), "{routes:?}");
     }
 }

@@ -3,18 +3,14 @@
 //! `vland stats --json` reports every frame per VLAN and per drop reason.
 use std::time::Duration;
 use vland_tests::capture::Capture;
-use vland_tests::{Lab, ip_json, run_ok};
+use vland_tests::frame::{BROADCAST, ETHERTYPE_EXPERIMENTAL, Frame};
+use vland_tests::{Lab, ip, run_ok};
 
+const SRC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x01];
+
+/// A broadcast frame of `len` bytes from SRC with `tags`, of an ethertype nothing answers.
 fn frame(tags: &[(u16, u16)], len: usize) -> Vec<u8> {
-    let mut f = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0xaa, 0, 0, 0, 0x01];
-    for (tpid, vid) in tags {
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&vid.to_be_bytes());
-    }
-    // A "local experimental" ethertype: nothing in the stack answers it.
-    f.extend_from_slice(&0x88b5u16.to_be_bytes());
-    f.resize(len.max(f.len()), 0x5a);
-    f
+    Frame::new(ETHERTYPE_EXPERIMENTAL).dst(BROADCAST).src(SRC).tags(tags).padded_to(len, 0x5a).build()
 }
 
 fn row(stats: &serde_json::Value, vlan: serde_json::Value) -> &serde_json::Value {
@@ -35,9 +31,9 @@ fn a_trunk_passes_its_vlans_and_drops_and_counts_the_rest() {
     lab.exec(&peer, &["ip", "link", "set", "trunk", "up"]);
     let config = lab.config("h", "[trunks.eth1]\nallowed_vlans = [19]\nuntagged = \"drop\"\n");
     lab.vland_ok(&host, &config, &["apply"]);
-    let l = &ip_json(&host, &["link", "show", "dev", "eth1"])[0];
-    assert_eq!(l["xdp"]["mode"], 1, "veth supports native XDP: {l}");
-    assert_eq!(l["xdp"]["prog"]["name"], "vland_trunk");
+    let l = ip::link(&host, "eth1");
+    assert_eq!(l.xdp.as_ref().map(|x| x.mode), Some(1), "veth supports native XDP: {l:?}");
+    assert_eq!(l.xdp_prog().unwrap().name, "vland_trunk");
 
     let tx = Capture::open(&peer, "trunk");
     let rx = Capture::open(&host, "eth1");
@@ -58,7 +54,7 @@ fn a_trunk_passes_its_vlans_and_drops_and_counts_the_rest() {
     let got = rx.frames_until(Duration::from_millis(700), |_| false);
     let tags: Vec<Option<u16>> = got
         .iter()
-        .filter(|f| f.get(6..12) == Some(&[0x02, 0xaa, 0, 0, 0, 0x01][..]))
+        .filter(|f| f.get(6..12) == Some(&SRC[..]))
         .map(|f| (f[12..14] == [0x81, 0x00]).then(|| u16::from_be_bytes([f[14], f[15]]) & 0xfff))
         .collect();
     let mut want = vec![Some(19); 10];
@@ -82,10 +78,10 @@ fn a_trunk_passes_its_vlans_and_drops_and_counts_the_rest() {
     assert_eq!(untagged["dropped_packets"], 8, "untagged + malformed");
 
     // Allowing VLAN 20 later takes effect without re-attaching.
-    let prog = l["xdp"]["prog"]["id"].clone();
+    let prog = l.xdp_prog().unwrap().id;
     std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace("[19]", "[19, 20]")).unwrap();
     lab.vland_ok(&host, &config, &["apply"]);
-    assert_eq!(ip_json(&host, &["link", "show", "dev", "eth1"])[0]["xdp"]["prog"]["id"], prog);
+    assert_eq!(ip::link(&host, "eth1").xdp_prog().map(|p| p.id), Some(prog));
     tx.send(&sent[1].0);
     let got = rx.frames_until(Duration::from_millis(500), |f| f.get(14..16) == Some(&[0x00, 20][..]));
     assert!(got.iter().any(|f| f.get(14..16) == Some(&[0x00, 20][..])), "VLAN 20 is allowed now");
@@ -93,5 +89,5 @@ fn a_trunk_passes_its_vlans_and_drops_and_counts_the_rest() {
     // Removing the table detaches the program.
     std::fs::write(&config, std::fs::read_to_string(&config).unwrap().split("[trunks.eth1]").next().unwrap()).unwrap();
     lab.vland_ok(&host, &config, &["apply"]);
-    assert!(ip_json(&host, &["link", "show", "dev", "eth1"])[0].get("xdp").is_none(), "the trunk program stayed attached");
+    assert_eq!(ip::link(&host, "eth1").xdp, None, "the trunk program stayed attached");
 }

@@ -33,11 +33,16 @@ pub fn object() -> anyhow::Result<&'static [u8]> {
 /// the endpoint ifindex base and the trunk slot it serves patched in. Programs are loaded by the
 /// caller, as needed.
 pub fn load_object(pins: &Pins, ifindex_base: u32, trunk_slot: u32) -> anyhow::Result<aya::Ebpf> {
+    load_object_from(object()?, pins, ifindex_base, trunk_slot)
+}
+
+/// Like [`load_object`], for an object read from elsewhere (the benchmarks load the one just built).
+pub fn load_object_from(object: &[u8], pins: &Pins, ifindex_base: u32, trunk_slot: u32) -> anyhow::Result<aya::Ebpf> {
     use anyhow::Context;
     aya::EbpfLoader::new()
         .default_map_pin_directory(&pins.dir)
         .override_global(vlan_common::names::ENDPOINT_IFINDEX_BASE_GLOBAL, &ifindex_base, true)
         .override_global(vlan_common::names::TRUNK_SLOT_GLOBAL, &trunk_slot, true)
-        .load(object()?)
+        .load(object)
         .context("cannot load vland's eBPF object")
 }

@@ -15,10 +15,10 @@ use crate::paths::target_dir;
 use anyhow::{Context, bail};
 use aya::EbpfLoader;
 use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use vland_tests::frame::{BROADCAST, ETHERTYPE_EXPERIMENTAL, Frame, TPID_8021Q};
 
 const PREFIX: &str = "vlbd-";
 /// CPUs of the generator and of the receiver's NAPI thread (the machine has two).
@@ -44,9 +44,7 @@ fn trunk_ns() -> String {
 
 /// A 64-byte frame (60 plus the tag) tagged with VLAN 20, from a made-up source.
 fn frame() -> Vec<u8> {
-    let mut f = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0xbe, 0, 0, 0, 0x01, 0x81, 0x00, 0x00, 20, 0x88, 0xb5];
-    f.resize(64, 0);
-    f
+    Frame::new(ETHERTYPE_EXPERIMENTAL).dst(BROADCAST).src([0x02, 0xbe, 0, 0, 0, 0x01]).tags(&[(TPID_8021Q, 20)]).padded_to(64, 0).build()
 }
 
 fn pin_to_cpu(pid: libc::pid_t, cpu: usize) -> anyhow::Result<()> {
@@ -61,15 +59,12 @@ fn pin_to_cpu(pid: libc::pid_t, cpu: usize) -> anyhow::Result<()> {
 /// Sends the frame out of `ifname` in namespace `ns` for about `secs`, from GENERATOR_CPU;
 /// returns the frames offered and the seconds it took.
 fn generate(ns: &str, ifname: &str, secs: Duration) -> anyhow::Result<(u64, f64)> {
-    let (ns, ifname) = (ns.to_string(), ifname.to_string());
     let object = target_dir().join("bpfel-unknown-none/release/vlan-ebpf-bench");
-    std::thread::spawn(move || -> anyhow::Result<(u64, f64)> {
-        let nsf = std::fs::File::open(format!("/run/netns/{ns}"))?;
-        if unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            bail!("setns: {}", std::io::Error::last_os_error());
-        }
+    let netns = vland::netns::open(&vland::netns::named_path(ns))?;
+    // On a thread of its own inside the namespace, pinned to the generator's CPU.
+    vland::netns::run_in(&netns, || -> anyhow::Result<(u64, f64)> {
         pin_to_cpu(0, GENERATOR_CPU)?;
-        let cname = std::ffi::CString::new(ifname.clone())?;
+        let cname = std::ffi::CString::new(ifname)?;
         let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
         if ifindex == 0 {
             bail!("no device {ifname} in {ns}");
@@ -96,8 +91,6 @@ fn generate(ns: &str, ifname: &str, secs: Duration) -> anyhow::Result<(u64, f64)
         }
         Ok((offered, start.elapsed().as_secs_f64()))
     })
-    .join()
-    .map_err(|_| anyhow::anyhow!("generator thread panicked"))?
 }
 
 /// The generator's veth pair, made anew for each measurement, so that every run starts from the

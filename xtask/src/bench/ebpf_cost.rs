@@ -4,38 +4,25 @@
 use super::report::{Measurement, Target};
 use crate::paths::target_dir;
 use anyhow::Context;
+use aya::Ebpf;
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
-use aya::{Ebpf, EbpfLoader};
+
 use std::path::PathBuf;
 use vlan_common::{EndpointPolicy, TrunkPolicy, names};
+use vland::ebpf::{Pins, load_object_from};
+use vland_tests::frame::{EtherTypes, Frame, TPID_8021AD, TPID_8021Q, arp_request, ipv4_packet};
 
 const INUM: u32 = 7;
 /// BPF_PROG_TEST_RUN runs programs as if on the loopback device.
 const LO: u32 = 1;
 
-fn frame(tags: &[(u16, u16)], ethertype: u16, payload_len: usize) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01];
-    for (tpid, vid) in tags {
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&vid.to_be_bytes());
-    }
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    let mut payload = vec![0u8; payload_len];
-    if ethertype == 0x0800 && payload_len >= 20 {
-        payload[0] = 0x45;
-        payload[2..4].copy_from_slice(&(payload_len as u16).to_be_bytes());
-        payload[8] = 64;
-    }
-    f.extend_from_slice(&payload);
-    f
-}
-
 fn kinds() -> Vec<(&'static str, Vec<u8>)> {
+    let ipv4 = |tags: &[(u16, u16)]| Frame::new(EtherTypes::Ipv4).tags(tags).payload(&ipv4_packet(84)).build();
     vec![
-        ("untagged", frame(&[], 0x0800, 84)),
-        ("802.1Q", frame(&[(0x8100, 19)], 0x0800, 84)),
-        ("QinQ", frame(&[(0x88a8, 100), (0x8100, 5)], 0x0800, 84)),
-        ("ARP", frame(&[], 0x0806, 28)),
+        ("untagged", ipv4(&[])),
+        ("802.1Q", ipv4(&[(TPID_8021Q, 19)])),
+        ("QinQ", ipv4(&[(TPID_8021AD, 100), (TPID_8021Q, 5)])),
+        ("ARP", Frame::new(EtherTypes::Arp).payload(&arp_request()).build()),
     ]
 }
 
@@ -55,12 +42,10 @@ fn load() -> anyhow::Result<Objects> {
     let dir = target_dir().join("bpfel-unknown-none/release");
     let pin_dir = PathBuf::from(format!("/sys/fs/bpf/vlt-bench-{}", std::process::id()));
     std::fs::create_dir_all(&pin_dir).context("cannot create a bpffs dir for the benchmark (is bpffs mounted?)")?;
-    let mut vland = EbpfLoader::new()
-        .default_map_pin_directory(&pin_dir)
-        // Test runs run on the loopback device: numbered as the endpoint in slot 1.
-        .override_global(names::ENDPOINT_IFINDEX_BASE_GLOBAL, &(LO - 1), true)
-        .override_global(names::TRUNK_SLOT_GLOBAL, &1u32, true)
-        .load_file(dir.join("vlan-ebpf"))?;
+    // The object just built (not the one embedded in this xtask's copy of the library). Test runs
+    // run on the loopback device: numbered as the endpoint in slot 1, serving trunk slot 1.
+    let object = std::fs::read(dir.join("vlan-ebpf")).context("cannot read the eBPF object (cargo xtask build-ebpf)")?;
+    let mut vland = load_object_from(&object, &Pins::new(&pin_dir), LO - 1, 1)?;
     let mut empty = Ebpf::load_file(dir.join("vlan-ebpf-bench"))?;
     for name in [names::TRUNK_PROGRAM, names::INGRESS_PROGRAM] {
         let p: &mut Xdp = vland.program_mut(name).unwrap().try_into()?;
