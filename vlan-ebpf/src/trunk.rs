@@ -8,6 +8,7 @@
 //! frames too short for the headers they announce.
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    Global,
     helpers::bpf_xdp_get_buff_len,
     macros::map,
     maps::{Array, PerCpuArray},
@@ -30,14 +31,13 @@ static VLAN_COUNTERS: PerCpuArray<VlanStatsChunk> = PerCpuArray::pinned(MAX_TRUN
 static TRUNK_MALFORMED: PerCpuArray<u64> = PerCpuArray::pinned(MAX_TRUNKS, 0);
 
 /// The trunk this program instance serves; userspace patches it at load time (0: none).
-#[no_mangle]
-static TRUNK_SLOT: u32 = 0;
+#[unsafe(no_mangle)]
+static TRUNK_SLOT: Global<u32> = Global::new(0);
 
 /// This instance's slot and policy, if its slot holds one.
 #[inline(always)]
 fn policy() -> Option<(u32, &'static TrunkPolicy)> {
-    // Volatile read: without it the compiler folds the global to its initial 0.
-    let slot = unsafe { core::ptr::read_volatile(&TRUNK_SLOT) };
+    let slot = TRUNK_SLOT.load();
     if slot == 0 {
         return None;
     }
