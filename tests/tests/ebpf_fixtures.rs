@@ -10,8 +10,10 @@ use pnet_packet::ipv4::MutableIpv4Packet;
 use pnet_packet::ipv6::MutableIpv6Packet;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use vlan_common::{DropKey, DropReason, TrunkId, VlanKey, VlanStats, names};
-use vland::ebpf::{Pins, TrunkCounters, TrunkRules, TrunkTable, endpoint_policy, ensure_bpffs, object, read_trunk_counters};
+use vlan_common::{DropReason, TrunkId, VlanStats, names};
+use vland::ebpf::{
+    DropKey, Pins, TrunkCounters, TrunkRules, TrunkTable, VlanKey, endpoint_policy, ensure_bpffs, object, read_trunk_counters,
+};
 
 const INUM: u32 = 7;
 /// The endpoint slot the programs count in.
@@ -219,7 +221,7 @@ fn check(fx: &Fixture, untagged_drop: bool, frames: &[(String, Vec<u8>)]) {
             }
         }
         if let Some(reason) = want.reason {
-            *want_drops.entry(DropKey { vlan: want.row.unwrap_or(untagged_row()), reason: reason as u32 }).or_default() += 1;
+            *want_drops.entry(DropKey { vlan: want.row.unwrap_or(untagged_row()), reason }).or_default() += 1;
         }
     }
     let (vlans_after, drops_after) = (fx.vlans(), fx.drops());
@@ -303,7 +305,7 @@ fn untagged_frames_are_dropped_when_the_trunk_says_so() {
     check(&fx, true, &fixture_frames());
     let before = fx.drops();
     assert_eq!(fx.run(&frame(&[], EtherTypes::Arp, &arp_payload())), DROP);
-    let key = DropKey { vlan: untagged_row(), reason: DropReason::Untagged as u32 };
+    let key = DropKey { vlan: untagged_row(), reason: DropReason::Untagged };
     assert_eq!(fx.drops()[&key] - before.get(&key).copied().unwrap_or(0), 1);
 }
 
@@ -340,7 +342,7 @@ fn changing_the_allowed_set_keeps_the_counts_of_vlans_that_stay_and_of_vlans_tha
     let v = fx.vlans();
     assert_eq!((v[&row(0x8100, 19)].rx_packets, v[&row(0x8100, 19)].dropped_packets), (4, 1));
     assert_eq!((v[&row(0x8100, 20)].rx_packets, v[&row(0x8100, 4094)].rx_packets), (1, 1));
-    assert_eq!(fx.drops()[&DropKey { vlan: row(0x8100, 19), reason: DropReason::VlanNotAllowed as u32 }], 1);
+    assert_eq!(fx.drops()[&DropKey { vlan: row(0x8100, 19), reason: DropReason::VlanNotAllowed }], 1);
 
     // 19 comes back: its total goes on.
     let allowed = [(0x8100, 19), (0x8100, 20), (0x8100, 4094)].into_iter().collect();

@@ -5,11 +5,12 @@
 
 use aya_ebpf::{
     Global,
-    bindings::{xdp_action, TC_ACT_UNSPEC},
+    bindings::{TC_ACT_UNSPEC, xdp_action},
     helpers::bpf_redirect,
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
+use network_types::{eth::EthHdr, vlan::VlanHdr};
 
 #[xdp]
 pub fn empty_xdp(_ctx: XdpContext) -> u32 {
@@ -26,7 +27,7 @@ pub fn empty_tc(_ctx: TcContext) -> i32 {
 static GENERATOR_IFINDEX: Global<u32> = Global::new(0);
 
 /// The first bytes of the generated frame (Ethernet header and VLAN tag); patched at load time.
-pub const GENERATOR_HEADER_LEN: usize = 18;
+pub const GENERATOR_HEADER_LEN: usize = EthHdr::LEN + VlanHdr::LEN;
 #[unsafe(no_mangle)]
 static GENERATOR_HEADER: Global<[u8; GENERATOR_HEADER_LEN]> = Global::new([0; GENERATOR_HEADER_LEN]);
 

@@ -1,6 +1,6 @@
 //! Per-endpoint traffic counters (per-CPU, so no atomics on the hot path).
 use aya_ebpf::{Global, macros::map, maps::PerCpuArray};
-use vlan_common::{Traffic, MAX_ENDPOINTS};
+use vlan_common::{MAX_ENDPOINTS, Traffic};
 
 /// Indexed by the endpoint's slot (see MAX_ENDPOINTS).
 #[map(name = "ENDPOINT_TRAFFIC")]
