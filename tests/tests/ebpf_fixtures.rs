@@ -462,25 +462,29 @@ fn spoof_check_drops_foreign_source_macs_and_ips_and_counts_them() {
     own_arp[14..18].copy_from_slice(&[10, 19, 0, 2]);
     let mut foreign_arp = own_arp.clone();
     foreign_arp[14..18].copy_from_slice(&[10, 19, 0, 1]); // claims the gateway's address
-    let mut ll6 = ipv6_payload();
-    ll6[8..24].copy_from_slice(&"fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
-    let mut foreign6 = ipv6_payload();
-    foreign6[8..24].copy_from_slice(&"fd00::99".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    let ipv6_from = |src: &str| {
+        let mut p = ipv6_payload();
+        p[8..24].copy_from_slice(&src.parse::<std::net::Ipv6Addr>().unwrap().octets());
+        p
+    };
     let cases = [
         ("own MAC and IPv4", with_src(OWN_MAC, EtherTypes::Ipv4, &own_ip), TC_ACT_UNSPEC),
         ("own ARP", with_src(OWN_MAC, EtherTypes::Arp, &own_arp), TC_ACT_UNSPEC),
         ("own IPv6", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_payload()), TC_ACT_UNSPEC),
-        ("IPv6 link-local", with_src(OWN_MAC, EtherTypes::Ipv6, &ll6), TC_ACT_UNSPEC),
+        ("IPv6 link-local", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_from("fe80::1")), TC_ACT_UNSPEC),
+        ("IPv6 link-local, top of fe80::/10", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_from("febf::1")), TC_ACT_UNSPEC),
+        ("IPv6 unspecified (DAD)", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_from("::")), TC_ACT_UNSPEC),
         ("foreign MAC", with_src([0x02, 9, 9, 9, 9, 9], EtherTypes::Ipv4, &own_ip), TC_ACT_SHOT),
         ("foreign IPv4", with_src(OWN_MAC, EtherTypes::Ipv4, &foreign_ip), TC_ACT_SHOT),
         ("ARP for another address", with_src(OWN_MAC, EtherTypes::Arp, &foreign_arp), TC_ACT_SHOT),
-        ("foreign IPv6", with_src(OWN_MAC, EtherTypes::Ipv6, &foreign6), TC_ACT_SHOT),
+        ("foreign IPv6", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_from("fd00::99")), TC_ACT_SHOT),
+        ("IPv6 just past fe80::/10", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_from("fec0::1")), TC_ACT_SHOT),
     ];
     for (name, f, want) in &cases {
         assert_eq!(run_egress(&fx, f), *want, "{name}");
     }
     let drops = endpoint_drops(&fx);
-    assert_eq!((drops.spoofed_mac, drops.spoofed_ip), (1, 3));
+    assert_eq!((drops.spoofed_mac, drops.spoofed_ip), (1, 4));
 }
 
 #[test]
