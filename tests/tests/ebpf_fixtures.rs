@@ -9,9 +9,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use vlan_common::{DropKey, DropReason, LinkId, VlanKey, VlanStats, names};
+use vlan_common::{DropReason, LinkId, VlanStats, names};
 use vland::config::TrunkVlans;
-use vland::ebpf::{Pins, TrunkCounters, TrunkTable, endpoint_policy, ensure_bpffs, load_object, read_trunk_counters};
+use vland::ebpf::{DropKey, Pins, TrunkCounters, TrunkTable, VlanKey, endpoint_policy, ensure_bpffs, load_object, read_trunk_counters};
 use vland_tests::frame::{ETHERTYPE_EXPERIMENTAL, Frame, arp_request, ipv4_packet, ipv6_packet};
 
 const INUM: u32 = 7;
@@ -175,7 +175,7 @@ fn check(fx: &Fixture, untagged_drop: bool, frames: &[(String, Vec<u8>)]) {
             }
         }
         if let Some(reason) = want.reason {
-            *want_drops.entry(DropKey { vlan: want.row.unwrap_or(untagged_row()), reason: reason as u32 }).or_default() += 1;
+            *want_drops.entry(DropKey { vlan: want.row.unwrap_or(untagged_row()), reason }).or_default() += 1;
         }
     }
     let (vlans_after, drops_after) = (fx.vlans(), fx.drops());
@@ -259,7 +259,7 @@ fn untagged_frames_are_dropped_when_the_trunk_says_so() {
     check(&fx, true, &fixture_frames());
     let before = fx.drops();
     assert_eq!(fx.run(&frame(&[], EtherTypes::Arp, &arp_request())), DROP);
-    let key = DropKey { vlan: untagged_row(), reason: DropReason::Untagged as u32 };
+    let key = DropKey { vlan: untagged_row(), reason: DropReason::Untagged };
     assert_eq!(fx.drops()[&key] - before.get(&key).copied().unwrap_or(0), 1);
 }
 
@@ -296,7 +296,7 @@ fn changing_the_allowed_set_keeps_the_counts_of_vlans_that_stay_and_of_vlans_tha
     let v = fx.vlans();
     assert_eq!((v[&row(0x8100, 19)].rx_packets, v[&row(0x8100, 19)].dropped_packets), (4, 1));
     assert_eq!((v[&row(0x8100, 20)].rx_packets, v[&row(0x8100, 4094)].rx_packets), (1, 1));
-    assert_eq!(fx.drops()[&DropKey { vlan: row(0x8100, 19), reason: DropReason::VlanNotAllowed as u32 }], 1);
+    assert_eq!(fx.drops()[&DropKey { vlan: row(0x8100, 19), reason: DropReason::VlanNotAllowed }], 1);
 
     // 19 comes back: its total goes on.
     let allowed: std::collections::BTreeSet<(u16, u16)> = [(0x8100, 19), (0x8100, 20), (0x8100, 4094)].into_iter().collect();
@@ -402,25 +402,29 @@ fn spoof_check_drops_foreign_source_macs_and_ips_and_counts_them() {
     own_arp[14..18].copy_from_slice(&[10, 19, 0, 2]);
     let mut foreign_arp = own_arp.clone();
     foreign_arp[14..18].copy_from_slice(&[10, 19, 0, 1]); // claims the gateway's address
-    let mut ll6 = ipv6_packet();
-    ll6[8..24].copy_from_slice(&"fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
-    let mut foreign6 = ipv6_packet();
-    foreign6[8..24].copy_from_slice(&"fd00::99".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    let ipv6_from = |src: &str| {
+        let mut p = ipv6_packet();
+        p[8..24].copy_from_slice(&src.parse::<std::net::Ipv6Addr>().unwrap().octets());
+        p
+    };
     let cases = [
         ("own MAC and IPv4", with_src(OWN_MAC, EtherTypes::Ipv4, &own_ip), TC_ACT_UNSPEC),
         ("own ARP", with_src(OWN_MAC, EtherTypes::Arp, &own_arp), TC_ACT_UNSPEC),
         ("own IPv6", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_packet()), TC_ACT_UNSPEC),
-        ("IPv6 link-local", with_src(OWN_MAC, EtherTypes::Ipv6, &ll6), TC_ACT_UNSPEC),
+        ("IPv6 link-local", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_from("fe80::1")), TC_ACT_UNSPEC),
+        ("IPv6 link-local, top of fe80::/10", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_from("febf::1")), TC_ACT_UNSPEC),
+        ("IPv6 unspecified (DAD)", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_from("::")), TC_ACT_UNSPEC),
         ("foreign MAC", with_src([0x02, 9, 9, 9, 9, 9], EtherTypes::Ipv4, &own_ip), TC_ACT_SHOT),
         ("foreign IPv4", with_src(OWN_MAC, EtherTypes::Ipv4, &foreign_ip), TC_ACT_SHOT),
         ("ARP for another address", with_src(OWN_MAC, EtherTypes::Arp, &foreign_arp), TC_ACT_SHOT),
-        ("foreign IPv6", with_src(OWN_MAC, EtherTypes::Ipv6, &foreign6), TC_ACT_SHOT),
+        ("foreign IPv6", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_from("fd00::99")), TC_ACT_SHOT),
+        ("IPv6 just past fe80::/10", with_src(OWN_MAC, EtherTypes::Ipv6, &ipv6_from("fec0::1")), TC_ACT_SHOT),
     ];
     for (name, f, want) in &cases {
         assert_eq!(run_egress(&fx, f), *want, "{name}");
     }
     let drops = endpoint_drops(&fx);
-    assert_eq!((drops.spoofed_mac, drops.spoofed_ip), (1, 3));
+    assert_eq!((drops.spoofed_mac, drops.spoofed_ip), (1, 4));
 }
 
 #[test]

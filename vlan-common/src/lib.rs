@@ -2,6 +2,8 @@
 //! Layouts are `repr(C)` with explicit padding so both sides agree byte for byte.
 #![no_std]
 
+use network_types::eth::EtherType;
+
 /// Names of the maps and programs in the eBPF object; userspace looks them up by these.
 pub mod names {
     pub const ENDPOINT_TRAFFIC_MAP: &str = "ENDPOINT_TRAFFIC";
@@ -48,6 +50,8 @@ pub fn endpoint_slot(ifindex: u32, base: u32) -> u32 {
 pub const MAX_TRUNKS: u32 = 16;
 /// VIDs of a 12-bit VLAN tag.
 pub const VID_COUNT: usize = 4096;
+/// The VID bits of a tag's TCI.
+pub const VID_MASK: u16 = (VID_COUNT - 1) as u16;
 /// A trunk's counters: every 802.1Q VID, every 802.1ad VID, untagged frames. Every VLAN has its
 /// place, allowed or not, so counting never hashes and counts survive a VLAN joining or leaving
 /// the allowed set.
@@ -63,8 +67,8 @@ pub const VLAN_CHUNKS_PER_TRUNK: u32 = VLAN_COUNTERS_PER_TRUNK.div_ceil(VLAN_COU
 #[inline(always)]
 pub fn vlan_counter_place(slot: u32, tpid: u16, vid: u16) -> Option<(u32, usize)> {
     let offset = match tpid {
-        ETH_P_8021Q => vid as u32 & 0x0fff,
-        ETH_P_8021AD => VID_COUNT as u32 + (vid as u32 & 0x0fff),
+        ETH_P_8021Q => u32::from(vid & VID_MASK),
+        ETH_P_8021AD => VID_COUNT as u32 + u32::from(vid & VID_MASK),
         0 => 2 * VID_COUNT as u32,
         _ => return None,
     };
@@ -72,8 +76,10 @@ pub fn vlan_counter_place(slot: u32, tpid: u16, vid: u16) -> Option<(u32, usize)
     Some((slot * VLAN_CHUNKS_PER_TRUNK + offset / chunk, (offset % chunk) as usize))
 }
 
-pub const ETH_P_8021Q: u16 = 0x8100;
-pub const ETH_P_8021AD: u16 = 0x88a8;
+/// The tag protocols (TPIDs) of 802.1Q and 802.1ad (QinQ service) tags, in host byte order
+/// (network-types keeps ethertypes in network byte order).
+pub const ETH_P_8021Q: u16 = u16::from_be(EtherType::Ieee8021q as u16);
+pub const ETH_P_8021AD: u16 = u16::from_be(EtherType::Ieee8021ad as u16);
 
 /// Identifies one endpoint device. An ifindex is only unique inside one network namespace, so the
 /// key pairs it with that namespace's inode number (what `stat -L /proc/PID/ns/net` shows).
@@ -187,7 +193,7 @@ impl TrunkPolicy {
     /// Whether (tag protocol, VID) is allowed (never for an unknown tag protocol).
     #[inline(always)]
     pub fn allows(&self, tpid: u16, vid: u16) -> bool {
-        let vid = (vid & 0x0fff) as usize;
+        let vid = (vid & VID_MASK) as usize;
         let words = match tpid {
             ETH_P_8021Q => &self.allowed_8021q,
             ETH_P_8021AD => &self.allowed_8021ad,
@@ -198,7 +204,7 @@ impl TrunkPolicy {
 
     /// Allows (tag protocol, VID); false for an unknown tag protocol.
     pub fn allow(&mut self, tpid: u16, vid: u16) -> bool {
-        let vid = (vid & 0x0fff) as usize;
+        let vid = (vid & VID_MASK) as usize;
         let words = match tpid {
             ETH_P_8021Q => &mut self.allowed_8021q,
             ETH_P_8021AD => &mut self.allowed_8021ad,
@@ -207,16 +213,6 @@ impl TrunkPolicy {
         words[vid / 64] |= 1 << (vid % 64);
         true
     }
-}
-
-/// One VLAN on one trunk: the outer tag's protocol (0x8100, 0x88a8; 0 = untagged) and VID.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct VlanKey {
-    pub netns_inum: u32,
-    pub ifindex: u32,
-    pub tpid: u16,
-    pub vid: u16,
 }
 
 /// Per-CPU counters of one VLAN on a trunk: what arrived, and what of it was dropped.
@@ -251,30 +247,23 @@ impl VlanStats {
     }
 }
 
-/// Why a frame was dropped.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Why a frame was dropped. Never stored in a map: EndpointDrops has a counter per spoofing
+/// reason, and a trunk's drops get their reason from where they were counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DropReason {
     /// Tagged with a VLAN the trunk does not carry.
-    VlanNotAllowed = 1,
+    VlanNotAllowed,
     /// No tag, on a trunk with `untagged = "drop"`.
-    Untagged = 2,
+    Untagged,
     /// Too short to hold the headers it announces (counted on the untagged row).
-    Malformed = 3,
+    Malformed,
     /// Sent by an endpoint with a source MAC that is not its own.
-    SpoofedMac = 4,
+    SpoofedMac,
     /// Sent by an endpoint with a source IP (or ARP sender IP) that is not its own.
-    SpoofedIp = 5,
+    SpoofedIp,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] =
-        [DropReason::VlanNotAllowed, DropReason::Untagged, DropReason::Malformed, DropReason::SpoofedMac, DropReason::SpoofedIp];
-
-    pub fn from_u32(v: u32) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| *r as u32 == v)
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             DropReason::VlanNotAllowed => "vlan_not_allowed",
@@ -284,14 +273,6 @@ impl DropReason {
             DropReason::SpoofedIp => "spoofed_ip",
         }
     }
-}
-
-/// Drop counters: per VLAN row and reason.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DropKey {
-    pub vlan: VlanKey,
-    pub reason: u32,
 }
 
 #[cfg(feature = "user")]

@@ -1,11 +1,11 @@
 //! `vland stats`: counters read straight from the pinned eBPF maps, named through vland's state.
 //! Works whether or not the daemon runs.
 use crate::config::DaemonConfig;
-use crate::ebpf::{Pins, read_endpoint_drops, read_endpoint_traffic, read_trunk_counters};
+use crate::ebpf::{Pins, VlanKey, read_endpoint_drops, read_endpoint_traffic, read_trunk_counters};
 use crate::state;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use vlan_common::{DropReason, ETH_P_8021AD, ETH_P_8021Q, VlanKey};
+use vlan_common::{DropReason, ETH_P_8021AD, ETH_P_8021Q};
 
 #[derive(Debug, Serialize)]
 pub struct EndpointStats {
@@ -94,10 +94,9 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
         }
         for (k, n) in counters.drops.iter().filter(|(k, _)| on_trunk(&k.vlan)) {
             let row = parent_row(&mut rows, name, &k.vlan);
-            let reason = DropReason::from_u32(k.reason).map(DropReason::name).unwrap_or("unknown");
-            *row.drops.entry(reason).or_default() += n;
+            *row.drops.entry(k.reason.name()).or_default() += n;
             // Malformed frames have no VLAN row of their own: they count as dropped on the untagged row.
-            if k.reason == DropReason::Malformed as u32 {
+            if k.reason == DropReason::Malformed {
                 row.dropped_packets += n;
             }
         }

@@ -4,11 +4,13 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_UNSPEC},
+    Global,
+    bindings::{TC_ACT_UNSPEC, xdp_action},
     helpers::bpf_redirect,
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
+use network_types::{eth::EthHdr, vlan::VlanHdr};
 
 #[xdp]
 pub fn empty_xdp(_ctx: XdpContext) -> u32 {
@@ -21,13 +23,13 @@ pub fn empty_tc(_ctx: TcContext) -> i32 {
 }
 
 /// The device the generator sends through; patched at load time.
-#[no_mangle]
-static GENERATOR_IFINDEX: u32 = 0;
+#[unsafe(no_mangle)]
+static GENERATOR_IFINDEX: Global<u32> = Global::new(0);
 
 /// The first bytes of the generated frame (Ethernet header and VLAN tag); patched at load time.
-pub const GENERATOR_HEADER_LEN: usize = 18;
-#[no_mangle]
-static GENERATOR_HEADER: [u8; GENERATOR_HEADER_LEN] = [0; GENERATOR_HEADER_LEN];
+pub const GENERATOR_HEADER_LEN: usize = EthHdr::LEN + VlanHdr::LEN;
+#[unsafe(no_mangle)]
+static GENERATOR_HEADER: Global<[u8; GENERATOR_HEADER_LEN]> = Global::new([0; GENERATOR_HEADER_LEN]);
 
 /// A traffic generator: run through BPF_PROG_TEST_RUN in live-frames mode, it sends its input
 /// frame out of GENERATOR_IFINDEX once per repetition (as xdp-trafficgen does), with no socket or
@@ -40,11 +42,11 @@ pub fn generator(ctx: XdpContext) -> u32 {
     }
     // The test run reuses a frame's page once the receiver frees it, without restoring its bytes,
     // and the stack moves the header when it takes the VLAN tag out: write it anew every time.
-    // (Volatile reads: without them the compiler folds the globals to their initial zeros.)
-    let header = unsafe { core::ptr::read_volatile(&GENERATOR_HEADER) };
+    let header = GENERATOR_HEADER.load();
+    // SAFETY: the frame holds GENERATOR_HEADER_LEN bytes (checked above).
     unsafe { core::ptr::copy_nonoverlapping(header.as_ptr(), start as *mut u8, GENERATOR_HEADER_LEN) };
-    let ifindex = unsafe { core::ptr::read_volatile(&GENERATOR_IFINDEX) };
-    unsafe { bpf_redirect(ifindex, 0) as u32 }
+    // SAFETY: a helper call with plain integer arguments.
+    unsafe { bpf_redirect(GENERATOR_IFINDEX.load(), 0) as u32 }
 }
 
 #[cfg(not(test))]

@@ -1,20 +1,20 @@
 //! Per-endpoint traffic counters (per-CPU, so no atomics on the hot path).
-use aya_ebpf::{macros::map, maps::PerCpuArray};
-use vlan_common::{Traffic, MAX_ENDPOINTS};
+use aya_ebpf::{Global, macros::map, maps::PerCpuArray};
+use vlan_common::{MAX_ENDPOINTS, Traffic};
 
 /// Indexed by the endpoint's slot (see MAX_ENDPOINTS).
 #[map(name = "ENDPOINT_TRAFFIC")]
 static ENDPOINT_TRAFFIC: PerCpuArray<Traffic> = PerCpuArray::pinned(MAX_ENDPOINTS, 0);
 
-/// The ifindex of slot 0 in this vland instance's numbering; userspace patches it at load time.
-#[no_mangle]
-static ENDPOINT_IFINDEX_BASE: u32 = 0;
+/// The ifindex of slot 0 in this vland instance's numbering; userspace patches it at load time
+/// (`Global` reads it volatile, so the compiler does not fold it to its initial 0).
+#[unsafe(no_mangle)]
+static ENDPOINT_IFINDEX_BASE: Global<u32> = Global::new(0);
 
 /// The endpoint slot of device `ifindex` (0: not an endpoint of this vland).
 #[inline(always)]
 pub fn endpoint_slot(ifindex: u32) -> u32 {
-    // Volatile read: without it the compiler folds the global to its initial 0.
-    vlan_common::endpoint_slot(ifindex, unsafe { core::ptr::read_volatile(&ENDPOINT_IFINDEX_BASE) })
+    vlan_common::endpoint_slot(ifindex, ENDPOINT_IFINDEX_BASE.load())
 }
 
 #[inline(always)]

@@ -6,11 +6,12 @@
 #![no_main]
 
 mod counters;
+mod headers;
 mod spoof;
 mod trunk;
 
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
@@ -59,7 +60,7 @@ pub fn vland_egress(ctx: TcContext) -> i32 {
         return TC_ACT_UNSPEC;
     }
     if spoof::check(&ctx, slot).is_some() {
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     }
     counters::count_tx(slot, ctx.len() as u64);
     TC_ACT_UNSPEC

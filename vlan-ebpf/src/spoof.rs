@@ -5,7 +5,10 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::TcContext,
 };
+use core::net::Ipv6Addr;
 use vlan_common::{DropReason, EndpointDrops, EndpointPolicy, MAX_ENDPOINTS};
+
+use crate::headers::{ARP_SENDER_IP, ARP_SENDER_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ETH_SRC, ETH_TYPE, IPV4_SRC, IPV6_SRC};
 
 /// Both indexed by the endpoint's slot.
 #[map(name = "ENDPOINT_POLICY")]
@@ -13,8 +16,6 @@ static ENDPOINT_POLICY: Array<EndpointPolicy> = Array::pinned(MAX_ENDPOINTS, 0);
 
 #[map(name = "ENDPOINT_DROPS")]
 static ENDPOINT_DROPS: PerCpuArray<EndpointDrops> = PerCpuArray::pinned(MAX_ENDPOINTS, 0);
-
-const ETH_HLEN: usize = 14;
 
 #[inline(always)]
 fn bytes<const N: usize>(ctx: &TcContext, offset: usize) -> Option<[u8; N]> {
@@ -53,31 +54,31 @@ pub fn check(ctx: &TcContext, slot: u32) -> Option<DropReason> {
 
 #[inline(always)]
 fn spoofed(ctx: &TcContext, p: &EndpointPolicy) -> Option<DropReason> {
-    let Some(src) = bytes::<6>(ctx, 6) else { return Some(DropReason::SpoofedMac) };
+    let Some(src) = bytes(ctx, ETH_SRC) else { return Some(DropReason::SpoofedMac) };
     if src != [p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4], p.mac[5]] {
         return Some(DropReason::SpoofedMac);
     }
-    let ethertype = u16::from_be_bytes(bytes::<2>(ctx, 12)?);
+    let ethertype = u16::from_be_bytes(bytes(ctx, ETH_TYPE)?);
     let own_v4 = |a: [u8; 4]| (p.flags & EndpointPolicy::HAS_IPV4 != 0 && a == p.ipv4) || a == [0; 4];
     match ethertype {
-        0x0800 => {
-            let src = bytes::<4>(ctx, ETH_HLEN + 12)?;
+        ETH_P_IP => {
+            let src = bytes(ctx, IPV4_SRC)?;
             (!own_v4(src)).then_some(DropReason::SpoofedIp)
         }
-        0x0806 => {
-            // Ethernet/IPv4 ARP: sender MAC at 8, sender IP at 14 (0.0.0.0 in probes).
-            let sha = bytes::<6>(ctx, ETH_HLEN + 8)?;
+        ETH_P_ARP => {
+            // Ethernet/IPv4 ARP (the sender IP is 0.0.0.0 in probes).
+            let sha = bytes(ctx, ARP_SENDER_MAC)?;
             if sha != [p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4], p.mac[5]] {
                 return Some(DropReason::SpoofedMac);
             }
-            let spa = bytes::<4>(ctx, ETH_HLEN + 14)?;
+            let spa = bytes(ctx, ARP_SENDER_IP)?;
             (!own_v4(spa)).then_some(DropReason::SpoofedIp)
         }
-        0x86dd => {
-            let src = bytes::<16>(ctx, ETH_HLEN + 8)?;
-            let link_local = src[0] == 0xfe && src[1] & 0xc0 == 0x80;
+        ETH_P_IPV6 => {
+            let src = bytes(ctx, IPV6_SRC)?;
+            let addr = Ipv6Addr::from(src);
             let own = p.flags & EndpointPolicy::HAS_IPV6 != 0 && src == p.ipv6;
-            (!(own || link_local || src == [0; 16])).then_some(DropReason::SpoofedIp)
+            (!(own || addr.is_unicast_link_local() || addr.is_unspecified())).then_some(DropReason::SpoofedIp)
         }
         _ => None,
     }

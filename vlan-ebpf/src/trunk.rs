@@ -4,18 +4,23 @@
 //! - TC ingress sees everything XDP passed, with the tag either still in the bytes or, when a
 //!   device or a veth peer took it out (VLAN offload), in the skb's metadata: it decides the rest
 //!   (untagged frames, offloaded tags) and counts what passes.
+//!
 //! Handles an 802.1ad outer tag (checked) over an 802.1Q inner tag (left to the customer), and
 //! frames too short for the headers they announce.
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    Global,
+    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
     helpers::bpf_xdp_get_buff_len,
     macros::map,
     maps::{Array, PerCpuArray},
     programs::{TcContext, XdpContext},
 };
 use vlan_common::{
-    vlan_counter_place, TrunkPolicy, VlanStatsChunk, ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, VLAN_CHUNKS_PER_TRUNK, VLAN_COUNTERS_PER_CHUNK,
+    ETH_P_8021AD, ETH_P_8021Q, MAX_TRUNKS, TrunkPolicy, VID_MASK, VLAN_CHUNKS_PER_TRUNK, VLAN_COUNTERS_PER_CHUNK, VlanStatsChunk,
+    vlan_counter_place,
 };
+
+use crate::headers::{ETH_TYPE, INNER_VLAN_TYPE, VLAN_HLEN, VLAN_TCI, VLAN_TYPE};
 
 /// Each trunk's policy, by slot (see TrunkPolicy).
 #[map(name = "TRUNKS")]
@@ -30,23 +35,19 @@ static VLAN_COUNTERS: PerCpuArray<VlanStatsChunk> = PerCpuArray::pinned(MAX_TRUN
 static TRUNK_MALFORMED: PerCpuArray<u64> = PerCpuArray::pinned(MAX_TRUNKS, 0);
 
 /// The trunk this program instance serves; userspace patches it at load time (0: none).
-#[no_mangle]
-static TRUNK_SLOT: u32 = 0;
+#[unsafe(no_mangle)]
+static TRUNK_SLOT: Global<u32> = Global::new(0);
 
 /// This instance's slot and policy, if its slot holds one.
 #[inline(always)]
 fn policy() -> Option<(u32, &'static TrunkPolicy)> {
-    // Volatile read: without it the compiler folds the global to its initial 0.
-    let slot = unsafe { core::ptr::read_volatile(&TRUNK_SLOT) };
+    let slot = TRUNK_SLOT.load();
     if slot == 0 {
         return None;
     }
     let policy = TRUNKS.get(slot)?;
     (policy.flags & TrunkPolicy::ENABLED != 0).then_some((slot, policy))
 }
-
-const ETH_HLEN: usize = 14;
-const VLAN_HLEN: usize = 4;
 
 /// Reads a big-endian u16 at `offset` of a frame spanning [start, end).
 #[inline(always)]
@@ -94,19 +95,19 @@ enum InData {
 
 #[inline(always)]
 fn parse(start: usize, end: usize) -> InData {
-    let Some(ethertype) = read_be16(start, end, 12) else { return InData::Malformed };
+    let Some(ethertype) = read_be16(start, end, ETH_TYPE) else { return InData::Malformed };
     if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
         return InData::Untagged;
     }
     // The tag, and the ethertype after it, must be there.
-    let (Some(tci), Some(inner)) = (read_be16(start, end, ETH_HLEN), read_be16(start, end, ETH_HLEN + 2)) else {
+    let (Some(tci), Some(inner)) = (read_be16(start, end, VLAN_TCI), read_be16(start, end, VLAN_TYPE)) else {
         return InData::Malformed;
     };
     // 802.1ad carrying an 802.1Q customer tag: the inner tag must be whole too.
-    if ethertype == ETH_P_8021AD && inner == ETH_P_8021Q && read_be16(start, end, ETH_HLEN + VLAN_HLEN + 2).is_none() {
+    if ethertype == ETH_P_8021AD && inner == ETH_P_8021Q && read_be16(start, end, INNER_VLAN_TYPE).is_none() {
         return InData::Malformed;
     }
-    InData::Tagged { tpid: ethertype, vid: tci & 0x0fff }
+    InData::Tagged { tpid: ethertype, vid: tci & VID_MASK }
 }
 
 /// The VID, bounded where the verifier can see it. It goes through memory first: otherwise the
@@ -114,7 +115,8 @@ fn parse(start: usize, end: usize) -> InData {
 /// bounds through a byte swap (6.1) reject the index as unbounded.
 #[inline(always)]
 fn bounded(vid: u16) -> u16 {
-    unsafe { core::ptr::read_volatile(&vid) & 0x0fff }
+    // SAFETY: a read of a local.
+    unsafe { core::ptr::read_volatile(&vid) & VID_MASK }
 }
 
 /// XDP: drops (and counts) denied and malformed frames early; passes the rest, uncounted, to TC.
@@ -143,8 +145,6 @@ pub fn enforce_xdp(ctx: &XdpContext) -> u32 {
     }
 }
 
-const VLAN_HLEN_U64: u64 = VLAN_HLEN as u64;
-
 /// TC ingress: decides and counts everything XDP let through.
 #[inline(always)]
 pub fn enforce_tc(ctx: &TcContext) -> i32 {
@@ -154,27 +154,23 @@ pub fn enforce_tc(ctx: &TcContext) -> i32 {
     let len = ctx.len() as u64;
     let (tpid, vid, len) = if vlan_present != 0 {
         // Offloaded: the tag is not in the bytes; count the frame as it was on the wire.
-        (u16::from_be(proto as u16), (tci & 0x0fff) as u16, len + VLAN_HLEN_U64)
+        (u16::from_be(proto as u16), tci as u16 & VID_MASK, len + VLAN_HLEN as u64)
     } else {
         match parse(ctx.data(), ctx.data_end()) {
             InData::Malformed => {
                 count_malformed(slot);
-                return TC_ACT_SHOT as i32;
+                return TC_ACT_SHOT;
             }
             InData::Tagged { tpid, vid } => (tpid, vid, len),
             InData::Untagged => {
                 let dropped = policy.flags & TrunkPolicy::UNTAGGED_DROP != 0;
                 count(slot, 0, 0, len, dropped);
-                return if dropped { TC_ACT_SHOT as i32 } else { TC_ACT_UNSPEC };
+                return if dropped { TC_ACT_SHOT } else { TC_ACT_UNSPEC };
             }
         }
     };
     let vid = bounded(vid);
     let allowed = policy.allows(tpid, vid);
     count(slot, tpid, vid, len, !allowed);
-    if allowed {
-        TC_ACT_UNSPEC
-    } else {
-        TC_ACT_SHOT as i32
-    }
+    if allowed { TC_ACT_UNSPEC } else { TC_ACT_SHOT }
 }

@@ -4,13 +4,13 @@
 //! per-VLAN and per-reason counters.
 use super::liveness;
 use super::pins::Pins;
-use super::trunk_table::TrunkTable;
+use super::trunk_table::{TrunkTable, VlanKey};
 use crate::config::TrunkVlans;
 use anyhow::Context;
 use aya::programs::links::FdLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use std::collections::{HashMap, HashSet};
-use vlan_common::{DropKey, DropReason, LinkId, VlanKey, VlanStats, names};
+use vlan_common::{DropReason, LinkId, VlanStats, names};
 
 /// Makes trunk `id` (named `ifname`) enforce `vlans`, then attaches its programs unless live
 /// links are pinned. The policy goes first, so the programs never run without it. Must run in
@@ -63,6 +63,13 @@ pub fn trunk_slots(pins: &Pins) -> anyhow::Result<HashMap<LinkId, u32>> {
     Ok(table.slots().map(|(s, p)| (p.id(), s)).collect())
 }
 
+/// Drop counters: per VLAN row and reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DropKey {
+    pub vlan: VlanKey,
+    pub reason: DropReason,
+}
+
 /// Per-VLAN counters and per-reason drops of every trunk, summed over CPUs.
 pub struct TrunkCounters {
     pub vlans: HashMap<VlanKey, VlanStats>,
@@ -80,13 +87,13 @@ pub fn read_trunk_counters(pins: &Pins) -> anyhow::Result<TrunkCounters> {
         for (key, stats) in counts.vlans {
             let reason = if key.tpid == 0 { DropReason::Untagged } else { DropReason::VlanNotAllowed };
             if stats.dropped_packets > 0 {
-                out.drops.insert(DropKey { vlan: key, reason: reason as u32 }, stats.dropped_packets);
+                out.drops.insert(DropKey { vlan: key, reason }, stats.dropped_packets);
             }
             out.vlans.insert(key, stats);
         }
         if counts.malformed > 0 {
             let untagged = VlanKey { netns_inum: policy.netns_inum, ifindex: policy.ifindex, tpid: 0, vid: 0 };
-            out.drops.insert(DropKey { vlan: untagged, reason: DropReason::Malformed as u32 }, counts.malformed);
+            out.drops.insert(DropKey { vlan: untagged, reason: DropReason::Malformed }, counts.malformed);
         }
     }
     Ok(out)

@@ -9,9 +9,19 @@ use anyhow::Context;
 use aya::maps::{Array, Map, MapData, PerCpuArray};
 use std::collections::BTreeMap;
 use vlan_common::{
-    ETH_P_8021AD, ETH_P_8021Q, LinkId, MAX_TRUNKS, TrunkPolicy, VID_COUNT, VLAN_CHUNKS_PER_TRUNK, VlanKey, VlanStats, VlanStatsChunk,
-    names, vlan_counter_place,
+    ETH_P_8021AD, ETH_P_8021Q, LinkId, MAX_TRUNKS, TrunkPolicy, VID_COUNT, VLAN_CHUNKS_PER_TRUNK, VlanStats, VlanStatsChunk, names,
+    vlan_counter_place,
 };
+
+/// One VLAN on one trunk: the outer tag's protocol (ETH_P_8021Q, ETH_P_8021AD; 0 = untagged) and
+/// VID. Names a counter row; the maps themselves find it by position (see vlan_counter_place).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VlanKey {
+    pub netns_inum: u32,
+    pub ifindex: u32,
+    pub tpid: u16,
+    pub vid: u16,
+}
 
 /// One trunk's counters, summed over CPUs.
 pub struct TrunkCounts {
