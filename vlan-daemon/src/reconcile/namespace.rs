@@ -9,7 +9,7 @@ use crate::drivers;
 use crate::ebpf::{self, EndpointPrograms, Pins};
 use crate::netlink::{Hook, LinkFacts, Netlink, PresentAddress, RouteSpec};
 use crate::netns;
-use crate::state::{EndpointRecord, LinkRecord, NamespaceRecord, State, StateStore};
+use crate::state::{EndpointRecord, LinkRecord, State, StateStore};
 use anyhow::{Context, bail};
 use std::collections::HashMap;
 use std::fs::File;
@@ -39,7 +39,7 @@ fn ensure_exists(ns: &NetnsRef, state: &mut State) -> anyhow::Result<bool> {
     if let NetnsRef::Named(name) = ns
         && !netns::is_namespace(&ns.path())
     {
-        state.namespaces.insert(name.clone(), NamespaceRecord {});
+        state.namespaces.insert(name.clone());
         netns::create(name)?;
         info!(netns = %name, "created namespace");
         return Ok(true);
@@ -212,11 +212,8 @@ async fn ensure_child(
         if drivers::link_matches(link, p.net) && link.index == ifindex {
             return Ok(Outcome::Unchanged);
         }
-        if link.index != ifindex {
-            warn!(endpoint = %p.ep.name, "child link numbered by an earlier vland build; recreating it");
-        } else {
-            warn!(endpoint = %p.ep.name, kind = ?link.kind, mode = ?link.mode, "child link drifted from its network; recreating it");
-        }
+        // The wrong number is drift too: the endpoint programs find the slot by the ifindex.
+        warn!(endpoint = %p.ep.name, kind = ?link.kind, mode = ?link.mode, ifindex = link.index, "child link drifted from its network; recreating it");
         nl.delete_link(link.index).await?;
         outcome = Outcome::Repaired;
     }
