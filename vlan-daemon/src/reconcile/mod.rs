@@ -3,6 +3,7 @@
 //! so a crash at any point leaves records that the next run repairs from.
 mod addresses;
 mod endpoint;
+mod error;
 mod namespace;
 mod parents;
 mod sysctls;
@@ -18,6 +19,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use tracing::info;
 
+pub use error::ApplyError;
+
 /// What one apply did, for logs and tests.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -26,7 +29,9 @@ pub struct Summary {
     pub removed: Vec<String>,
 }
 
-pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary> {
+/// Makes the kernel match `config` (read from `source_name`). Blocks its thread at times (the
+/// state lock, namespace threads, file writes): see daemon.rs for where the daemon runs it.
+pub async fn apply(config: &Config, source_name: &str) -> Result<Summary, ApplyError> {
     let host = Netlink::current()?;
     let store = StateStore::open_locked(&config.daemon.state_dir)?;
     let mut state = store.load()?;
@@ -132,15 +137,15 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
 }
 
 /// Gives every configured endpoint without a slot the lowest free one; returns the new slots.
-fn assign_slots(config: &Config, state: &mut State) -> anyhow::Result<Vec<u32>> {
+fn assign_slots(config: &Config, state: &mut State) -> Result<Vec<u32>, ApplyError> {
     let mut used: std::collections::BTreeSet<u32> = state.endpoints.values().filter_map(|r| r.slot).collect();
     let mut new = Vec::new();
     for name in config.endpoints.keys() {
         let rec = state.endpoints.get_mut(name).expect("recorded above");
         if rec.slot.is_none() {
-            let slot = (1..vlan_common::MAX_ENDPOINTS)
-                .find(|s| !used.contains(s))
-                .with_context(|| format!("more than {} endpoints: vland's eBPF maps are full", vlan_common::MAX_ENDPOINTS - 1))?;
+            let max = vlan_common::MAX_ENDPOINTS - 1;
+            let slot =
+                (1..=max).find(|s| !used.contains(s)).ok_or(ApplyError::TooManyEndpoints { configured: config.endpoints.len(), max })?;
             used.insert(slot);
             rec.slot = Some(slot);
             new.push(slot);
