@@ -47,7 +47,9 @@ async fn apply(config: &config::Config, source: &str, why: &str) -> (bool, Apply
     if let Err(e) = &result {
         error!("apply failed (retrying every {} s, and on the next link event): {e:#}", RETRY.as_secs());
     }
-    (result.is_ok(), ApplyReport::new(why, &result))
+    let report = ApplyReport::new(why, &result);
+    crate::apply_metrics::record(&report);
+    (result.is_ok(), report)
 }
 
 /// Applies the config file as it is now.
@@ -62,7 +64,9 @@ async fn reapply(path: &Path, source: &str, why: &str, watched: &mut BTreeSet<St
             // A broken edit keeps what is running; the next edit is picked up.
             let e = anyhow::Error::from(e);
             error!("{e:#}");
-            (true, ApplyReport::new(why, &Err(e)))
+            let report = ApplyReport::new(why, &Err(e));
+            crate::apply_metrics::record(&report);
+            (true, report)
         }
     }
 }
@@ -91,6 +95,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     };
     let mut watched = watched_links(&config);
     let (mut healthy, report) = apply(&config, &source, "start").await;
+    crate::notify::ready(if healthy { "first apply done" } else { "first apply failed; retrying" });
+    crate::notify::spawn_watchdog();
     let mut last_apply = Some(report);
     let mut stamp = file_stamp(path);
     let mut poll = tokio::time::interval(CONFIG_POLL);
@@ -156,6 +162,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
             (healthy, last_apply) = (h, Some(report));
         }
     }
+    crate::notify::stopping();
     info!("stopping; links and pinned eBPF programs stay in place");
     Ok(())
 }

@@ -106,6 +106,7 @@ impl Collector for MapsCollector {
 pub async fn serve(addr: SocketAddr, daemon: DaemonConfig) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(MapsCollector { daemon }));
+    registry.register_collector(Box::new(crate::apply_metrics::ApplyCollector));
     let registry = Arc::new(registry);
     let app = axum::Router::new().route(
         "/metrics",
