@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod drivers;
 pub mod ebpf;
 pub mod ethtool;
+pub mod exposition;
 pub mod fnv;
 pub mod ipam;
 pub mod mac;
