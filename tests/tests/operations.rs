@@ -276,3 +276,57 @@ fn the_debian_package_unpacks_and_runs() {
     let said = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
     assert!(verify.status.success() && !said.contains("vland.service"), "systemd-analyze verify: {said}");
 }
+
+/// VLAND_CONFIG names the config for every command; `vland status` draws what the daemon manages
+/// as a tree with the endpoint's address and state; `stats --network/--endpoint` filter and print
+/// human units unless `--raw`; without any config, commands say where they looked.
+#[test]
+fn status_tree_stats_filters_and_the_config_from_the_environment() {
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
+    with_daemon_keys(&config, &format!("socket = \"{}\"", lab.dir.join("h1.sock").display()));
+    let daemon = lab.spawn_daemon(&host, &config);
+    // No --config: the environment names it.
+    let vland = |args: &[&str]| Lab::command_in(&host, vland_tests::vland_bin()).args(args).env("VLAND_CONFIG", &config).output().unwrap();
+    let applied = wait_until(Duration::from_secs(30), || {
+        let out = vland(&["status", "--json"]);
+        out.status.success() && serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(|s| s["last_apply"]["ok"] == true)
+    });
+    assert!(applied.is_some(), "no status: {}", daemon.log_text());
+    let ep_ip = ip::addrs(&ns, "-4", &["dev", "eth0"])[0].local.clone();
+    let ep_mac = ip::link(&ns, "eth0").address;
+
+    let status = vland(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert!(rows.iter().any(|r| r == &["eth0"]), "the parent is the tree's root:\n{text}");
+    assert!(rows.iter().any(|r| r == &["└─lan", "(macvlan)"]), "the network hangs from its parent:\n{text}");
+    let endpoint_row = ["└─web1", ns.as_str(), "eth0", ep_ip.as_str(), "-", ep_mac.as_str(), "attached"];
+    assert!(rows.iter().any(|r| r == &endpoint_row), "no row {endpoint_row:?}:\n{text}");
+    let json: serde_json::Value = serde_json::from_slice(&vland(&["status", "--json"]).stdout).unwrap();
+    let managed = &json["managed"][0];
+    assert_eq!(
+        (managed["parent"].as_str(), managed["vlans"][0]["networks"][0]["endpoints"][0]["ip"].as_str()),
+        (Some("eth0"), Some(ep_ip.as_str())),
+        "{json}"
+    );
+    assert!(json["pid"].is_number() && json["last_apply"].is_object(), "the earlier fields stay: {json}");
+
+    lab.exec(&ns, &["ping", "-c", "3", "-i", "0.05", "-W", "1", "172.16.10.1"]);
+    let table = |args: &[&str]| String::from_utf8_lossy(&vland(args).stdout).into_owned();
+    let human = table(&["stats", "--network", "lan"]);
+    assert!(human.contains("web1") && human.contains(" B "), "human units (bytes as `N B`):\n{human}");
+    let raw = table(&["stats", "--endpoint", "web1", "--raw"]);
+    let tx_bytes = lab.stats(&host, &config)["endpoints"][0]["tx_bytes"].as_u64().unwrap();
+    assert!(raw.split_whitespace().any(|w| w == tx_bytes.to_string()), "--raw shows exact bytes {tx_bytes}:\n{raw}");
+    assert!(!table(&["stats", "--network", "other"]).contains("web1"), "--network filters");
+    let json: serde_json::Value = serde_json::from_slice(&vland(&["stats", "--json", "--endpoint", "nobody"]).stdout).unwrap();
+    assert_eq!(json["endpoints"].as_array().map(Vec::len), Some(0), "{json}");
+
+    // Nothing names a config and the default does not exist: the error says what to do.
+    if !Path::new(vland::cli::DEFAULT_CONFIG).exists() {
+        let out = Lab::command_in(&host, vland_tests::vland_bin()).arg("apply").env_remove("VLAND_CONFIG").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("no config at /etc/vland/vland.toml") && err.contains("VLAND_CONFIG"), "{err}");
+    }
+    drop(daemon);
+}
