@@ -330,3 +330,63 @@ fn status_tree_stats_filters_and_the_config_from_the_environment() {
     }
     drop(daemon);
 }
+
+/// What `apt install ./vland_*.deb` gives, in a VM (so this machine stays as it is): `dpkg -i`
+/// installs it, the daemon starts from the installed files with the default config, applies an
+/// endpoint added to /etc/vland/vland.toml, answers `vland status` and `vland reload` (the unit's
+/// ExecReload), serves metrics promtool accepts, and `dpkg -r` keeps the edited conffile.
+#[test]
+fn the_package_installs_and_its_daemon_runs_in_the_vm() {
+    let deb = std::env::var("VLAND_DEB").expect("VLAND_DEB is not set: run the tests with `cargo xtask test`, which builds the package");
+    let xtask = std::env::var_os("VLAND_XTASK").expect("VLAND_XTASK is not set: run the tests with `cargo xtask test`");
+    let lab = Lab::new();
+    let script = lab.dir.join("install.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"set -eu
+dpkg -i {deb}
+dpkg-query -W -f '${{Status}}\n' vland
+test "$(command -v vland)" = /usr/sbin/vland
+ip link set lo up
+ip link add up0 type veth peer name up1
+ip link set up0 up; ip link set up1 up
+cat >> /etc/vland/vland.toml <<'TOML'
+[networks.lan]
+driver = "macvlan"
+parent = "up0"
+subnet = "172.16.10.0/24"
+gateway = "172.16.10.1"
+
+[endpoints.web1]
+network = "lan"
+netns = "web1"
+TOML
+vland 2>/tmp/vland.log &
+pid=$!
+i=0; until vland status 2>/dev/null | grep -q attached; do i=$((i+1)); [ $i -lt 150 ] || {{ cat /tmp/vland.log; exit 1; }}; sleep 0.2; done
+vland status
+ip -n web1 -br addr show eth0
+vland reload
+curl -sf http://127.0.0.1:9750/metrics > /tmp/metrics
+promtool check metrics < /tmp/metrics
+grep 'vland_endpoint_packets_total{{network="lan",endpoint="web1",direction="tx"}}' /tmp/metrics
+kill $pid; wait $pid || true
+vland down
+dpkg -r vland
+test ! -e /usr/sbin/vland
+grep -q 'endpoints.web1' /etc/vland/vland.toml
+echo INSTALL-TEST-PASSED
+"#
+        ),
+    )
+    .unwrap();
+    let out = Command::new(xtask).args(["vm-run", "--timeout", "300", "--", "sh"]).arg(&script).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stdout.contains("INSTALL-TEST-PASSED"), "{}\n{stdout}\n{stderr}", out.status);
+    let rows: Vec<Vec<&str>> = stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert!(rows.iter().any(|r| r.first() == Some(&"└─web1") && r.last() == Some(&"attached")), "{stdout}");
+    assert!(stdout.contains("applied: ok"), "vland reload: {stdout}");
+    assert!(stdout.contains("install ok installed"), "{stdout}");
+}
