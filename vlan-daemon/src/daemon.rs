@@ -113,6 +113,7 @@ impl Applier<'_> {
             }
         }
         let report = ApplyReport::new(why, &result);
+        crate::apply_metrics::record(&report);
         self.reports.send_replace(Some(report.clone()));
         report
     }
@@ -188,7 +189,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let mut ns_events = namespaces::NamespaceEvents::new();
     ns_events.follow(&config);
     applier.config = Some(config);
-    applier.record("start", result);
+    let first = applier.record("start", result);
+    crate::notify::ready(if first.ok { "first apply done" } else { "first apply failed: see vland status" });
+    crate::notify::spawn_watchdog();
     let mut retry_at = applier.retry_at(Instant::now());
     let mut stamp = file_stamp(path);
     let mut poll = tokio::time::interval(CONFIG_POLL);
@@ -257,6 +260,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
             retry_at = applier.retry_at(Instant::now());
         }
     }
+    crate::notify::stopping();
     info!("stopping; links and pinned eBPF programs stay in place");
     // The control socket's file goes with its server, before the process exits.
     if let Some(control) = control {
