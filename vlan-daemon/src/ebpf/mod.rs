@@ -13,7 +13,7 @@ mod upgrade;
 
 pub use bpffs::{ensure_bpffs, is_bpffs};
 pub use counters::{read_endpoint_drops, read_endpoint_traffic};
-pub use endpoints::{EndpointPrograms, endpoint_policy, is_vland_ingress, reset_slots, write_policies};
+pub use endpoints::{EndpointPrograms, endpoint_policy, is_legacy_ingress_xdp, reset_slots, write_policies};
 pub use pins::Pins;
 pub use trunk::{DropKey, TrunkCounters, apply_trunk, read_trunk_counters, remove_other_trunks};
 pub use trunk_table::{TrunkTable, VlanKey};

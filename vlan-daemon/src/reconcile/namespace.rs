@@ -1,7 +1,7 @@
 //! All endpoints of one network namespace, brought to the config together: the namespace's
 //! links and addresses are read once, sysctls are written from one thread inside it, and each
-//! child gets its counting programs as plain netlink attachments (XDP in the request that tags
-//! the child; a cls_bpf filter on egress), which the kernel keeps with the device.
+//! child gets its counting programs as plain netlink attachments (cls_bpf filters on its clsact
+//! ingress and egress hooks), which the kernel keeps with the device.
 use super::endpoint::{self, Outcome, alias_for};
 use super::sysctls::{self, DeviceSysctls};
 use crate::config::{Endpoint, NetnsRef, Network};
@@ -92,7 +92,6 @@ pub async fn ensure(
                 alias: Some(alias_for(name)),
                 mtu: p.net.mtu,
                 mac,
-                xdp_program: Some(shared.programs.ingress.id),
                 group: Some(shared.store.link_group()),
                 ..LinkFacts::default()
             };
@@ -171,6 +170,8 @@ async fn configure(
         };
         nl.set_only_addresses(link.index, wanted, present).await?;
     }
+    // Programs before the link goes up, so a new child counts (and checks) its first frame.
+    attach_programs(programs, nl, link, just_created).await?;
     if !link.up {
         nl.set_up(link.index).await?;
     }
@@ -181,7 +182,6 @@ async fn configure(
     for route in &desired {
         nl.replace_route(link.index, route).await?;
     }
-    attach_programs(programs, nl, link, just_created).await?;
     Ok(desired)
 }
 
@@ -231,43 +231,35 @@ async fn ensure_child(
         nl.delete_link(link.index).await?;
     }
     endpoint::create_child(shared.host, state, shared.store, p.ep, p.net, ns, p.parent_index, ifindex).await?;
-    nl.tag_and_attach(ifindex, &alias, shared.programs.ingress.fd()).await?;
+    nl.tag(ifindex, &alias).await?;
     info!(endpoint = %p.ep.name, netns = %ns_ref, ifname = %p.ep.ifname, network = %p.net.name, "created child link");
     Ok(outcome)
 }
 
-/// The counting programs on one child: XDP on ingress, vland's filter on egress. A new child has
-/// its XDP program from the request that tagged it. An older vland program is replaced in place.
-/// Someone else's XDP program is left alone: then a TC ingress filter counts what the child
-/// receives instead (and goes again once vland's XDP program is back, so nothing counts twice).
+/// The counting programs on one child: vland's filters on its ingress and egress hooks, put
+/// where missing or swapped in place where an older program is there. An older build's
+/// generic-XDP counter goes (after the ingress filter is in, so no frame goes uncounted);
+/// someone else's XDP program stays, and vland counts what it lets through.
 async fn attach_programs(programs: &EndpointPrograms, nl: &Netlink, link: &LinkFacts, just_created: bool) -> anyhow::Result<()> {
-    let xdp_is_ours = match link.xdp_program {
-        Some(id) if id == programs.ingress.id => true,
-        None => {
-            nl.attach_xdp(link.index, programs.ingress.fd(), false).await?;
-            true
-        }
-        Some(id) if ebpf::is_vland_ingress(id) => {
-            nl.attach_xdp(link.index, programs.ingress.fd(), true).await?;
-            true
-        }
-        Some(id) => {
-            warn!(ifname = %link.name, program = id, "another XDP program holds this child's XDP hook: vland counts what it receives in TC ingress");
-            false
-        }
-    };
-    if !just_created {
-        let fallback = nl.filter_program(link.index, Hook::Ingress).await?;
-        if xdp_is_ours && fallback.is_some() {
-            nl.delete_filter(link.index, Hook::Ingress).await?;
-        } else if !xdp_is_ours && fallback != Some(programs.ingress_tc.id) {
-            nl.ensure_clsact(link.index).await?;
-            nl.replace_filter(link.index, Hook::Ingress, programs.ingress_tc.fd(), names::INGRESS_TC_PROGRAM).await?;
+    let mut clsact = false;
+    for (hook, program, name) in
+        [(Hook::Ingress, &programs.ingress, names::INGRESS_PROGRAM), (Hook::Egress, &programs.egress, names::EGRESS_PROGRAM)]
+    {
+        if just_created || nl.filter_program(link.index, hook).await? != Some(program.id) {
+            if !clsact {
+                nl.ensure_clsact(link.index).await?;
+                clsact = true;
+            }
+            nl.replace_filter(link.index, hook, program.fd(), name).await?;
         }
     }
-    if just_created || nl.filter_program(link.index, Hook::Egress).await? != Some(programs.egress.id) {
-        nl.ensure_clsact(link.index).await?;
-        nl.replace_filter(link.index, Hook::Egress, programs.egress.fd(), names::EGRESS_PROGRAM).await?;
+    if let Some(id) = link.xdp_program {
+        if ebpf::is_legacy_ingress_xdp(id) {
+            nl.detach_xdp(link.index).await?;
+            info!(ifname = %link.name, "removed an older vland's XDP counter (vland counts in TC ingress now)");
+        } else if just_created || clsact {
+            info!(ifname = %link.name, program = id, "another XDP program is on this child: vland counts what it lets through");
+        }
     }
     Ok(())
 }
