@@ -29,10 +29,6 @@ fn lab_namespaces(lab: &Lab) -> BTreeSet<String> {
         .collect()
 }
 
-fn is_temp_name(name: &str) -> bool {
-    name.len() == 10 && name.starts_with("vl") && name[2..].chars().all(|c| c.is_ascii_hexdigit())
-}
-
 #[test]
 fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     let (mut lab, host) = Lab::with_host();
@@ -90,14 +86,12 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
             panic!("{ip} given to both {other} and {ep}");
         }
     }
-    // No half-made links anywhere, nothing extra in the shared namespace or on the host.
-    for ns in lab_namespaces(&lab) {
-        for name in ip::link_names(&lab.ns(&ns)) {
-            assert!(!is_temp_name(&name), "leaked temporary link {name} in {ns}");
-        }
+    // No half-made links: nothing but the configured children in the endpoints' namespaces.
+    let names = |ns: &str| -> BTreeSet<String> { ip::link_names(ns).into_iter().collect() };
+    for e in own_a {
+        assert_eq!(names(&lab.ns(e)), BTreeSet::from(["lo".to_string(), "eth0".into()]), "namespace of {e}");
     }
-    let shared_links: BTreeSet<String> = ip::link_names(&lab.ns("shared")).into_iter().collect();
-    assert_eq!(shared_links, BTreeSet::from(["lo".to_string(), "eth0".into(), "eth1".into()]));
+    assert_eq!(names(&lab.ns("shared")), BTreeSet::from(["lo".to_string(), "eth0".into(), "eth1".into()]));
     // Namespaces: the lab's own, plus exactly config A's.
     let mut want: BTreeSet<String> = ["sw", "h1", "shared"].iter().map(|s| s.to_string()).collect();
     want.extend(own_a.iter().map(|s| s.to_string()));
@@ -117,7 +111,34 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     // And a down after all that removes everything vland made.
     lab.vland_ok(&host, &config_a, &["down"]);
     assert_eq!(lab_namespaces(&lab), ["h1", "shared", "sw"].iter().map(|s| s.to_string()).collect());
-    let shared_links: BTreeSet<String> = ip::link_names(&lab.ns("shared")).into_iter().collect();
-    assert_eq!(shared_links, BTreeSet::from(["lo".to_string()]));
+    assert_eq!(names(&lab.ns("shared")), BTreeSet::from(["lo".to_string()]));
     assert!(!pin_dir.exists(), "pins left after down");
+}
+
+/// Issue 12 D4: the state dir deleted while vland's objects live on. The next apply adopts what
+/// vland tagged in the kernel (same address, MAC and number, so the counters go on) and still
+/// knows the namespace it made, so `down` removes it.
+#[test]
+fn losing_the_state_dir_renumbers_nothing_and_down_still_cleans_up() {
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
+    lab.vland_ok(&host, &config, &["apply"]);
+    let before = ip::link(&ns, "eth0");
+    let addrs_before: Vec<String> = ip::addrs(&ns, "-4", &["dev", "eth0"]).iter().map(|a| a.cidr()).collect();
+    lab.exec(&ns, &["ping", "-c", "3", "-i", "0.2", "-W", "2", "172.16.10.1"]);
+    let counted = |lab: &mut Lab| lab.stats(&host, &config)["endpoints"][0]["tx_packets"].as_u64().unwrap_or(0);
+    let tx_before = counted(&mut lab);
+    assert!(tx_before >= 3, "the pings were not counted: {tx_before}");
+
+    std::fs::remove_dir_all(lab.dir.join("h1-state")).unwrap();
+    let log = lab.vland_ok(&host, &config, &["apply"]);
+    let after = ip::link(&ns, "eth0");
+    assert_eq!((after.ifindex, &after.address), (before.ifindex, &before.address), "the child was renumbered or got a new MAC:\n{log}");
+    let addrs_after: Vec<String> = ip::addrs(&ns, "-4", &["dev", "eth0"]).iter().map(|a| a.cidr()).collect();
+    assert_eq!(addrs_after, addrs_before);
+    assert!(counted(&mut lab) >= tx_before, "the counters were reset");
+    let plan = lab.vland(&host, &config, &["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", String::from_utf8_lossy(&plan.stdout));
+
+    lab.vland_ok(&host, &config, &["down"]);
+    assert!(!lab_namespaces(&lab).contains("web1"), "down forgot the namespace vland made");
 }

@@ -14,7 +14,7 @@ fn record_for(kind: &ParentKind) -> Option<ParentRecord> {
     match kind {
         ParentKind::Existing => None,
         ParentKind::Vlan { base, vid, protocol } => Some(ParentRecord::Vlan { base: base.clone(), vid: *vid, protocol: *protocol }),
-        ParentKind::Dummy => Some(ParentRecord::Dummy),
+        ParentKind::Dummy => Some(ParentRecord::Dummy {}),
     }
 }
 
@@ -45,6 +45,8 @@ pub async fn ensure(host: &Netlink, store: &StateStore, state: &mut State, net: 
         ParentKind::Existing => unreachable!(),
     };
     host.add_link(msg, &format!("create parent {name}")).await?;
+    // The tag that lets a run without the state file know this parent is vland's.
+    host.set_alias_by_name(name, &super::adopt::parent_tag(store.link_group())).await?;
     info!(parent = %name, network = %net.name, "created parent");
     Ok(host.link_by_name(name).await?.context("the new parent vanished")?.index)
 }
@@ -58,7 +60,7 @@ pub async fn remove_unused(host: &Netlink, store: &StateStore, state: &mut State
             // Only if it is still the link vland made (same kind, same VLAN id).
             let same = match &record {
                 ParentRecord::Vlan { vid, .. } => link.kind.as_deref() == Some("vlan") && link.vlan_id == Some(*vid),
-                ParentRecord::Dummy => link.kind.as_deref() == Some("dummy"),
+                ParentRecord::Dummy {} => link.kind.as_deref() == Some("dummy"),
             };
             if same {
                 host.delete_link(link.index).await?;
