@@ -16,8 +16,8 @@ fn ipv4(ns: &str) -> Option<String> {
     ip::first_addr(ns, "-4", "eth0")
 }
 
-fn xdp_attached(ns: &str) -> bool {
-    ip::try_link(ns, "eth0").is_some_and(|l| l.xdp.is_some())
+fn counting(ns: &str) -> bool {
+    vland_tests::ingress_counter(ns, "eth0").is_some()
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn children_come_back_after_their_parent_does() {
     lab.exec(&sw, &["ip", "link", "set", "p-h1", "master", "br0", "up"]);
     lab.exec(&host, &["ip", "link", "set", "eth0", "up"]);
     let took = wait_until(LIMIT, || {
-        let counted = xdp_attached(&a);
+        let counted = counting(&a);
         counted
             && ipv4(&a).as_deref() == Some("172.16.10.2")
             && lab.exec_status(&a, &["ping", "-c", "1", "-W", "1", "172.16.10.1"]).status.success()

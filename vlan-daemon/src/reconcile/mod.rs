@@ -328,7 +328,7 @@ fn remove_empty_pins(bpf_dir: &std::path::Path) {
         for map in vlan_common::names::ALL_MAPS {
             let _ = std::fs::remove_file(pins.map(map));
         }
-        for program in vlan_common::names::ENDPOINT_PROGRAMS {
+        for program in vlan_common::names::ENDPOINT_PROGRAMS.into_iter().chain([vlan_common::names::LEGACY_INGRESS_XDP_PROGRAM]) {
             let _ = std::fs::remove_file(pins.program(program));
         }
         let _ = std::fs::remove_dir(bpf_dir.join("programs"));
