@@ -109,14 +109,14 @@ fn drift_inside_endpoint_namespaces_is_repaired_by_the_running_daemon() {
         std::fs::read_to_string(&config).unwrap().replacen("[daemon]\n", &format!("[daemon]\nsocket = \"{}\"\n", socket.display()), 1);
     std::fs::write(&config, text).unwrap();
     let daemon = lab.spawn_daemon(&host, &config);
-    assert!(wait_until(LIMIT, || ipv4(&a).is_some() && xdp_attached(&a)).is_some(), "the daemon did not apply");
+    assert!(wait_until(LIMIT, || ipv4(&a).is_some() && counting(&a)).is_some(), "the daemon did not apply");
     let mac = ip::link(&a, "eth0").address;
     let egress = |ns: &str| vland_tests::filter_programs(ns, "eth0", "egress") == ["vland_egress"];
 
     type Repaired<'a> = &'a dyn Fn() -> bool;
     let cases: [(&str, &[&str], Repaired); 5] = [
-        ("XDP detached", &["ip", "link", "set", "eth0", "xdp", "off"], &|| xdp_attached(&a)),
-        ("clsact deleted", &["tc", "qdisc", "del", "dev", "eth0", "clsact"], &|| egress(&a)),
+        ("ingress counter deleted", &["tc", "filter", "del", "dev", "eth0", "ingress"], &|| counting(&a)),
+        ("clsact deleted", &["tc", "qdisc", "del", "dev", "eth0", "clsact"], &|| egress(&a) && counting(&a)),
         ("MAC changed", &["ip", "link", "set", "eth0", "address", "02:00:00:00:00:99"], &|| ip::link(&a, "eth0").address == mac),
         ("addresses flushed", &["ip", "addr", "flush", "dev", "eth0"], &|| ipv4(&a).as_deref() == Some("172.16.10.2")),
         ("link down", &["ip", "link", "set", "eth0", "down"], &|| ip::link(&a, "eth0").is_up()),
