@@ -1,5 +1,5 @@
 //! A bad config is reported whole, every error naming its key, and changes nothing in the kernel.
-use vland_tests::{Lab, run_ok};
+use vland_tests::{Lab, ip, run_ok};
 
 #[test]
 fn all_errors_are_reported_at_once_and_nothing_is_created() {
@@ -57,4 +57,31 @@ fn a_namespace_path_of_another_kind_is_a_config_error_and_leaves_down_working() 
     lab.vland_ok(&host, &fixed, &["apply"]);
     lab.vland_ok(&host, &fixed, &["down"]);
     assert!(!run_ok("ip", &["netns", "list"]).contains(&good));
+}
+
+/// Issue 12 D5: an endpoint the kernel refuses (here: its MAC is taken on the parent by a link
+/// vland did not make, so its child cannot come up) fails alone; the other namespaces are applied, and `down` still works.
+#[test]
+fn a_failing_endpoint_blocks_neither_the_others_nor_down() {
+    let (mut lab, host) = Lab::with_host();
+    let (a, b) = (lab.ns("a"), lab.ns("b"));
+    lab.exec(
+        &host,
+        &["ip", "link", "add", "foreign0", "link", "eth0", "address", "02:00:00:00:00:42", "type", "macvlan", "mode", "bridge"],
+    );
+    // macvlan refuses a taken MAC when a child comes up, not when it is made.
+    lab.exec(&host, &["ip", "link", "set", "foreign0", "up"]);
+    let body = format!(
+        "[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\n\n\
+         [endpoints.a]\nnetwork = \"lan\"\nnetns = \"{a}\"\nmac = \"02:00:00:00:00:42\"\n\n[endpoints.b]\nnetwork = \"lan\"\nnetns = \"{b}\"\n"
+    );
+    let config = lab.config("h1", &body);
+    let out = lab.vland(&host, &config, &["apply"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("1 of 2 namespaces failed"), "{err}");
+    assert!(err.contains(&format!("namespace {a}")), "{err}");
+    assert!(ip::first_addr(&b, "-4", "eth0").is_some(), "the other endpoint was not applied: {err}");
+    lab.vland_ok(&host, &config, &["down"]);
+    assert!(!run_ok("ip", &["netns", "list"]).contains(&b));
+    lab.exec(&host, &["ip", "link", "del", "foreign0"]);
 }

@@ -41,6 +41,10 @@ pub fn allocate(config: &Config, kept: &State, source_name: &str) -> Result<BTre
     }
     let max = vlan_common::MAX_ENDPOINTS - 1;
     let mut used: BTreeSet<u32> = kept.endpoints.values().filter_map(|r| r.slot).collect();
+    // MACs: a static one wins; a recorded one is kept unless another endpoint now claims it
+    // (statically, or kept it first); else a random one nobody holds. Children that take their
+    // parent's MAC keep what is recorded: vland gives them none.
+    let mut taken_macs: BTreeSet<Mac> = config.endpoints.values().filter_map(|e| e.mac).collect();
     let mut out = BTreeMap::new();
     for (name, ep) in &config.endpoints {
         let rec = kept.endpoints.get(name);
@@ -66,13 +70,27 @@ pub fn allocate(config: &Config, kept: &State, source_name: &str) -> Result<BTre
                     Some(IpAddr::V6(a)) => Some(a),
                     _ => None,
                 },
-                mac: rec.and_then(|r| r.mac).or(ep.mac).unwrap_or_else(Mac::random),
+                mac: mac_for(ep, rec.and_then(|r| r.mac), config, &mut taken_macs),
                 slot,
                 new_slot,
             },
         );
     }
     Ok(out)
+}
+
+fn mac_for(ep: &crate::config::Endpoint, recorded: Option<Mac>, config: &Config, taken: &mut BTreeSet<Mac>) -> Mac {
+    if config.networks[&ep.network].driver.takes_parent_mac() {
+        return recorded.or(ep.mac).unwrap_or_else(Mac::random);
+    }
+    if let Some(mac) = ep.mac {
+        return mac;
+    }
+    let mac = recorded
+        .filter(|m| !taken.contains(m))
+        .unwrap_or_else(|| std::iter::repeat_with(Mac::random).find(|m| !taken.contains(m)).expect("2^46 MACs"));
+    taken.insert(mac);
+    mac
 }
 
 /// Planned addresses: (endpoint, is_v6) -> address.

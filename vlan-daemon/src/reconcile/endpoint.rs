@@ -35,9 +35,21 @@ pub fn same_placement(ep: &Endpoint, rec: &EndpointRecord, config: &Config) -> b
         && ep.mac.is_none_or(|m| rec.mac == Some(m))
 }
 
+/// The namespace an endpoint was recorded in, if it is still a network namespace. One that is
+/// gone, or that a path now names something else, holds nothing of vland's to remove: it is
+/// passed over, so a bad record can never block `down` or the other endpoints.
 fn open_netns(ns: &NetnsRef) -> anyhow::Result<Option<std::fs::File>> {
     let path = ns.path();
-    if netns::is_namespace(&path) { Ok(Some(netns::open(&path)?)) } else { Ok(None) }
+    if !netns::is_namespace(&path) {
+        return Ok(None);
+    }
+    match netns::open(&path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) => {
+            tracing::warn!(netns = %ns, "passed over: {e:#}");
+            Ok(None)
+        }
+    }
 }
 
 /// Deletes children a crashed run created but did not finish: a journaled number held by a link

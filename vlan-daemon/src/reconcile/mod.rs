@@ -178,17 +178,40 @@ async fn execute(
         })
         .collect();
     let shared = namespace::Shared { host, store, pins, programs: &programs, parent_index: &parent_index };
+    // A MAC that passes from one endpoint to another (a static `mac` now given to one while
+    // another child holds it): the holder lets go first, whichever namespace comes first.
+    for (name, action) in &by_endpoint {
+        let Action::Correct { fixes, .. } = action else { continue };
+        let Some(to) = fixes.iter().find_map(|f| match f {
+            Fix::Mac { to, .. } => Some(*to),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let d = &desired.endpoints[*name];
+        if let Some(view) = observed.namespaces.get(&d.ep.netns)
+            && let (Some((_, nl)), Some(link)) = (&view.handle, view.links.get(&d.ep.ifname))
+        {
+            nl.set_mac(link.index, to).await.with_context(|| format!("endpoint {name}"))?;
+        }
+    }
+    // A namespace that fails does not stop the others: each is carried out, then the failures
+    // are reported together (their journal entries stay, for the next run to clean up).
+    let mut failed = Vec::new();
     for ns_ref in desired.by_netns.keys() {
         let view = observed.namespaces.remove(ns_ref).expect("every desired namespace is observed");
-        namespace::execute(&shared, &mut state, desired, ns_ref, view, &by_endpoint)
-            .await
-            .with_context(|| format!("namespace {ns_ref}"))?;
+        if let Err(e) = namespace::execute(&shared, &mut state, desired, ns_ref, view, &by_endpoint).await {
+            tracing::error!(netns = %ns_ref, "{e:#}");
+            failed.push((ns_ref.clone(), e));
+        }
     }
-
-    // Every child exists and carries vland's tag now: the journal is done.
-    state.pending_links.clear();
+    state.pending_links.retain(|p| failed.iter().any(|(ns_ref, _)| *ns_ref == p.netns));
     store.save(&state)?;
     trunks::apply(host, store, &mut state, config, pins).await?;
+    if !failed.is_empty() {
+        let list: Vec<String> = failed.iter().map(|(ns_ref, e)| format!("namespace {ns_ref}: {e:#}")).collect();
+        anyhow::bail!("{} of {} namespaces failed (the others were applied): {}", failed.len(), desired.by_netns.len(), list.join("; "));
+    }
     Ok(())
 }
 

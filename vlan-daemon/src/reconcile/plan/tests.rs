@@ -243,3 +243,19 @@ fn a_foreign_link_with_the_child_s_name_is_an_error_not_an_action() {
     let err = plan_with(&config(CONFIG), applied_state(), |v| v.links.get_mut("eth0").unwrap().alias = Some("vland:other".into()));
     assert!(err.is_err());
 }
+
+#[test]
+fn a_mac_given_statically_is_taken_from_the_endpoint_that_held_it() {
+    // web1 holds MAC (recorded); a new endpoint web2 now asks for it statically.
+    let text = CONFIG.to_string() + &format!("\n[endpoints.web2]\nnetwork = \"lan\"\nnetns = \"web2\"\nmac = \"{MAC}\"\n");
+    let config = config(&text);
+    let allocations = allocate(&config, &applied_state(), "t").unwrap();
+    assert_eq!(allocations["web2"].mac.to_string(), MAC);
+    assert_ne!(allocations["web1"].mac.to_string(), MAC, "two endpoints were given one MAC");
+    // Without the claim, the recorded MAC stays.
+    assert_eq!(allocate(&config_of_web1(), &applied_state(), "t").unwrap()["web1"].mac.to_string(), MAC);
+}
+
+fn config_of_web1() -> Config {
+    config(CONFIG)
+}
