@@ -19,5 +19,6 @@ pub mod netlink;
 pub mod netns;
 pub mod preflight;
 pub mod reconcile;
+pub mod secure_fs;
 pub mod state;
 pub mod stats;
