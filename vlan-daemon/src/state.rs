@@ -128,6 +128,41 @@ impl StateStore {
     }
 }
 
+const DAEMON_PID_FILE: &str = "daemon.pid";
+
+/// The one daemon of a state dir: a lock on `daemon.pid` (holding its PID) for the daemon's
+/// lifetime. Two daemons on one state dir would undo each other's applies endlessly, whatever
+/// sockets they listen on.
+pub struct DaemonLock {
+    _lock: Flock<File>,
+}
+
+impl DaemonLock {
+    pub fn acquire(dir: &Path) -> anyhow::Result<Self> {
+        use std::io::{Read, Seek, Write};
+        crate::secure_fs::ensure_trusted_dir(dir, "state dir")?;
+        let path = dir.join(DAEMON_PID_FILE);
+        let file = crate::secure_fs::open_nofollow(&path)?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut pid = String::new();
+                let _ = File::open(&path).and_then(|mut f| f.read_to_string(&mut pid)).or_else(|_| file.read_to_string(&mut pid));
+                anyhow::bail!(
+                    "another vland daemon (PID {}) runs on state dir {}: stop it, or give this config its own state_dir",
+                    pid.trim(),
+                    dir.display()
+                );
+            }
+            Err((_, e)) => return Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        };
+        lock.set_len(0)?;
+        lock.rewind()?;
+        writeln!(lock, "{}", std::process::id())?;
+        Ok(Self { _lock: lock })
+    }
+}
+
 /// Existing installs have links in this group: the number must never change for a given dir.
 fn link_group_of(dir: &Path) -> u32 {
     let hash = crate::fnv::fnv1a32(dir.to_string_lossy().as_bytes());
@@ -249,6 +284,17 @@ mod tests {
             let err = read(d.path()).err().unwrap_or_else(|| panic!("accepted {json}"));
             assert!(format!("{err:#}").contains("tampered"), "{json}: {err:#}");
         }
+    }
+
+    /// D9: while one daemon holds the state dir, a second is refused with the first's PID.
+    #[test]
+    fn a_second_daemon_lock_names_the_first_pid() {
+        let d = root_dir();
+        let first = DaemonLock::acquire(d.path()).unwrap();
+        let err = format!("{:#}", DaemonLock::acquire(d.path()).err().expect("refused"));
+        assert!(err.contains(&format!("PID {}", std::process::id())), "{err}");
+        drop(first);
+        DaemonLock::acquire(d.path()).unwrap();
     }
 
     /// The names vland writes itself pass the same checks.

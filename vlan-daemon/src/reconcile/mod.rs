@@ -38,6 +38,7 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
     }
     ebpf::ensure_bpffs(&config.daemon.bpf_dir)?;
     let pins = Pins::new(&config.daemon.bpf_dir);
+    pins.claim(&config.daemon.state_dir)?;
     let mut summary = Summary::default();
 
     endpoint::clean_pending(&store, &mut state).await?;
@@ -155,6 +156,15 @@ fn assign_slots(config: &Config, state: &mut State) -> anyhow::Result<Vec<u32>> 
 fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyhow::Result<EndpointPrograms> {
     let current = ebpf::object_id();
     let same_build = state.ebpf_object.as_deref() == Some(current.as_str());
+    // Pins deleted behind vland's back: loading pins the missing maps anew (their counters
+    // restart from zero), and the attached programs are replaced by ones that use them.
+    let missing = if state.ebpf_object.is_some() { pins.missing_maps()? } else { Vec::new() };
+    if !missing.is_empty() {
+        tracing::warn!(maps = ?missing, "pinned maps were missing: re-created them, their counters restart from zero");
+        if same_build {
+            ebpf::replace_trunk_programs(pins).context("cannot re-attach the trunk programs to the re-created maps")?;
+        }
+    }
     if !same_build && state.ebpf_object.is_some() {
         let legacy = ebpf::remove_legacy_endpoint_links(pins)?;
         let trunks = ebpf::replace_trunk_programs(pins).context("cannot upgrade the attached eBPF programs")?;
@@ -164,7 +174,7 @@ fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyho
             "replacing the earlier build's eBPF programs with this build's (counters kept)"
         );
     }
-    let programs = EndpointPrograms::open_or_load(pins, same_build)?;
+    let programs = EndpointPrograms::open_or_load(pins, same_build && missing.is_empty())?;
     if !same_build {
         state.ebpf_object = Some(current);
         store.save(state)?;
@@ -223,6 +233,10 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     let store = StateStore::open_locked(state_dir)?;
     let mut state = store.load()?;
     let pins = Pins::new(bpf_dir);
+    if bpf_dir.exists() {
+        crate::secure_fs::check_trusted_dir(bpf_dir, "bpf_dir")?;
+    }
+    pins.check_owner(state_dir)?;
     let mut summary = Summary::default();
     endpoint::clean_pending(&store, &mut state).await?;
     ebpf::remove_legacy_endpoint_links(&pins)?;
@@ -271,6 +285,7 @@ fn remove_empty_pins(bpf_dir: &std::path::Path) {
             let _ = std::fs::remove_file(pins.program(program));
         }
         let _ = std::fs::remove_dir(bpf_dir.join("programs"));
+        pins.release();
         let _ = std::fs::remove_dir(bpf_dir);
     }
 }
