@@ -1,7 +1,7 @@
 //! The daemon in the foreground: it applies, exits cleanly on SIGTERM, and leaves the links and
 //! pinned programs counting after it is gone; `doctor` tells the kernel's features by trying.
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use vland_tests::{Lab, ip, run, vland_bin, wait_until};
 
 #[test]
@@ -245,4 +245,43 @@ fn lab_stats(host: &str, config: &std::path::Path) -> serde_json::Value {
     let out = lab_vland(host, config, &["stats", "--json"]);
     assert!(out.status.success(), "vland stats failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn metrics_and_status_answer_while_an_apply_waits_for_the_state_lock() {
+    let (mut lab, host, _ns, config) = Lab::with_one_endpoint();
+    let socket = lab.dir.join("h1.sock");
+    let daemon_table = format!("[daemon]\nmetrics_addr = \"127.0.0.1:9750\"\nsocket = \"{}\"\n", socket.display());
+    let text = std::fs::read_to_string(&config).unwrap().replacen("[daemon]\n", &daemon_table, 1);
+    std::fs::write(&config, text).unwrap();
+    let daemon = lab.spawn_daemon(&host, &config);
+    let last_reason = || {
+        let out = lab_vland(&host, &config, &["status", "--json"]);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        status["last_apply"]["reason"].as_str().map(String::from)
+    };
+    assert!(wait_until(Duration::from_secs(30), || last_reason().is_some()).is_some(), "{}", daemon.log_text());
+
+    // Another vland holds the state lock (as `vland apply` would): the daemon's next apply waits.
+    let lock = std::fs::File::options().write(true).open(lab.dir.join("h1-state/lock")).unwrap();
+    lock.lock().unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let waiting = wait_until(Duration::from_secs(15), || daemon.log_text().contains("another vland holds the state lock"));
+    assert!(waiting.is_some(), "{}", daemon.log_text());
+
+    // Meanwhile /metrics and the control socket answer, each within a few seconds.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ns = host.clone();
+    std::thread::spawn(move || tx.send(vland_tests::http::get_in_netns(&ns, "127.0.0.1:9750", "/metrics")));
+    let metrics = rx.recv_timeout(Duration::from_secs(5)).expect("/metrics stalled while an apply waited for the lock");
+    assert!(metrics.is_some_and(|m| m.contains("endpoint=\"web1\"")), "{}", daemon.log_text());
+    let start = Instant::now();
+    assert_eq!(last_reason().as_deref(), Some("start"), "the SIGHUP apply cannot have finished");
+    assert!(start.elapsed() < Duration::from_secs(5), "status took {:?}", start.elapsed());
+
+    // The lock released, the apply goes on.
+    lock.unlock().unwrap();
+    let done = wait_until(Duration::from_secs(15), || last_reason().as_deref() == Some("SIGHUP"));
+    assert!(done.is_some(), "{}", daemon.log_text());
+    assert!(daemon.stop().success());
 }

@@ -72,3 +72,25 @@ fn children_come_back_after_their_parent_does() {
     // shared endpoint programs count it in the same slot.
     assert_eq!(ip::link(&a, "eth0").ifindex, old_index);
 }
+
+#[test]
+fn an_apply_that_cannot_succeed_waits_for_a_change_instead_of_retrying() {
+    let (mut lab, host) = Lab::with_host();
+    let a = lab.expect_ns("a");
+    // The parent does not exist yet: preflight refuses the config as it is.
+    let config = lab.config("h1", &format!("{}{}", NET.replace("\"eth0\"", "\"eth1\""), endpoint("a", &a)));
+    let daemon = lab.spawn_daemon(&host, &config);
+    let failures = || daemon.log_text().matches("apply failed").count();
+    assert!(wait_until(LIMIT, || failures() > 0).is_some(), "no failed apply: {}", daemon.log_text());
+    // Long enough for three retries at the old 2 s rhythm, and for one at the first backoff step.
+    std::thread::sleep(Duration::from_secs(7));
+    let log = daemon.log_text();
+    assert_eq!(failures(), 1, "a config that cannot apply was tried again without any change:\n{log}");
+    assert!(log.contains("eth1 does not exist") && log.contains("not retrying until"), "{log}");
+
+    // The change it waits for: the parent appears (a veth: this kernel may have no dummy).
+    lab.exec(&host, &["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1-peer"]);
+    lab.exec(&host, &["ip", "link", "set", "eth1", "up"]);
+    assert!(wait_until(LIMIT, || ipv4(&a).is_some()).is_some(), "the new parent did not trigger an apply: {}", daemon.log_text());
+    assert!(daemon.stop().success());
+}

@@ -81,15 +81,6 @@ pub fn vlan_counter_place(slot: u32, tpid: u16, vid: u16) -> Option<(u32, usize)
 pub const ETH_P_8021Q: u16 = u16::from_be(EtherType::Ieee8021q as u16);
 pub const ETH_P_8021AD: u16 = u16::from_be(EtherType::Ieee8021ad as u16);
 
-/// Identifies one endpoint device. An ifindex is only unique inside one network namespace, so the
-/// key pairs it with that namespace's inode number (what `stat -L /proc/PID/ns/net` shows).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EndpointKey {
-    pub netns_inum: u32,
-    pub ifindex: u32,
-}
-
 /// Per-CPU traffic counters of one endpoint device; userspace sums them over CPUs when reading.
 /// rx = frames the endpoint received (XDP on its device), tx = frames it sent (TC egress).
 #[repr(C)]

@@ -92,11 +92,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
+/// The daemon's runtime: its apply loop runs on the thread that calls `block_on` and may block
+/// it; one worker thread serves /metrics, the control socket and the netlink connections
+/// meanwhile (see daemon.rs).
+fn daemon_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("vland-serve").enable_all().build()?)
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => {
             let path = require_config(&cli.config)?;
-            runtime()?.block_on(daemon::run(path))
+            daemon_runtime()?.block_on(daemon::run(path))
         }
         Some(Command::Apply) => {
             let path = require_config(&cli.config)?;

@@ -2,6 +2,9 @@
 //! by root only, where a client sends one command line and gets one JSON line back.
 //! `status` reports the last apply; `apply` re-applies the config now (as SIGHUP does) and
 //! answers with that apply's outcome, so `vland reload` can wait for it and fail when it fails.
+//! Each client is served by a task of its own, apart from the apply loop: `status` answers at
+//! once, even while an apply runs; `apply` waits its turn in the loop.
+use crate::reconcile::{ApplyError, Summary};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -9,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
 
-/// A client that says nothing for this long is dropped (the daemon serves one at a time).
+/// A client that says nothing for this long is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What one apply did, as the daemon reports it.
@@ -28,7 +32,7 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
-    pub fn new(reason: &str, result: &anyhow::Result<crate::reconcile::Summary>) -> Self {
+    pub fn new(reason: &str, result: &Result<Summary, ApplyError>) -> Self {
         let finished_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let (ok, error, created, repaired, removed) = match result {
             Ok(s) => (true, None, s.created.len(), s.repaired.len(), s.removed.len()),
@@ -46,10 +50,8 @@ pub struct Status {
     pub last_apply: Option<ApplyReport>,
 }
 
-pub enum Request {
-    Status,
-    Apply,
-}
+/// An apply a client asked for, sent to the apply loop: the loop answers with its report.
+pub type ApplyRequest = oneshot::Sender<ApplyReport>;
 
 /// The daemon's end: the listening socket, removed again when dropped.
 pub struct Server {
@@ -78,23 +80,36 @@ impl Server {
         Ok(Self { listener, path: path.to_path_buf() })
     }
 
-    /// The next client and what it asks; clients that send nothing valid get an error line and
-    /// are dropped here.
-    pub async fn next(&self) -> (UnixStream, Request) {
+    /// Serves clients until the task running it is dropped: `status` from the reports the apply
+    /// loop publishes on `reports`, `apply` through the loop, on `applies`.
+    pub async fn serve(self, config: String, reports: watch::Receiver<Option<ApplyReport>>, applies: mpsc::Sender<ApplyRequest>) {
         loop {
             let Ok((stream, _)) = self.listener.accept().await else { continue };
-            let mut reader = BufReader::new(stream);
-            let mut line = String::new();
-            let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
-            let mut stream = reader.into_inner();
-            match (read, line.trim()) {
-                (Ok(Ok(_)), "status") => return (stream, Request::Status),
-                (Ok(Ok(_)), "apply") => return (stream, Request::Apply),
-                (_, other) => {
-                    let msg = serde_json::json!({ "error": format!("unknown command `{other}`: send `status` or `apply`") });
-                    let _ = stream.write_all(format!("{msg}\n").as_bytes()).await;
+            let (config, reports, applies) = (config.clone(), reports.clone(), applies.clone());
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
+                let stream = reader.into_inner();
+                match (read, line.trim()) {
+                    (Ok(Ok(_)), "status") => {
+                        let status = Status { pid: std::process::id(), config, last_apply: reports.borrow().clone() };
+                        answer(stream, &status).await;
+                    }
+                    (Ok(Ok(_)), "apply") => {
+                        let (reply, report) = oneshot::channel();
+                        if applies.send(reply).await.is_ok()
+                            && let Ok(report) = report.await
+                        {
+                            answer(stream, &report).await;
+                        }
+                    }
+                    (_, other) => {
+                        answer(stream, &serde_json::json!({ "error": format!("unknown command `{other}`: send `status` or `apply`") }))
+                            .await;
+                    }
                 }
-            }
+            });
         }
     }
 }

@@ -2,26 +2,42 @@
 //! config file changes, and when a parent link appears, disappears or changes (so children come
 //! back after their parent does), or through the control socket. SIGTERM/SIGINT exit cleanly and
 //! leave links and pinned programs in place: counting never depends on vland running.
-use crate::config;
-use crate::control::{self, ApplyReport, Request, Status};
-use crate::reconcile;
+//!
+//! A failed apply is tried again only when trying can help (see `retry`): an invalid config, one
+//! that does not fit the kernel, a full data plane or a refused state file wait for a change.
+//!
+//! Threads: an apply blocks its thread at times (the state lock, the threads that work inside
+//! namespaces, file writes with fsync). So the apply loop below runs on the thread that calls
+//! `Runtime::block_on` (see `cli`), while /metrics, the control socket and the netlink
+//! connections are tasks on the runtime's worker thread: they answer while an apply runs or waits
+//! for the lock.
+mod retry;
+
+use crate::config::{self, ConfigErrors};
+use crate::control::{self, ApplyReport, ApplyRequest};
+use crate::reconcile::{self, ApplyError, Summary};
 use anyhow::Context;
 use futures::StreamExt;
-use netlink_packet_core::NetlinkPayload;
+use futures::channel::mpsc::UnboundedReceiver;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::LinkAttribute;
+use retry::{Backoff, Next};
 use rtnetlink::MulticastGroup;
+use rtnetlink::sys::SocketAddr;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{error, info};
 
 /// Events often come in bursts (a veth pair, a sub-interface and its up): wait for the burst.
 const SETTLE: Duration = Duration::from_millis(150);
 const CONFIG_POLL: Duration = Duration::from_millis(500);
-/// After a failed apply (a parent missing, a namespace gone mid-way), try again this often.
-const RETRY: Duration = Duration::from_secs(2);
+
+type LinkEvents = UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
 
 /// What identifies a version of the config file: a rewrite or an editor's rename changes it.
 fn file_stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
@@ -41,34 +57,82 @@ fn watched_links(config: &config::Config) -> BTreeSet<String> {
     names
 }
 
-/// Applies `config`; with the outcome, whether the daemon is healthy (false: it retries).
-async fn apply(config: &config::Config, source: &str, why: &str) -> (bool, ApplyReport) {
-    let result = reconcile::apply(config, source).await;
-    if let Err(e) = &result {
-        error!("apply failed (retrying every {} s, and on the next link event): {e:#}", RETRY.as_secs());
-    }
-    (result.is_ok(), ApplyReport::new(why, &result))
+/// The name of the watched link an event is about, if it is one.
+fn watched_event(msg: NetlinkMessage<RouteNetlinkMessage>, watched: &BTreeSet<String>) -> Option<String> {
+    let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l)) = msg.payload else {
+        return None;
+    };
+    let name = l.attributes.into_iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n),
+        _ => None,
+    });
+    name.filter(|n| watched.contains(n))
 }
 
-/// Applies the config file as it is now.
-async fn reapply(path: &Path, source: &str, why: &str, watched: &mut BTreeSet<String>) -> (bool, ApplyReport) {
-    info!(reason = why, "applying");
-    match config::load(path) {
-        Ok(config) => {
-            *watched = watched_links(&config);
-            apply(&config, source, why).await
+/// Applies, records the outcome for `status`, and decides when to try again.
+struct Applier<'a> {
+    path: &'a Path,
+    source: String,
+    watched: BTreeSet<String>,
+    backoff: Backoff,
+    next: Next,
+    reports: watch::Sender<Option<ApplyReport>>,
+}
+
+impl Applier<'_> {
+    /// Applies the config file as it is now. A broken edit keeps what is running.
+    async fn reapply(&mut self, why: &str) -> ApplyReport {
+        info!(reason = why, "applying");
+        let result = match config::load(self.path) {
+            Ok(config) => {
+                self.watched = watched_links(&config);
+                reconcile::apply(&config, &self.source).await
+            }
+            Err(e) => Err(match anyhow::Error::from(e).downcast::<ConfigErrors>() {
+                Ok(errors) => ApplyError::Config(errors),
+                Err(unreadable) => ApplyError::ConfigUnreadable(unreadable),
+            }),
+        };
+        self.record(why, result)
+    }
+
+    fn record(&mut self, why: &str, result: Result<Summary, ApplyError>) -> ApplyReport {
+        self.next = self.backoff.after(&result);
+        if let Err(e) = &result {
+            match self.next {
+                Next::RetryIn(delay) => error!("apply failed (retrying in {} s, and on the next change): {e:#}", delay.as_secs()),
+                _ => {
+                    error!("apply failed; not retrying until the config file, a watched link, SIGHUP or a reload changes something: {e:#}")
+                }
+            }
         }
-        Err(e) => {
-            // A broken edit keeps what is running; the next edit is picked up.
-            let e = anyhow::Error::from(e);
-            error!("{e:#}");
-            (true, ApplyReport::new(why, &Err(e)))
+        let report = ApplyReport::new(why, &result);
+        self.reports.send_replace(Some(report.clone()));
+        report
+    }
+
+    /// When to retry a failed apply, if at all.
+    fn retry_at(&self, finished: Instant) -> Option<Instant> {
+        match self.next {
+            Next::RetryIn(delay) => Some(finished + delay),
+            Next::Idle | Next::WaitForChange => None,
         }
     }
+}
+
+/// Takes the link events that queued up during an apply (mostly its own doing); the first
+/// watched link among them.
+async fn drain(link_events: &mut LinkEvents, watched: &BTreeSet<String>) -> Option<String> {
+    let mut first = None;
+    while let Ok(Some((msg, _))) = tokio::time::timeout(Duration::from_millis(1), link_events.next()).await {
+        if first.is_none() {
+            first = watched_event(msg, watched);
+        }
+    }
+    first
 }
 
 pub async fn run(path: &Path) -> anyhow::Result<()> {
-    let source = path.display().to_string();
     // Handlers first: a SIGTERM that arrives during the first apply is acted on after it.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -86,19 +150,34 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         let addr = addr.parse().with_context(|| format!("[daemon] metrics_addr `{addr}` is not an address:port such as 127.0.0.1:9750"))?;
         crate::metrics::serve(addr, config.daemon.clone()).await?;
     }
+    let (reports, last_apply) = watch::channel(None);
+    let (apply_sender, mut apply_requests) = mpsc::channel::<ApplyRequest>(16);
     // Before the first apply: a second daemon on this socket stops here, changing nothing.
     let control = match &config.daemon.socket {
-        Some(socket) => Some(control::Server::listen(socket).await?),
+        Some(socket) => {
+            let server = control::Server::listen(socket).await?;
+            Some(tokio::spawn(server.serve(path.display().to_string(), last_apply, apply_sender)))
+        }
         None => None,
     };
-    let mut watched = watched_links(&config);
-    let (mut healthy, report) = apply(&config, &source, "start").await;
-    let mut last_apply = Some(report);
+    let mut applier = Applier {
+        path,
+        source: path.display().to_string(),
+        watched: watched_links(&config),
+        backoff: Backoff::default(),
+        next: Next::Idle,
+        reports,
+    };
+    info!(reason = "start", "applying");
+    let result = reconcile::apply(&config, &applier.source).await;
+    applier.record("start", result);
+    let mut retry_at = applier.retry_at(Instant::now());
     let mut stamp = file_stamp(path);
     let mut poll = tokio::time::interval(CONFIG_POLL);
-    let mut retry = tokio::time::interval(RETRY);
+    // After a long apply, one check rather than a burst of them.
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut pending_link_event: Option<String> = None;
-    info!(config = %source, "vland running; SIGHUP, config changes and parent link events re-apply; SIGTERM/SIGINT stop");
+    info!(config = %applier.source, "vland running; SIGHUP, config changes and parent link events re-apply; SIGTERM/SIGINT stop");
     loop {
         let settle = async {
             match &pending_link_event {
@@ -106,9 +185,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                 None => std::future::pending().await,
             }
         };
-        let request = async {
-            match &control {
-                Some(server) => server.next().await,
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -124,40 +203,41 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                     why = Some("config file changed".to_string());
                 }
             }
-            _ = retry.tick(), if !healthy => why = Some("retry after a failed apply".to_string()),
-            (stream, req) = request => match req {
-                Request::Status => {
-                    let status = Status { pid: std::process::id(), config: source.clone(), last_apply: last_apply.clone() };
-                    control::answer(stream, &status).await;
-                }
-                Request::Apply => {
-                    let (h, report) = reapply(path, &source, "control socket", &mut watched).await;
-                    healthy = h;
-                    control::answer(stream, &report).await;
-                    last_apply = Some(report);
-                }
-            },
+            _ = retry => why = Some("retry after a failed apply".to_string()),
+            Some(reply) = apply_requests.recv() => {
+                let report = applier.reapply("control socket").await;
+                let _ = reply.send(report);
+                retry_at = applier.retry_at(Instant::now());
+            }
             Some((msg, _)) = link_events.next() => {
-                if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l)) = msg.payload {
-                    let name = l.attributes.iter().find_map(|a| match a { LinkAttribute::IfName(n) => Some(n.clone()), _ => None });
-                    if let Some(name) = name.filter(|n| watched.contains(n)) {
-                        pending_link_event.get_or_insert(name);
-                    }
+                if let Some(name) = watched_event(msg, &applier.watched) {
+                    pending_link_event.get_or_insert(name);
                 }
             }
             _ = settle => {
                 let name = pending_link_event.take().unwrap_or_default();
-                let (h, report) = reapply(path, &source, &format!("link event on {name}"), &mut watched).await;
-                (healthy, last_apply) = (h, Some(report));
-                // Drain what our own apply caused, so it does not trigger another round.
-                while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), link_events.next()).await {}
+                applier.reapply(&format!("link event on {name}")).await;
+                retry_at = applier.retry_at(Instant::now());
+                // Drop what our own apply caused, so it does not trigger another round. But after
+                // an apply that waits for a change, what came meanwhile may be that change (the
+                // missing parent, back): it is acted on. Such an apply fails before changing
+                // links, or on a retry changes none again, so this does not loop.
+                let seen = drain(&mut link_events, &applier.watched).await;
+                if applier.next == Next::WaitForChange {
+                    pending_link_event = seen;
+                }
             }
         }
         if let Some(why) = why {
-            let (h, report) = reapply(path, &source, &why, &mut watched).await;
-            (healthy, last_apply) = (h, Some(report));
+            applier.reapply(&why).await;
+            retry_at = applier.retry_at(Instant::now());
         }
     }
     info!("stopping; links and pinned eBPF programs stay in place");
+    // The control socket's file goes with its server, before the process exits.
+    if let Some(control) = control {
+        control.abort();
+        let _ = control.await;
+    }
     Ok(())
 }

@@ -106,20 +106,24 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads a regular file of at most `cap` bytes, not through a symlink; None if it is missing.
-pub fn read_regular(path: &Path, cap: u64) -> anyhow::Result<Option<Vec<u8>>> {
-    use std::io::Read;
+/// Reads a regular file of at most `cap` bytes, not through a symlink (ELOOP); None if it is
+/// missing. Anything else (a FIFO, a device, a file too big) is an InvalidData error.
+pub fn read_regular(path: &Path, cap: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::{Error, ErrorKind, Read};
     let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {} (a symlink is never followed)", path.display())),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
     };
     let meta = file.metadata()?;
-    anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
-    anyhow::ensure!(meta.len() <= cap, "{} is {} bytes, more than the {cap} vland reads", path.display(), meta.len());
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidData, "not a regular file"));
+    }
     let mut bytes = Vec::new();
-    file.take(cap + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
-    anyhow::ensure!(bytes.len() as u64 <= cap, "{} grew past {cap} bytes while being read", path.display());
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(Error::new(ErrorKind::InvalidData, format!("more than the {cap} bytes vland reads")));
+    }
     Ok(Some(bytes))
 }
 

@@ -55,7 +55,7 @@ fn needs_root(e: anyhow::Error) -> anyhow::Error {
 }
 
 pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
-    let state = state::read(&daemon.state_dir).map_err(needs_root)?;
+    let state = state::read(&daemon.state_dir).map_err(|e| needs_root(e.into()))?;
     let pins = Pins::new(&daemon.bpf_dir);
     pins.check_owner(&daemon.state_dir)?;
     let slots: Vec<u32> = state.endpoints.values().filter(|r| r.link.is_some()).filter_map(|r| r.slot).collect();

@@ -17,7 +17,7 @@ pub use endpoints::{EndpointPrograms, endpoint_policy, is_vland_ingress, reset_s
 pub use pins::Pins;
 pub use trunk::{DropKey, TrunkCounters, apply_trunk, read_trunk_counters, remove_other_trunks};
 pub use trunk_table::{TrunkTable, VlanKey};
-pub use upgrade::{object_id, remove_legacy_endpoint_links, replace_trunk_programs};
+pub use upgrade::{object_id, replace_trunk_programs};
 
 /// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time (empty in a build
 /// made without it, see build.rs).

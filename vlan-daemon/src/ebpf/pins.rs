@@ -148,9 +148,4 @@ impl Pins {
     pub fn trunk_links(&self) -> Vec<(LinkId, PathBuf)> {
         self.links_named("trunk_").into_iter().map(|(netns_inum, ifindex, p)| (LinkId { netns_inum, ifindex }, p)).collect()
     }
-
-    /// Per-endpoint link pins of builds before the shared endpoint programs.
-    pub fn legacy_endpoint_links(&self) -> Vec<PathBuf> {
-        self.links_named("ep_").into_iter().map(|(_, _, p)| p).collect()
-    }
 }

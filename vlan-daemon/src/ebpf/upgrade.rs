@@ -48,16 +48,6 @@ fn replace_tc(bpf: &mut Ebpf, program: &str, pin: &PathBuf) -> anyhow::Result<()
 /// A pinned link: the program to put behind it, whether it is an XDP link, its pin.
 type LinkToUpdate = (&'static str, bool, PathBuf);
 
-/// Unpins the per-endpoint links of builds before the shared endpoint programs, which detaches
-/// them; how many there were. The apply that follows attaches the shared programs.
-pub fn remove_legacy_endpoint_links(pins: &Pins) -> anyhow::Result<usize> {
-    let links = pins.legacy_endpoint_links();
-    for path in &links {
-        std::fs::remove_file(path).with_context(|| format!("cannot unpin {}", path.display()))?;
-    }
-    Ok(links.len())
-}
-
 /// Swaps the program of every pinned trunk link for this build's; how many links were updated.
 /// Trunk links without a slot in TRUNKS (attached by a build before trunk slots) are unpinned,
 /// which detaches them: the apply that follows attaches them anew.

@@ -6,7 +6,7 @@ use crate::ebpf::Pins;
 use crate::mac::Mac;
 use crate::netlink::{Netlink, errno};
 use crate::netns;
-use crate::state::{EndpointRecord, NamespaceRecord, PendingLink, State, StateStore};
+use crate::state::{EndpointRecord, PendingLink, State, StateStore};
 use anyhow::bail;
 use std::os::fd::AsRawFd;
 use tracing::info;
@@ -46,8 +46,8 @@ fn open_netns(ns: &NetnsRef) -> anyhow::Result<Option<std::fs::File>> {
 }
 
 /// Deletes children a crashed run created but did not finish: a journaled number held by a link
-/// of vland's link group that does not carry vland's tag yet (or, from earlier builds, a link
-/// under a journaled temporary name). Finished children stay, and apply adopts them.
+/// of vland's link group that does not carry vland's tag yet. Finished children stay, and apply
+/// adopts them.
 pub async fn clean_pending(store: &StateStore, state: &mut State) -> anyhow::Result<()> {
     if state.pending_links.is_empty() {
         return Ok(());
@@ -55,15 +55,11 @@ pub async fn clean_pending(store: &StateStore, state: &mut State) -> anyhow::Res
     for pending in std::mem::take(&mut state.pending_links) {
         let Some(ns) = open_netns(&pending.netns)? else { continue };
         let nl = Netlink::in_netns(&ns)?;
-        let link = match (pending.ifindex, &pending.temp_name) {
-            (Some(index), _) => nl
-                .link_by_index(index)
-                .await?
-                .filter(|l| l.group == Some(store.link_group()) && !l.alias.as_deref().is_some_and(|a| a.starts_with(ALIAS_PREFIX))),
-            (None, Some(name)) => nl.link_by_name(name).await?,
-            (None, None) => None,
-        };
-        if let Some(link) = link {
+        let unfinished = nl
+            .link_by_index(pending.ifindex)
+            .await?
+            .filter(|l| l.group == Some(store.link_group()) && !l.alias.as_deref().is_some_and(|a| a.starts_with(ALIAS_PREFIX)));
+        if let Some(link) = unfinished {
             nl.delete_link(link.index).await?;
             info!(netns = %pending.netns, link = %link.name, "removed a half-created link left by an interrupted run");
         }
@@ -79,10 +75,10 @@ pub fn journal_intents(config: &Config, state: &mut State, pins: &Pins) {
         if let NetnsRef::Named(ns) = &ep.netns
             && !netns::is_namespace(&ep.netns.path())
         {
-            state.namespaces.insert(ns.clone(), NamespaceRecord {});
+            state.namespaces.insert(ns.clone());
         }
         let slot = state.endpoints[name].slot.expect("slots are assigned before the journal");
-        state.pending_links.push(PendingLink { netns: ep.netns.clone(), ifindex: Some(pins.endpoint_ifindex(slot)), temp_name: None });
+        state.pending_links.push(PendingLink { netns: ep.netns.clone(), ifindex: pins.endpoint_ifindex(slot) });
     }
 }
 

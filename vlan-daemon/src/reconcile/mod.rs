@@ -3,6 +3,7 @@
 //! so a crash at any point leaves records that the next run repairs from.
 mod addresses;
 mod endpoint;
+mod error;
 mod namespace;
 mod parents;
 mod sysctls;
@@ -18,6 +19,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use tracing::info;
 
+pub use error::ApplyError;
+
 /// What one apply did, for logs and tests.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -26,7 +29,9 @@ pub struct Summary {
     pub removed: Vec<String>,
 }
 
-pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary> {
+/// Makes the kernel match `config` (read from `source_name`). Blocks its thread at times (the
+/// state lock, namespace threads, file writes): see daemon.rs for where the daemon runs it.
+pub async fn apply(config: &Config, source_name: &str) -> Result<Summary, ApplyError> {
     let host = Netlink::current()?;
     let store = StateStore::open_locked(&config.daemon.state_dir)?;
     let mut state = store.load()?;
@@ -133,15 +138,15 @@ pub async fn apply(config: &Config, source_name: &str) -> anyhow::Result<Summary
 }
 
 /// Gives every configured endpoint without a slot the lowest free one; returns the new slots.
-fn assign_slots(config: &Config, state: &mut State) -> anyhow::Result<Vec<u32>> {
+fn assign_slots(config: &Config, state: &mut State) -> Result<Vec<u32>, ApplyError> {
     let mut used: std::collections::BTreeSet<u32> = state.endpoints.values().filter_map(|r| r.slot).collect();
     let mut new = Vec::new();
     for name in config.endpoints.keys() {
         let rec = state.endpoints.get_mut(name).expect("recorded above");
         if rec.slot.is_none() {
-            let slot = (1..vlan_common::MAX_ENDPOINTS)
-                .find(|s| !used.contains(s))
-                .with_context(|| format!("more than {} endpoints: vland's eBPF maps are full", vlan_common::MAX_ENDPOINTS - 1))?;
+            let max = vlan_common::MAX_ENDPOINTS - 1;
+            let slot =
+                (1..=max).find(|s| !used.contains(s)).ok_or(ApplyError::TooManyEndpoints { configured: config.endpoints.len(), max })?;
             used.insert(slot);
             rec.slot = Some(slot);
             new.push(slot);
@@ -166,13 +171,8 @@ fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyho
         }
     }
     if !same_build && state.ebpf_object.is_some() {
-        let legacy = ebpf::remove_legacy_endpoint_links(pins)?;
         let trunks = ebpf::replace_trunk_programs(pins).context("cannot upgrade the attached eBPF programs")?;
-        info!(
-            trunk_links = trunks,
-            legacy_endpoint_links = legacy,
-            "replacing the earlier build's eBPF programs with this build's (counters kept)"
-        );
+        info!(trunk_links = trunks, "replacing the earlier build's eBPF programs with this build's (counters kept)");
     }
     let programs = EndpointPrograms::open_or_load(pins, same_build && missing.is_empty())?;
     if !same_build {
@@ -185,7 +185,7 @@ fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyho
 /// Removes named namespaces vland created that no configured endpoint uses any more.
 fn remove_unused_namespaces(config: &Config, store: &StateStore, state: &mut State) -> anyhow::Result<()> {
     let unused: Vec<String> =
-        state.namespaces.keys().filter(|n| !config.endpoints.values().any(|e| e.netns == NetnsRef::Named((*n).clone()))).cloned().collect();
+        state.namespaces.iter().filter(|n| !config.endpoints.values().any(|e| e.netns == NetnsRef::Named((*n).clone()))).cloned().collect();
     for name in &unused {
         netns::remove(name)?;
         state.namespaces.remove(name);
@@ -239,13 +239,12 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     pins.check_owner(state_dir)?;
     let mut summary = Summary::default();
     endpoint::clean_pending(&store, &mut state).await?;
-    ebpf::remove_legacy_endpoint_links(&pins)?;
     let mut by_netns: BTreeMap<NetnsRef, Vec<String>> = BTreeMap::new();
     for (name, rec) in &state.endpoints {
         by_netns.entry(rec.netns.clone()).or_default().push(name.clone());
     }
     let (vland_made, others): (Vec<_>, Vec<_>) =
-        by_netns.into_iter().partition(|(ns_ref, _)| matches!(ns_ref, NetnsRef::Named(n) if state.namespaces.contains_key(n)));
+        by_netns.into_iter().partition(|(ns_ref, _)| matches!(ns_ref, NetnsRef::Named(n) if state.namespaces.contains(n)));
     delete_groups_in_parallel(vland_made.iter().map(|(ns_ref, _)| ns_ref), store.link_group())?;
     for (_, names) in &others {
         for name in names {
@@ -268,9 +267,6 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     Ok(summary)
 }
 
-/// Maps earlier builds pinned (trunk policy and counters in hash maps), removed with the rest.
-const RETIRED_MAPS: [&str; 4] = ["TRUNK_POLICY", "ALLOWED_VLANS", "VLAN_STATS", "DROPS"];
-
 /// With no endpoint or trunk left, the shared maps and programs and the pin directory go too.
 fn remove_empty_pins(bpf_dir: &std::path::Path) {
     let links = bpf_dir.join("links");
@@ -278,7 +274,7 @@ fn remove_empty_pins(bpf_dir: &std::path::Path) {
     if no_links {
         let _ = std::fs::remove_dir(&links);
         let pins = Pins::new(bpf_dir);
-        for map in vlan_common::names::ALL_MAPS.into_iter().chain(RETIRED_MAPS) {
+        for map in vlan_common::names::ALL_MAPS {
             let _ = std::fs::remove_file(pins.map(map));
         }
         for program in vlan_common::names::ENDPOINT_PROGRAMS {

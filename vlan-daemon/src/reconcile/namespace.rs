@@ -8,7 +8,7 @@ use crate::config::{Endpoint, NetnsRef, Network};
 use crate::ebpf::{self, EndpointPrograms, Pins};
 use crate::netlink::{Hook, LinkFacts, Netlink, PresentAddress, RouteSpec};
 use crate::netns;
-use crate::state::{EndpointRecord, NamespaceRecord, State, StateStore};
+use crate::state::{EndpointRecord, State, StateStore};
 use anyhow::{Context, bail};
 use std::collections::HashMap;
 use std::fs::File;
@@ -39,7 +39,7 @@ fn ensure_exists(ns: &NetnsRef, state: &mut State) -> anyhow::Result<bool> {
     if let NetnsRef::Named(name) = ns
         && !netns::is_namespace(&ns.path())
     {
-        state.namespaces.insert(name.clone(), NamespaceRecord {});
+        state.namespaces.insert(name.clone());
         netns::create(name)?;
         info!(netns = %name, "created namespace");
         return Ok(true);
@@ -216,6 +216,7 @@ async fn ensure_child(
         if drift.is_empty() {
             return Ok(Outcome::Unchanged);
         }
+        // The wrong number is drift too: the endpoint programs find the slot by the ifindex.
         warn!(endpoint = %p.ep.name, drift = %drift.join(", "), "child link drifted from its network; recreating it");
         nl.delete_link(link.index).await?;
         outcome = Outcome::Repaired;

@@ -14,7 +14,7 @@ fn record_for(kind: &ParentKind) -> Option<ParentRecord> {
     match kind {
         ParentKind::Existing => None,
         ParentKind::Vlan { base, vid, protocol } => Some(ParentRecord::Vlan { base: base.clone(), vid: *vid, protocol: *protocol }),
-        ParentKind::Dummy => Some(ParentRecord::Dummy),
+        ParentKind::Dummy => Some(ParentRecord::Dummy {}),
     }
 }
 
@@ -58,7 +58,7 @@ pub async fn remove_unused(host: &Netlink, store: &StateStore, state: &mut State
             // Only if it is still the link vland made (same kind, same VLAN id).
             let same = match &record {
                 ParentRecord::Vlan { vid, .. } => link.kind.as_deref() == Some("vlan") && link.vlan_id == Some(*vid),
-                ParentRecord::Dummy => link.kind.as_deref() == Some("dummy"),
+                ParentRecord::Dummy {} => link.kind.as_deref() == Some("dummy"),
             };
             if same {
                 host.delete_link(link.index).await?;
