@@ -60,14 +60,14 @@ fn down_never_deletes_by_a_crafted_name_in_the_state() {
     let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
     // /run/netns/../../<victim>
     let crafted = format!("../..{}", victim.display());
-    state["namespaces"][&crafted] = serde_json::json!({});
+    state["namespaces"].as_array_mut().unwrap().push(crafted.clone().into());
     std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
     let out = lab.vland(&host, &config, &["down"]);
     assert!(!out.status.success(), "down accepted a tampered state: {}", text(&out));
     assert!(text(&out).contains("tampered") && text(&out).contains("namespaces."), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     // Repaired by hand, down works again (and the lab's own down cleans up).
-    state["namespaces"].as_object_mut().unwrap().remove(&crafted);
+    state["namespaces"].as_array_mut().unwrap().retain(|n| n != &crafted);
     std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
 }
 
@@ -79,7 +79,10 @@ fn stats_fail_loudly_without_their_maps_and_apply_recreates_them() {
     lab.vland_ok(&host, &config, &["apply"]);
     lab.static_gateway(&ns);
 
-    // A normal user: bpffs (and the state dir) are root's.
+    // A normal user who may read the state (as before vland made state dirs 0700): the maps are
+    // on bpffs, which is root's.
+    std::fs::set_permissions(lab.dir.join("h1-state"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(lab.dir.join("h1-state/state.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = run(
         "setpriv",
         &[
@@ -94,7 +97,11 @@ fn stats_fail_loudly_without_their_maps_and_apply_recreates_them() {
         ],
     );
     assert!(!out.status.success(), "stats as a normal user succeeded: {}", text(&out));
-    assert!(text(&out).contains("ermission denied") && text(&out).contains("root"), "{}", text(&out));
+    assert!(
+        text(&out).contains("ENDPOINT_TRAFFIC") && text(&out).contains("ermission denied") && text(&out).contains("root"),
+        "{}",
+        text(&out)
+    );
 
     let bpf_dir = std::fs::read_to_string(&config)
         .unwrap()
@@ -160,8 +167,15 @@ fn a_second_daemon_on_one_state_dir_refuses_naming_the_first() {
     let first = lab.spawn_daemon(&host, &first_cfg);
     let up = wait_until(Duration::from_secs(30), || lab.dir.join("d1.sock").exists());
     assert!(up.is_some(), "{}", first.log_text());
-    let out = Lab::vland_command(&host, &[], Some(&second_cfg)).output().unwrap();
-    assert!(!out.status.success(), "a second daemon ran on the same state dir: {}", text(&out));
+    let log = lab.dir.join("d2.log");
+    let mut second = Lab::vland_command(&host, &[], Some(&second_cfg)).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let exited = wait_until(Duration::from_secs(10), || second.try_wait().unwrap().is_some());
+    if exited.is_none() {
+        let _ = second.kill();
+    }
+    let status = second.wait().unwrap();
+    let out = Output { status, stdout: Vec::new(), stderr: std::fs::read(&log).unwrap() };
+    assert!(exited.is_some() && !out.status.success(), "a second daemon ran on the same state dir: {}", text(&out));
     assert!(text(&out).contains(&format!("PID {}", first.pid())), "{}", text(&out));
     assert!(first.stop().success());
     // The lock goes with the daemon: another one may start now.

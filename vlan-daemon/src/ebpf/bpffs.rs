@@ -31,28 +31,41 @@ pub fn ensure_bpffs(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// In a mount namespace other than init's, the file system holding `dir` (its nearest existing
-/// ancestor) must be the one init sees at the same path: else pins made here are private and
-/// vanish with this process while the state records them.
-pub fn check_host_mounts(dir: &Path) -> anyhow::Result<()> {
-    let ns = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
-    let (Ok(ours), Ok(init)) = (ns("/proc/self/ns/mnt"), ns("/proc/1/ns/mnt")) else {
-        // Not allowed to look (not root): the mounts below are not vland's to make anyway.
-        return Ok(());
-    };
-    if ours == init {
-        return Ok(());
+/// The nearest ancestor process in another mount namespace that vland may look into (init's,
+/// or the shell that ran `ip netns exec`, which unshares its own before it execs vland).
+fn outer_process() -> Option<u32> {
+    let mnt_ns = |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok().map(|m| (m.dev(), m.ino()));
+    let ours = mnt_ns("self")?;
+    let mut pid = std::process::id();
+    while pid > 1 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The parent's PID follows the command name, which is in parentheses and may hold anything.
+        pid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        match mnt_ns(&pid.to_string()) {
+            Some(ns) if ns != ours => return Some(pid),
+            Some(_) => continue,
+            None => return None,
+        }
     }
+    None
+}
+
+/// Refuses when this process sees another file system at `dir` (its nearest existing ancestor)
+/// than the processes it came from see: it then runs in a private mount namespace whose mounts
+/// go away with it (as under `ip netns exec`, which remounts /sys), and pins made there would
+/// vanish when it exits while the state records them. (A private namespace whose mounts are the
+/// outer ones, as systemd's sandboxing makes, is fine.)
+pub fn check_host_mounts(dir: &Path) -> anyhow::Result<()> {
+    let Some(outer) = outer_process() else { return Ok(()) };
     let existing = dir.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/"));
-    let host_view = Path::new("/proc/1/root").join(existing.strip_prefix("/").unwrap_or(existing));
-    let same = match (std::fs::metadata(existing), std::fs::metadata(&host_view)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && is_bpffs(existing) == is_bpffs(&host_view),
-        _ => false,
-    };
+    let outer_view = Path::new("/proc").join(outer.to_string()).join("root").join(existing.strip_prefix("/").unwrap_or(existing));
+    let Ok(theirs) = std::fs::metadata(&outer_view) else { return Ok(()) };
+    let same = std::fs::metadata(existing).is_ok_and(|ours| ours.dev() == theirs.dev()) && is_bpffs(existing) == is_bpffs(&outer_view);
     if !same {
         bail!(
-            "{} is not the host's here: this process runs in a private mount namespace (as under `ip netns exec`, which remounts /sys), \
-             so eBPF pins made here would vanish when it exits; run vland without `ip netns exec` (e.g. `nsenter --net=/run/netns/NAME vland ...`)",
+            "{} is not what the process that started vland (PID {outer}) sees there: vland runs in a private mount namespace \
+             (as under `ip netns exec`, which remounts /sys), so eBPF pins made here would vanish when it exits; \
+             run vland without `ip netns exec` (e.g. `nsenter --net=/run/netns/NAME vland ...`)",
             existing.display()
         );
     }

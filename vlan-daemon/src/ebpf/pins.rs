@@ -32,7 +32,8 @@ impl Pins {
     fn owner(&self) -> anyhow::Result<Option<PathBuf>> {
         match std::fs::read_link(self.owner_link()) {
             Ok(p) => Ok(Some(p)),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound) => Ok(None),
+            // Not root: what it may not look at, it cannot use either (opening a map says why).
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", self.owner_link().display())),
         }
     }
