@@ -20,6 +20,13 @@ pub struct Cli {
 pub enum Command {
     /// Make the kernel match the config once, then exit.
     Apply,
+    /// Show what `apply` would change, and why, changing nothing. Exit code 0: nothing to do;
+    /// 2: there are changes; 1: an error (as `terraform plan -detailed-exitcode`).
+    Plan {
+        /// The plan as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove everything vland created for this config's state dir, and nothing else.
     Down,
     /// Per-endpoint traffic counters, read from the pinned eBPF maps.
@@ -61,12 +68,18 @@ pub fn main() -> std::process::ExitCode {
         .init();
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<ChangesPending>() => std::process::ExitCode::from(2),
         Err(e) => {
             eprintln!("vland: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
 }
+
+/// `vland plan` found changes to make: exit code 2, nothing else to say.
+#[derive(Debug, thiserror::Error)]
+#[error("the plan has changes")]
+struct ChangesPending;
 
 fn require_config(config: &Option<PathBuf>) -> anyhow::Result<&Path> {
     config.as_deref().context("--config FILE is required for this command")
@@ -111,6 +124,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(reconcile::apply(&config, &path.display().to_string()))?;
             Ok(())
         }
+        Some(Command::Plan { json }) => {
+            let path = require_config(&cli.config)?;
+            let config = config::load(path)?;
+            let plan = runtime()?.block_on(reconcile::plan(&config, &path.display().to_string()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{plan}");
+            }
+            if plan.is_empty() { Ok(()) } else { Err(ChangesPending.into()) }
+        }
         Some(Command::Down) => {
             let daemon = config::load_daemon_section(require_config(&cli.config)?)?;
             runtime()?.block_on(reconcile::down(&daemon.state_dir, &daemon.bpf_dir))?;
@@ -136,7 +160,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 let status: control::Status = serde_json::from_value(answer)?;
                 println!("vland daemon {} on {}", status.pid, status.config);
                 match status.last_apply {
-                    Some(a) => println!("last apply ({}): {}", a.reason, describe(&a)),
+                    Some(a) => {
+                        println!("last apply ({}): {}", a.reason, describe(&a));
+                        for action in &a.actions {
+                            println!("  - {action}");
+                        }
+                    }
                     None => println!("no apply yet"),
                 }
             }

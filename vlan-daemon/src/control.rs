@@ -29,16 +29,19 @@ pub struct ApplyReport {
     pub created: usize,
     pub repaired: usize,
     pub removed: usize,
+    /// The plan the apply carried out, one line per action.
+    #[serde(default)]
+    pub actions: Vec<String>,
 }
 
 impl ApplyReport {
     pub fn new(reason: &str, result: &Result<Summary, ApplyError>) -> Self {
         let finished_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let (ok, error, created, repaired, removed) = match result {
-            Ok(s) => (true, None, s.created.len(), s.repaired.len(), s.removed.len()),
-            Err(e) => (false, Some(format!("{e:#}")), 0, 0, 0),
+        let (ok, error, created, repaired, removed, actions) = match result {
+            Ok(s) => (true, None, s.created.len(), s.repaired.len(), s.removed.len(), s.actions.clone()),
+            Err(e) => (false, Some(format!("{e:#}")), 0, 0, 0, Vec::new()),
         };
-        Self { reason: reason.to_string(), finished_at, ok, error, created, repaired, removed }
+        Self { reason: reason.to_string(), finished_at, ok, error, created, repaired, removed, actions }
     }
 }
 

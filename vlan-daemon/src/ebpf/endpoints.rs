@@ -30,6 +30,27 @@ impl LoadedProgram {
     }
 }
 
+/// How the kernel names the three endpoint programs (program ids), to tell vland's attachments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgramIds {
+    pub ingress: u32,
+    pub egress: u32,
+    pub ingress_tc: u32,
+}
+
+/// The ids of the pinned endpoint programs, if all three and the maps they use are pinned.
+pub fn pinned_program_ids(pins: &Pins) -> Option<ProgramIds> {
+    if !names::ALL_MAPS.iter().all(|m| pins.map(m).exists()) {
+        return None;
+    }
+    let id = |name| ProgramInfo::from_pin(pins.program(name)).ok().map(|i| i.id());
+    Some(ProgramIds {
+        ingress: id(names::INGRESS_PROGRAM)?,
+        egress: id(names::EGRESS_PROGRAM)?,
+        ingress_tc: id(names::INGRESS_TC_PROGRAM)?,
+    })
+}
+
 pub struct EndpointPrograms {
     pub ingress: LoadedProgram,
     pub egress: LoadedProgram,
@@ -38,6 +59,10 @@ pub struct EndpointPrograms {
 }
 
 impl EndpointPrograms {
+    pub fn ids(&self) -> ProgramIds {
+        ProgramIds { ingress: self.ingress.id, egress: self.egress.id, ingress_tc: self.ingress_tc.id }
+    }
+
     /// This build's endpoint programs: the pinned ones when `pinned_are_current` (and the maps
     /// they use are still pinned, where `stats` reads them), else loaded now and pinned in place
     /// of any older ones (attachments of those are replaced as each apply finds them). Loading
@@ -140,6 +165,13 @@ pub fn write_policies(pins: &Pins, policies: &[(u32, EndpointPolicy)]) -> anyhow
         }
     }
     Ok(())
+}
+
+/// The policies now in the slots given (none before the map exists).
+pub fn read_policies(pins: &Pins, slots: impl Iterator<Item = u32>) -> anyhow::Result<std::collections::HashMap<u32, EndpointPolicy>> {
+    let Some(data) = pins.open_map(names::ENDPOINT_POLICY_MAP)? else { return Ok(Default::default()) };
+    let map: Array<_, EndpointPolicy> = Array::try_from(Map::Array(data))?;
+    slots.map(|slot| Ok((slot, map.get(&slot, 0)?))).collect()
 }
 
 /// Whether program `id` is one of vland's endpoint ingress programs (this build's or an older

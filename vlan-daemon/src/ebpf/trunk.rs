@@ -40,6 +40,13 @@ pub fn apply_trunk(pins: &Pins, id: LinkId, ifname: &str, vlans: &TrunkVlans) ->
     super::tc::attach(tc, names::TRUNK_TC_PROGRAM, ifname, TcAttachType::Ingress, &tc_pin)
 }
 
+/// Whether trunk `id` already enforces `vlans` with live programs (apply would change nothing).
+pub fn trunk_in_place(pins: &Pins, id: LinkId, vlans: &TrunkVlans) -> anyhow::Result<bool> {
+    let Some(table) = TrunkTable::open(pins)? else { return Ok(false) };
+    let tc_alive = !super::tc::has_tcx() || liveness::attached_to(&pins.trunk_link(id, "tc"), id.ifindex);
+    Ok(table.enforces(id, vlans) && tc_alive && liveness::attached_to(&pins.trunk_link(id, "xdp"), id.ifindex))
+}
+
 /// Detaches and forgets every trunk of `netns_inum` not in `keep`: links first, then the policy.
 pub fn remove_other_trunks(pins: &Pins, netns_inum: u32, keep: &HashSet<LinkId>) -> anyhow::Result<()> {
     for (id, path) in pins.trunk_links() {

@@ -88,15 +88,7 @@ impl TrunkTable {
     /// zeroed counters (cleared before the policy turns counting on); a trunk keeps its counters
     /// across changes.
     pub fn set(&mut self, slot: u32, id: LinkId, vlans: &TrunkVlans) -> anyhow::Result<()> {
-        let mut new = TrunkPolicy {
-            flags: TrunkPolicy::ENABLED | if vlans.untagged_drop { TrunkPolicy::UNTAGGED_DROP } else { 0 },
-            netns_inum: id.netns_inum,
-            ifindex: id.ifindex,
-            ..TrunkPolicy::EMPTY
-        };
-        for &(tpid, vid) in &vlans.allowed {
-            anyhow::ensure!(new.allow(tpid, vid), "tag protocol {tpid:#06x} is neither 802.1Q nor 802.1ad");
-        }
+        let new = policy_for(id, vlans)?;
         match self.policies.get(&slot) {
             Some(old) if *old == new => return Ok(()),
             Some(old) if old.id() == id => {}
@@ -105,6 +97,11 @@ impl TrunkTable {
         self.trunks.set(slot, new, 0).with_context(|| format!("cannot write trunk slot {slot}"))?;
         self.policies.insert(slot, new);
         Ok(())
+    }
+
+    /// Whether trunk `id` holds a slot that enforces exactly `vlans`.
+    pub fn enforces(&self, id: LinkId, vlans: &TrunkVlans) -> bool {
+        policy_for(id, vlans).is_ok_and(|want| self.slots().any(|(_, p)| *p == want))
     }
 
     /// Turns `slot` off: its programs pass everything, uncounted.
@@ -144,4 +141,18 @@ impl TrunkTable {
         let malformed = self.malformed.get(&slot, 0)?.iter().sum();
         Ok(TrunkCounts { vlans, malformed })
     }
+}
+
+/// The map value that makes trunk `id` enforce `vlans`.
+fn policy_for(id: LinkId, vlans: &TrunkVlans) -> anyhow::Result<TrunkPolicy> {
+    let mut policy = TrunkPolicy {
+        flags: TrunkPolicy::ENABLED | if vlans.untagged_drop { TrunkPolicy::UNTAGGED_DROP } else { 0 },
+        netns_inum: id.netns_inum,
+        ifindex: id.ifindex,
+        ..TrunkPolicy::EMPTY
+    };
+    for &(tpid, vid) in &vlans.allowed {
+        anyhow::ensure!(policy.allow(tpid, vid), "tag protocol {tpid:#06x} is neither 802.1Q nor 802.1ad");
+    }
+    Ok(policy)
 }

@@ -94,6 +94,26 @@ impl Netlink {
         Ok(())
     }
 
+    /// The routes of the main table (both families), by output link, as vland records routes:
+    /// what `vland plan` compares the routes it wants with.
+    pub async fn routes_by_link(&self) -> anyhow::Result<HashMap<u32, Vec<RouteSpec>>> {
+        let mut out: HashMap<u32, Vec<RouteSpec>> = HashMap::new();
+        for family in [false, true] {
+            let filter =
+                if family { RouteMessageBuilder::<Ipv6Addr>::new().build() } else { RouteMessageBuilder::<Ipv4Addr>::new().build() };
+            let mut stream = self.handle.route().get(filter).execute();
+            while let Some(msg) = stream.try_next().await.map_err(nl_err("list routes"))? {
+                if msg.header.table != netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN {
+                    continue;
+                }
+                if let Some((index, route)) = RouteSpec::from_message(&msg) {
+                    out.entry(index).or_default().push(route);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds or replaces a route out of link `index`: via a gateway, or on-link (`dev X`).
     pub async fn replace_route(&self, index: u32, route: &RouteSpec) -> anyhow::Result<()> {
         self.handle.route().add(route.message(index)).replace().execute().await.map_err(nl_err(&format!("add route {route}")))
@@ -113,7 +133,7 @@ impl Netlink {
 pub struct PresentAddress {
     pub addr: IpAddr,
     pub prefix: u8,
-    msg: AddressMessage,
+    pub(crate) msg: AddressMessage,
 }
 
 /// A route as vland records it in its state (so it can remove exactly its own routes later).
@@ -139,6 +159,37 @@ impl std::fmt::Display for RouteSpec {
 }
 
 impl RouteSpec {
+    /// Whether the kernel's `present` route is this one: a route added without a metric gets
+    /// the family's default (0 for IPv4, 1024 for IPv6).
+    pub fn matches(&self, present: &RouteSpec) -> bool {
+        let metric = |r: &RouteSpec| r.metric.unwrap_or(if r.to.is_ipv6() { 1024 } else { 0 });
+        self.to == present.to && self.via == present.via && metric(self) == metric(present)
+    }
+
+    /// A route message's destination, gateway and metric, with its output link.
+    fn from_message(msg: &RouteMessage) -> Option<(u32, RouteSpec)> {
+        use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+        let addr = |a: &RouteAddress| match a {
+            RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+            RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+            _ => None,
+        };
+        let (mut dst, mut via, mut metric, mut oif) = (None, None, None, None);
+        for attr in &msg.attributes {
+            match attr {
+                RouteAttribute::Destination(a) => dst = addr(a),
+                RouteAttribute::Gateway(a) => via = addr(a),
+                RouteAttribute::Priority(m) => metric = Some(*m),
+                RouteAttribute::Oif(i) => oif = Some(*i),
+                _ => {}
+            }
+        }
+        let v6 = msg.header.address_family == netlink_packet_route::AddressFamily::Inet6;
+        let dst = dst.unwrap_or(if v6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) });
+        let to = IpNetwork::new(dst, msg.header.destination_prefix_length).ok()?;
+        Some((oif?, RouteSpec { to, via, metric }))
+    }
+
     fn message(&self, index: u32) -> RouteMessage {
         let mut msg = match (self.to, self.via) {
             (IpNetwork::V4(to), via) => {

@@ -1,8 +1,9 @@
 //! One endpoint: its child link (created in place under its name and number, then tagged as
 //! vland's), the journal that makes creating it crash-safe, and its removal.
+use super::desired::Desired;
+use super::plan::{Action, Plan};
 use crate::config::{Config, Endpoint, NetnsRef, Network};
 use crate::drivers::ChildSpec;
-use crate::ebpf::Pins;
 use crate::mac::Mac;
 use crate::netlink::{Netlink, errno};
 use crate::netns;
@@ -11,17 +12,6 @@ use anyhow::bail;
 use std::os::fd::AsRawFd;
 use tracing::info;
 
-pub enum Outcome {
-    Created,
-    Repaired,
-    Unchanged,
-}
-
-/// The MAC a child should have, when vland chooses it (not where children take the parent's).
-pub fn assigned_mac(net: &Network, rec: &EndpointRecord) -> Option<Mac> {
-    if net.driver.takes_parent_mac() { None } else { rec.mac }
-}
-
 /// The kernel-side ownership tag (IFLA_IFALIAS) on every child link vland creates: together
 /// with the state record, it is how vland knows a link is its own to change or delete.
 pub fn alias_for(endpoint: &str) -> String {
@@ -29,6 +19,11 @@ pub fn alias_for(endpoint: &str) -> String {
 }
 
 const ALIAS_PREFIX: &str = "vland:";
+
+/// Whether a link's alias says vland made it (for some endpoint).
+pub fn is_vland_alias(alias: &str) -> bool {
+    alias.starts_with(ALIAS_PREFIX)
+}
 
 /// Whether the recorded endpoint still sits where the config wants it; if not, it is rebuilt.
 pub fn same_placement(ep: &Endpoint, rec: &EndpointRecord, config: &Config) -> bool {
@@ -58,7 +53,7 @@ pub async fn clean_pending(store: &StateStore, state: &mut State) -> anyhow::Res
         let unfinished = nl
             .link_by_index(pending.ifindex)
             .await?
-            .filter(|l| l.group == Some(store.link_group()) && !l.alias.as_deref().is_some_and(|a| a.starts_with(ALIAS_PREFIX)));
+            .filter(|l| l.group == Some(store.link_group()) && !l.alias.as_deref().is_some_and(is_vland_alias));
         if let Some(link) = unfinished {
             nl.delete_link(link.index).await?;
             info!(netns = %pending.netns, link = %link.name, "removed a half-created link left by an interrupted run");
@@ -68,17 +63,20 @@ pub async fn clean_pending(store: &StateStore, state: &mut State) -> anyhow::Res
 }
 
 /// What apply journals, in one write, before it touches any endpoint: the namespaces it is about
-/// to create and the number of every child it may create. After a crash, the next run removes
-/// exactly the unfinished ones (and nothing else), whichever step the crash hit.
-pub fn journal_intents(config: &Config, state: &mut State, pins: &Pins) {
-    for (name, ep) in &config.endpoints {
-        if let NetnsRef::Named(ns) = &ep.netns
-            && !netns::is_namespace(&ep.netns.path())
-        {
-            state.namespaces.insert(ns.clone());
+/// to create and the number of every child it is about to create. After a crash, the next run
+/// removes exactly the unfinished ones (and nothing else), whichever step the crash hit.
+pub fn journal_intents(plan: &Plan, desired: &Desired<'_>, state: &mut State) {
+    for action in &plan.actions {
+        match action {
+            Action::CreateNamespace { netns } => {
+                state.namespaces.insert(netns.clone());
+            }
+            Action::CreateChild { endpoint, .. } => {
+                let d = &desired.endpoints[endpoint];
+                state.pending_links.push(PendingLink { netns: d.ep.netns.clone(), ifindex: d.ifindex });
+            }
+            _ => {}
         }
-        let slot = state.endpoints[name].slot.expect("slots are assigned before the journal");
-        state.pending_links.push(PendingLink { netns: ep.netns.clone(), ifindex: pins.endpoint_ifindex(slot) });
     }
 }
 

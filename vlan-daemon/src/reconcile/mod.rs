@@ -1,11 +1,18 @@
-//! Making the kernel match the config: compare config, recorded state and what the kernel has,
-//! then change only the difference. State is saved before every step that creates something,
-//! so a crash at any point leaves records that the next run repairs from.
-mod addresses;
+//! Making the kernel match the config, in three steps, each a module: the desired state
+//! (`allocate`, `desired`: from the config and the allocations, what the kernel should show),
+//! the observed state (`observed`: what the kernel shows and what the state file records), and
+//! the plan (`plan`: the actions between them, with reasons, computed without touching the
+//! kernel). `apply` then carries the plan out (here, `namespace`, `endpoint`, `parents`,
+//! `trunks`): state is saved before every step that creates something, so a crash at any point
+//! leaves records that the next run repairs from; `vland plan` stops before it.
+mod allocate;
+mod desired;
 mod endpoint;
 mod error;
 mod namespace;
+mod observed;
 mod parents;
+mod plan;
 mod sysctls;
 mod trunks;
 
@@ -15,72 +22,132 @@ use crate::netlink::Netlink;
 use crate::netns;
 use crate::state::{EndpointRecord, State, StateStore};
 use anyhow::Context;
-use std::collections::BTreeMap;
-use std::net::IpAddr;
+use desired::Desired;
+use observed::Observed;
+use std::collections::{BTreeMap, HashMap};
 use tracing::info;
 
 pub use error::ApplyError;
+pub use plan::{Action, Fix, Plan};
 
-/// What one apply did, for logs and tests.
+/// What one apply did, for logs, tests and `vland status`.
 #[derive(Debug, Default)]
 pub struct Summary {
     pub created: Vec<String>,
     pub repaired: Vec<String>,
     pub removed: Vec<String>,
+    /// The plan it carried out, one line per action.
+    pub actions: Vec<String>,
 }
 
-/// Makes the kernel match `config` (read from `source_name`). Blocks its thread at times (the
-/// state lock, namespace threads, file writes): see daemon.rs for where the daemon runs it.
-pub async fn apply(config: &Config, source_name: &str) -> Result<Summary, ApplyError> {
+impl Summary {
+    fn of(plan: &Plan) -> Self {
+        let mut s = Summary { actions: plan.actions.iter().map(ToString::to_string).collect(), ..Summary::default() };
+        for action in &plan.actions {
+            match action {
+                Action::CreateChild { endpoint, reason, .. } if reason == "missing" => s.created.push(endpoint.clone()),
+                Action::CreateChild { endpoint, .. } | Action::Correct { endpoint, .. } => s.repaired.push(endpoint.clone()),
+                Action::RemoveEndpoint { endpoint, .. } => s.removed.push(endpoint.clone()),
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+/// Where an apply or a plan starts: the config checked against the kernel, the desired state
+/// and the observed one, with the state dir locked.
+struct Prepared<'c> {
+    host: Netlink,
+    store: StateStore,
+    pins: Pins,
+    desired: Desired<'c>,
+    observed: Observed,
+}
+
+async fn prepare<'c>(config: &'c Config, source_name: &str) -> Result<Prepared<'c>, ApplyError> {
     let host = Netlink::current()?;
     let store = StateStore::open_locked(&config.daemon.state_dir)?;
-    let mut state = store.load()?;
+    let state = store.load()?;
     let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
     crate::preflight::check(config, &state, &host, &mut errors).await?;
-    let planned = addresses::plan(config, &state, &mut errors);
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    ebpf::ensure_bpffs(&config.daemon.bpf_dir)?;
+    // Endpoints that move are removed first: what they held is free for the allocation.
+    let mut kept = state.clone();
+    kept.endpoints.retain(|name, rec| config.endpoints.get(name).is_some_and(|ep| endpoint::same_placement(ep, rec, config)));
+    let allocations = allocate::allocate(config, &kept, source_name)?;
     let pins = Pins::new(&config.daemon.bpf_dir);
-    pins.claim(&config.daemon.state_dir)?;
-    let mut summary = Summary::default();
+    pins.check_owner(&config.daemon.state_dir)?;
+    let desired = desired::desired(config, allocations, &pins);
+    let observed = observed::observe(&desired, state, &host, &pins, store.link_group()).await?;
+    Ok(Prepared { host, store, pins, desired, observed })
+}
 
-    endpoint::clean_pending(&store, &mut state).await?;
+/// What `apply` would do now, without doing it.
+pub async fn plan(config: &Config, source_name: &str) -> Result<Plan, ApplyError> {
+    let p = prepare(config, source_name).await?;
+    Ok(plan::plan(&p.desired, &p.observed, source_name)?)
+}
+
+/// Makes the kernel match `config` (read from `source_name`): computes the plan, logs it and
+/// carries it out. Blocks its thread at times (the state lock, namespace threads, file writes):
+/// see daemon.rs for where the daemon runs it.
+pub async fn apply(config: &Config, source_name: &str) -> Result<Summary, ApplyError> {
+    let Prepared { host, store, pins, desired, observed } = prepare(config, source_name).await?;
+    let plan = plan::plan(&desired, &observed, source_name)?;
+    for action in &plan.actions {
+        info!("plan: {action}");
+    }
+    let summary = Summary::of(&plan);
+    execute(&plan, &desired, observed, &host, &store, &pins).await?;
+    info!(created = summary.created.len(), repaired = summary.repaired.len(), removed = summary.removed.len(), "apply done");
+    Ok(summary)
+}
+
+/// Carries out `plan`, in the order that keeps every step safe: leftovers and stale objects go
+/// first (freeing names, numbers and addresses), parents come before children, every
+/// allocation and intent is journaled in one write before any endpoint is touched.
+async fn execute(
+    plan: &Plan,
+    desired: &Desired<'_>,
+    mut observed: Observed,
+    host: &Netlink,
+    store: &StateStore,
+    pins: &Pins,
+) -> anyhow::Result<()> {
+    let config = desired.config;
+    let mut state = std::mem::take(&mut observed.state);
+    ebpf::ensure_bpffs(&config.daemon.bpf_dir)?;
+    pins.claim(&config.daemon.state_dir)?;
+    endpoint::clean_pending(store, &mut state).await?;
     // Maps created now are all zeros: no slot needs clearing.
     let maps_existed = pins.map(vlan_common::names::ENDPOINT_TRAFFIC_MAP).exists();
-    let programs = upgrade_programs(&store, &mut state, &pins)?;
+    let programs = upgrade_programs(store, &mut state, pins)?;
 
-    // Endpoints that left the config, or whose placement changed, go first (frees names and IPs).
-    let stale: Vec<String> = state
-        .endpoints
-        .iter()
-        .filter(|(name, rec)| !config.endpoints.get(*name).is_some_and(|ep| endpoint::same_placement(ep, rec, config)))
-        .map(|(name, _)| name.clone())
-        .collect();
-    for name in stale {
-        let rec = state.endpoints[&name].clone();
-        endpoint::teardown(&name, &rec).await?;
-        state.endpoints.remove(&name);
-        summary.removed.push(name);
+    for action in &plan.actions {
+        if let Action::RemoveEndpoint { endpoint: name, .. } = action {
+            let rec = state.endpoints[name].clone();
+            endpoint::teardown(name, &rec).await?;
+            state.endpoints.remove(name);
+        }
     }
-    remove_unused_namespaces(config, &store, &mut state)?;
-    parents::remove_unused(&host, &store, &mut state, config).await?;
-
-    let mut parent_index = BTreeMap::new();
+    remove_unused_namespaces(config, store, &mut state)?;
+    parents::remove_unused(host, store, &mut state, config).await?;
+    let mut parent_index = HashMap::new();
     for net in config.networks.values() {
-        let index = parents::ensure(&host, &store, &mut state, net).await.with_context(|| format!("network {}", net.name))?;
+        let index = parents::ensure(host, store, &mut state, net).await.with_context(|| format!("network {}", net.name))?;
         parent_index.insert(net.name.clone(), index);
     }
 
-    // Reserve every address before touching the endpoints.
-    for (name, ep) in &config.endpoints {
-        let net = &config.networks[&ep.network];
+    // One write before any endpoint is touched: allocations recorded, intents journaled.
+    for (name, d) in &desired.endpoints {
         let rec = state.endpoints.entry(name.clone()).or_insert_with(|| EndpointRecord {
-            network: ep.network.clone(),
-            parent: net.parent.name.clone(),
-            netns: ep.netns.clone(),
-            ifname: ep.ifname.clone(),
+            network: d.ep.network.clone(),
+            parent: d.net.parent.name.clone(),
+            netns: d.ep.netns.clone(),
+            ifname: d.ep.ifname.clone(),
             ip: None,
             ip6: None,
             mac: None,
@@ -88,71 +155,37 @@ pub async fn apply(config: &Config, source_name: &str) -> Result<Summary, ApplyE
             slot: None,
             routes: Vec::new(),
         });
-        rec.ip = match planned.get(&(name.clone(), false)) {
-            Some(IpAddr::V4(a)) => Some(*a),
-            _ => None,
-        };
-        rec.ip6 = match planned.get(&(name.clone(), true)) {
-            Some(IpAddr::V6(a)) => Some(*a),
-            _ => None,
-        };
-        if rec.mac.is_none() {
-            rec.mac = Some(ep.mac.unwrap_or_else(crate::mac::Mac::random));
-        }
+        (rec.ip, rec.ip6, rec.mac, rec.slot) = (d.alloc.ip, d.alloc.ip6, Some(d.alloc.mac), Some(d.alloc.slot));
     }
-    let new_slots = assign_slots(config, &mut state)?;
-    // One write before any endpoint is touched: addresses and slots reserved, intents journaled.
-    endpoint::journal_intents(config, &mut state, &pins);
+    endpoint::journal_intents(plan, desired, &mut state);
     store.save(&state)?;
     // A slot may have served an endpoint removed earlier: it starts from zero.
     if maps_existed {
-        ebpf::reset_slots(&pins, &new_slots)?;
+        let new_slots: Vec<u32> = desired.endpoints.values().filter(|d| d.alloc.new_slot).map(|d| d.alloc.slot).collect();
+        ebpf::reset_slots(pins, &new_slots)?;
     }
 
-    let mut by_netns: BTreeMap<NetnsRef, Vec<namespace::Planned>> = BTreeMap::new();
-    for (name, ep) in &config.endpoints {
-        by_netns.entry(ep.netns.clone()).or_default().push(namespace::Planned {
-            ep,
-            net: &config.networks[&ep.network],
-            parent_index: parent_index[&ep.network],
-            owns_default: [false, true].map(|v6| config.default_route_owner(&ep.netns, v6) == Some(name.as_str())),
-        });
-    }
-    let shared = namespace::Shared { host: &host, store: &store, pins: &pins, programs: &programs };
-    for (ns_ref, planned) in &by_netns {
-        for (name, outcome) in namespace::ensure(&shared, &mut state, ns_ref, planned).await? {
-            match outcome {
-                endpoint::Outcome::Created => summary.created.push(name),
-                endpoint::Outcome::Repaired => summary.repaired.push(name),
-                endpoint::Outcome::Unchanged => {}
-            }
-        }
+    let by_endpoint: HashMap<&str, &Action> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateChild { endpoint, .. } | Action::Correct { endpoint, .. } => Some((endpoint.as_str(), a)),
+            _ => None,
+        })
+        .collect();
+    let shared = namespace::Shared { host, store, pins, programs: &programs, parent_index: &parent_index };
+    for ns_ref in desired.by_netns.keys() {
+        let view = observed.namespaces.remove(ns_ref).expect("every desired namespace is observed");
+        namespace::execute(&shared, &mut state, desired, ns_ref, view, &by_endpoint)
+            .await
+            .with_context(|| format!("namespace {ns_ref}"))?;
     }
 
     // Every child exists and carries vland's tag now: the journal is done.
     state.pending_links.clear();
     store.save(&state)?;
-    trunks::apply(&host, &store, &mut state, config, &pins).await?;
-    info!(created = summary.created.len(), repaired = summary.repaired.len(), removed = summary.removed.len(), "apply done");
-    Ok(summary)
-}
-
-/// Gives every configured endpoint without a slot the lowest free one; returns the new slots.
-fn assign_slots(config: &Config, state: &mut State) -> Result<Vec<u32>, ApplyError> {
-    let mut used: std::collections::BTreeSet<u32> = state.endpoints.values().filter_map(|r| r.slot).collect();
-    let mut new = Vec::new();
-    for name in config.endpoints.keys() {
-        let rec = state.endpoints.get_mut(name).expect("recorded above");
-        if rec.slot.is_none() {
-            let max = vlan_common::MAX_ENDPOINTS - 1;
-            let slot =
-                (1..=max).find(|s| !used.contains(s)).ok_or(ApplyError::TooManyEndpoints { configured: config.endpoints.len(), max })?;
-            used.insert(slot);
-            rec.slot = Some(slot);
-            new.push(slot);
-        }
-    }
-    Ok(new)
+    trunks::apply(host, store, &mut state, config, pins).await?;
+    Ok(())
 }
 
 /// This build's endpoint programs. After an upgrade of vland they replace the earlier ones: the

@@ -1,0 +1,232 @@
+//! The planning step without a kernel: observed states built in memory, one kind of drift at a
+//! time, against a config with one endpoint.
+use super::*;
+use crate::config::{Config, parse_str};
+use crate::ebpf::{Pins, ProgramIds};
+use crate::netlink::{ChildInfo, PresentAddress};
+use crate::reconcile::allocate::allocate;
+use crate::reconcile::desired::desired;
+use crate::reconcile::observed::{NamespaceView, Observed};
+use crate::state::{EndpointRecord, PendingLink, State};
+use netlink_packet_route::link::MacVlanMode;
+use std::collections::{BTreeMap, HashMap};
+
+const CONFIG: &str = r#"
+[daemon]
+bpf_dir = "/sys/fs/bpf/vland-plan-test"
+
+[networks.lan]
+driver = "macvlan"
+parent = "eth0"
+subnet = "172.16.10.0/24"
+gateway = "172.16.10.1"
+mtu = 1500
+
+[endpoints.web1]
+network = "lan"
+netns = "web1"
+"#;
+
+const PROGRAMS: ProgramIds = ProgramIds { ingress: 11, egress: 12, ingress_tc: 13 };
+const MAC: &str = "02:42:ac:10:0a:02";
+
+fn config(text: &str) -> Config {
+    parse_str(text, "t").unwrap()
+}
+
+/// The state after a good apply of CONFIG: web1 holds 172.16.10.2, slot 1.
+fn applied_state() -> State {
+    let mut state = State { ebpf_object: Some(crate::ebpf::object_id()), ..State::default() };
+    state.namespaces.insert("web1".into());
+    state.endpoints.insert(
+        "web1".into(),
+        EndpointRecord {
+            network: "lan".into(),
+            parent: "eth0".into(),
+            netns: NetnsRef::Named("web1".into()),
+            ifname: "eth0".into(),
+            ip: Some("172.16.10.2".parse().unwrap()),
+            ip6: None,
+            mac: Some(MAC.parse().unwrap()),
+            link: None,
+            slot: Some(1),
+            routes: vec![RouteSpec { to: "0.0.0.0/0".parse().unwrap(), via: Some("172.16.10.1".parse().unwrap()), metric: None }],
+        },
+    );
+    state
+}
+
+fn present(addr: &str, prefix: u8) -> PresentAddress {
+    PresentAddress { addr: addr.parse().unwrap(), prefix, msg: Default::default() }
+}
+
+/// What the kernel shows after a good apply of CONFIG.
+fn applied_view(pins: &Pins) -> NamespaceView {
+    let index = pins.endpoint_ifindex(1);
+    let child = LinkFacts {
+        index,
+        name: "eth0".into(),
+        kind: Some("macvlan".into()),
+        alias: Some("vland:web1".into()),
+        mtu: Some(1500),
+        up: true,
+        mac: Some(MAC.parse().unwrap()),
+        child: Some(ChildInfo::Macvlan { mode: MacVlanMode::Bridge, source_macs: vec![] }),
+        xdp_program: Some(PROGRAMS.ingress),
+        ..LinkFacts::default()
+    };
+    let sysctls = [("ipv4/conf/eth0/arp_notify", true), ("ipv6/conf/eth0/disable_ipv6", true)];
+    NamespaceView {
+        exists: true,
+        handle: None,
+        links: HashMap::from([("eth0".to_string(), child)]),
+        addresses: HashMap::from([((index, false), vec![present("172.16.10.2", 24)])]),
+        routes: HashMap::from([(
+            index,
+            vec![RouteSpec { to: "0.0.0.0/0".parse().unwrap(), via: Some("172.16.10.1".parse().unwrap()), metric: None }],
+        )]),
+        filters: HashMap::from([(index, (None, Some(PROGRAMS.egress)))]),
+        xdp_is_vland: HashMap::from([(index, true)]),
+        defaults: Some(Defaults { ipv6: Some(false), arp_notify: true }),
+        sysctls: sysctls.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        leftovers: Vec::new(),
+    }
+}
+
+fn parent_link() -> (String, LinkFacts) {
+    ("eth0".into(), LinkFacts { index: 2, name: "eth0".into(), up: true, mtu: Some(1500), ..LinkFacts::default() })
+}
+
+/// The plan for `config` against `state` and a namespace view changed by `edit`.
+fn plan_with(config: &Config, state: State, edit: impl FnOnce(&mut NamespaceView)) -> Result<Plan, ConfigErrors> {
+    let pins = Pins::new(&config.daemon.bpf_dir);
+    let mut kept = state.clone();
+    kept.endpoints.retain(|name, rec| config.endpoints.get(name).is_some_and(|ep| same_placement(ep, rec, config)));
+    let desired = desired(config, allocate(config, &kept, "t").unwrap(), &pins);
+    let mut view = applied_view(&pins);
+    edit(&mut view);
+    let has_ipv6 = sysctls::has_ipv6();
+    if !has_ipv6 {
+        view.sysctls.retain(|k, _| k.starts_with("ipv4"));
+        view.defaults = Some(Defaults { ipv6: None, arp_notify: true });
+    }
+    let namespaces = desired.by_netns.keys().map(|ns| (ns.clone(), std::mem::replace(&mut view, applied_view(&pins)))).collect();
+    let policies = HashMap::from([(1, Default::default())]);
+    let observed = Observed {
+        state,
+        host_links: HashMap::from([parent_link()]),
+        namespaces,
+        programs: Some(PROGRAMS),
+        policies,
+        trunks_in_place: Vec::new(),
+    };
+    plan(&desired, &observed, "t")
+}
+
+fn lines(plan: &Plan) -> Vec<String> {
+    plan.actions.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn a_kernel_that_matches_gives_an_empty_plan() {
+    let plan = plan_with(&config(CONFIG), applied_state(), |_| {}).unwrap();
+    assert!(plan.is_empty(), "{:?}", lines(&plan));
+}
+
+#[test]
+fn nothing_yet_means_namespace_programs_and_child_with_its_setup() {
+    let pins = Pins::new(std::path::Path::new("/sys/fs/bpf/vland-plan-test"));
+    let config = config(CONFIG);
+    let desired = desired(&config, allocate(&config, &State::default(), "t").unwrap(), &pins);
+    let mut view = applied_view(&pins);
+    view.links.clear();
+    view.exists = false;
+    view.defaults = None;
+    let observed = Observed {
+        state: State::default(),
+        host_links: HashMap::from([parent_link()]),
+        namespaces: BTreeMap::from([(NetnsRef::Named("web1".into()), view)]),
+        programs: None,
+        policies: HashMap::new(),
+        trunks_in_place: Vec::new(),
+    };
+    let plan = plan(&desired, &observed, "t").unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "load vland's eBPF programs: first apply: load and pin vland's programs",
+            "create namespace web1",
+            "create the child of endpoint web1: missing"
+        ]
+    );
+    let Action::CreateChild { setup, .. } = &plan.actions[2] else { panic!() };
+    let setup: Vec<String> = setup.iter().map(ToString::to_string).collect();
+    assert!(setup.contains(&"ipv4 address none -> 172.16.10.2/24".to_string()), "{setup:?}");
+    assert!(setup.contains(&"add route 0.0.0.0/0 via 172.16.10.1".to_string()), "{setup:?}");
+    assert!(setup.contains(&"link down -> up".to_string()) && setup.contains(&"attach the egress counter".to_string()), "{setup:?}");
+}
+
+#[test]
+fn each_kind_of_drift_is_one_fix_with_its_reason() {
+    let config = config(CONFIG);
+    let plan = plan_with(&config, applied_state(), |v| {
+        let index = v.links["eth0"].index;
+        let link = v.links.get_mut("eth0").unwrap();
+        link.mtu = Some(1400);
+        link.up = false;
+        link.mac = Some("02:00:00:00:00:99".parse().unwrap());
+        link.xdp_program = None;
+        v.addresses.clear();
+        v.routes.clear();
+        v.filters.clear();
+        v.sysctls.insert("ipv4/conf/eth0/arp_notify".into(), false);
+        let _ = index;
+    })
+    .unwrap();
+    assert_eq!(
+        lines(&plan),
+        ["endpoint web1: mtu 1400 -> 1500; mac 02:00:00:00:00:99 -> 02:42:ac:10:0a:02; ipv4 address none -> 172.16.10.2/24; \
+          sysctl ipv4.conf.eth0.arp_notify=1; link down -> up; add route 0.0.0.0/0 via 172.16.10.1; attach the XDP counter; \
+          attach the egress counter"]
+    );
+}
+
+#[test]
+fn a_changed_mode_recreates_and_a_foreign_xdp_program_gets_the_tc_fallback() {
+    let vepa = config(&CONFIG.replace("driver = \"macvlan\"", "driver = \"macvlan\"\nmode = \"vepa\""));
+    let plan = plan_with(&vepa, applied_state(), |_| {}).unwrap();
+    assert_eq!(lines(&plan), ["create the child of endpoint web1: mode bridge -> vepa: recreate"]);
+
+    let plan = plan_with(&config(CONFIG), applied_state(), |v| {
+        let index = v.links["eth0"].index;
+        v.links.get_mut("eth0").unwrap().xdp_program = Some(99);
+        v.xdp_is_vland.insert(index, false);
+    })
+    .unwrap();
+    assert_eq!(lines(&plan), ["endpoint web1: another XDP program holds the hook: count rx in TC ingress"]);
+}
+
+#[test]
+fn crash_leftovers_and_removed_endpoints_are_planned_away() {
+    let mut state = applied_state();
+    state.pending_links.push(PendingLink { netns: NetnsRef::Named("web1".into()), ifindex: 7 });
+    let config = config(CONFIG);
+    let plan =
+        plan_with(&config, state, |v| v.leftovers.push(LinkFacts { index: 7, name: "eth9".into(), ..LinkFacts::default() })).unwrap();
+    assert_eq!(lines(&plan), ["remove eth9 in web1: left half made by an interrupted run"]);
+
+    let mut state = applied_state();
+    state.endpoints.insert("old".into(), state.endpoints["web1"].clone());
+    let plan = plan_with(&config, state, |_| {}).unwrap();
+    assert_eq!(lines(&plan), ["remove endpoint old: not in the config"]);
+}
+
+#[test]
+fn a_foreign_link_with_the_child_s_name_is_an_error_not_an_action() {
+    let err = plan_with(&config(CONFIG), applied_state(), |v| v.links.get_mut("eth0").unwrap().alias = None).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("endpoints.web1.ifname: namespace web1 already has an interface eth0 that vland did not create"), "{text}");
+    // A link with vland's look but another endpoint's tag is someone else's too.
+    let err = plan_with(&config(CONFIG), applied_state(), |v| v.links.get_mut("eth0").unwrap().alias = Some("vland:other".into()));
+    assert!(err.is_err());
+}
