@@ -203,3 +203,98 @@ fn apply_under_ip_netns_exec_refuses_instead_of_pinning_into_a_private_bpffs() {
     lab.vland_ok(&host, &config, &["apply"]);
     assert!(ip::link(&host, "eth1").xdp.is_some());
 }
+
+/// GET /metrics on `addr` from inside `ns`, with deadlines: the body, or None.
+fn scrape(ns: &str, addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let netns = vland::netns::open(&vland::netns::named_path(ns)).ok()?;
+    vland::netns::run_in(&netns, || {
+        let mut s = std::net::TcpStream::connect_timeout(&addr.parse()?, Duration::from_secs(1))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp)?;
+        Ok(resp.split_once("\r\n\r\n").map(|(_, body)| body.to_string()))
+    })
+    .ok()
+    .flatten()
+}
+
+/// CPU seconds process `pid` has used.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the command name.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// D2: 1000 idle connections to metrics_addr (opened by root here, from the daemon's namespace;
+/// any local user can do the same) against a daemon started with the usual soft limit of 1024
+/// open files: scrapes, `vland reload` and its apply keep working, the daemon stays idle and
+/// holds a bounded number of descriptors.
+#[test]
+fn a_flood_of_idle_connections_leaves_scrapes_and_reload_working() {
+    use std::os::unix::process::CommandExt;
+    let (mut lab, host, _ns, config) = Lab::with_one_endpoint();
+    let socket = lab.dir.join("flood.sock");
+    let addr = "127.0.0.1:9750";
+    let body = std::fs::read_to_string(&config).unwrap();
+    let body = body.replacen("[daemon]\n", &format!("[daemon]\nsocket = \"{}\"\nmetrics_addr = \"{addr}\"\n", socket.display()), 1);
+    std::fs::write(&config, body).unwrap();
+    lab.vland_ok(&host, &config, &["apply"]);
+    let log = lab.dir.join("flood-daemon.log");
+    let mut cmd = Lab::vland_command(&host, &[], Some(&config));
+    cmd.stderr(std::fs::File::create(&log).unwrap());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            lim.rlim_cur = 1024.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let mut daemon = cmd.spawn().unwrap();
+    let pid = daemon.id() as i32;
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let up = wait_until(Duration::from_secs(30), || socket.exists() && scrape(&host, addr).is_some_and(|b| b.contains("vland_endpoint")));
+    assert!(up.is_some(), "daemon not serving: {}", log_text());
+
+    let netns = vland::netns::open(&vland::netns::named_path(&host)).unwrap();
+    let idle: Vec<std::net::TcpStream> = vland::netns::run_in(&netns, || {
+        Ok((0..1000)
+            .filter_map(|_| std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200)).ok())
+            .collect())
+    })
+    .unwrap();
+    assert!(idle.len() >= 900, "only {} connections opened", idle.len());
+
+    let cpu_before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let scraped = wait_until(Duration::from_secs(10), || scrape(&host, addr).is_some_and(|b| b.contains("vland_endpoint")));
+    let reload = run(
+        "timeout",
+        &[
+            "20",
+            "nsenter",
+            &format!("--net=/run/netns/{host}"),
+            vland_bin().to_str().unwrap(),
+            "reload",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    eprintln!("flood of {}: daemon CPU {cpu:.2} s in 3 s, {fds} fds open, scrape after {scraped:?}", idle.len());
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+    let _ = daemon.wait();
+    drop(idle);
+    assert!(scraped.is_some(), "no scrape got through the flood: {}", log_text());
+    assert!(reload.status.success(), "reload during the flood: {} {}", text(&reload), log_text());
+    assert!(cpu < 0.5, "the daemon spun: {cpu:.2} CPU seconds in 3 s");
+    assert!(fds < 200, "{fds} descriptors open: the flood is not capped");
+}

@@ -13,6 +13,7 @@ pub mod ebpf;
 pub mod ethtool;
 pub mod fnv;
 pub mod ipam;
+pub mod listen;
 pub mod mac;
 pub mod metrics;
 pub mod netlink;
