@@ -103,7 +103,12 @@ fn check(lab: &Lab, eps: Option<&[Ep]>, step: usize, seed: u64) {
             Some(want) => assert_eq!(&got.local, want, "{}, {ctx}", e.name),
             None => {
                 let last: u8 = got.local.rsplit('.').next().unwrap().parse().unwrap();
-                assert!(got.local.starts_with("172.16.10.") && (2..64).contains(&last), "{}: {} outside ip_range, {ctx}", e.name, got.local);
+                assert!(
+                    got.local.starts_with("172.16.10.") && (2..64).contains(&last),
+                    "{}: {} outside ip_range, {ctx}",
+                    e.name,
+                    got.local
+                );
             }
         }
         if let Some(mac) = &e.mac {

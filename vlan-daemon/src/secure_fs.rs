@@ -2,13 +2,25 @@
 //! directory another user can write to lets that user plant a symlink or a crafted file that
 //! makes root write or delete elsewhere. Files vland writes there are created new, never through
 //! a symlink.
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const STICKY: u32 = 0o1000;
+
+/// A refusal that no retry can change: an unsafe directory, a bpf dir of another instance, a
+/// private mount namespace. The daemon waits for a change instead of retrying (see ApplyError).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// Returns early with a [`Refusal`].
+macro_rules! refuse {
+    ($($arg:tt)*) => { return Err(anyhow::Error::new($crate::secure_fs::Refusal(format!($($arg)*)))) };
+}
+pub(crate) use refuse;
 
 /// Whose files vland trusts: root's and its own user's (the same unless vland runs unprivileged,
 /// e.g. `stats` by a normal user, which only reads).
@@ -29,7 +41,7 @@ pub fn check_trusted_dir(dir: &Path, what: &str) -> anyhow::Result<()> {
     let real = dir.canonicalize().with_context(|| format!("cannot resolve {what} {}", dir.display()))?;
     let meta = std::fs::metadata(&real).with_context(|| format!("cannot stat {what} {}", real.display()))?;
     if !meta.is_dir() {
-        bail!("{what} {} is not a directory", dir.display());
+        refuse!("{what} {} is not a directory", dir.display());
     }
     check_one(&real, &meta, what, dir, false)?;
     for ancestor in real.ancestors().skip(1) {
@@ -42,7 +54,7 @@ pub fn check_trusted_dir(dir: &Path, what: &str) -> anyhow::Result<()> {
 fn check_one(path: &Path, meta: &std::fs::Metadata, what: &str, dir: &Path, sticky_ok: bool) -> anyhow::Result<()> {
     let whose = if path == dir { String::new() } else { format!(" (above {what} {})", dir.display()) };
     if !trusted_owner(meta.uid()) {
-        bail!(
+        refuse!(
             "refusing {what} {}: {}{whose} is owned by uid {}, not root: another user could make vland write or delete elsewhere; use a directory only root controls",
             dir.display(),
             path.display(),
@@ -51,7 +63,7 @@ fn check_one(path: &Path, meta: &std::fs::Metadata, what: &str, dir: &Path, stic
     }
     let mode = meta.permissions().mode();
     if mode & 0o022 != 0 && !(sticky_ok && mode & STICKY != 0) {
-        bail!(
+        refuse!(
             "refusing {what} {}: {}{whose} is writable by group or others (mode {:o}): another user could plant files there; `chmod go-w` it or use a directory only root controls",
             dir.display(),
             path.display(),
@@ -145,8 +157,11 @@ mod tests {
     #[test]
     fn a_world_writable_dir_is_refused() {
         let d = scratch(0o777);
-        let err = format!("{:#}", check_trusted_dir(d.path(), "state dir").unwrap_err());
-        assert!(err.contains("writable by group or others"), "{err}");
+        let err = check_trusted_dir(d.path(), "state dir").unwrap_err();
+        assert!(format!("{err:#}").contains("writable by group or others"), "{err:#}");
+        // The daemon waits for a change rather than retrying it, also under added context.
+        let err = crate::reconcile::ApplyError::Kernel(err.context("cannot apply"));
+        assert!(err.is_permanent());
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn check_host_mounts(dir: &Path) -> anyhow::Result<()> {
     let Ok(theirs) = std::fs::metadata(&outer_view) else { return Ok(()) };
     let same = std::fs::metadata(existing).is_ok_and(|ours| ours.dev() == theirs.dev()) && is_bpffs(existing) == is_bpffs(&outer_view);
     if !same {
-        bail!(
+        crate::secure_fs::refuse!(
             "{} is not what the process that started vland (PID {outer}) sees there: vland runs in a private mount namespace \
              (as under `ip netns exec`, which remounts /sys), so eBPF pins made here would vanish when it exits; \
              run vland without `ip netns exec` (e.g. `nsenter --net=/run/netns/NAME vland ...`)",

@@ -43,7 +43,7 @@ impl Pins {
     pub fn check_owner(&self, state_dir: &Path) -> anyhow::Result<()> {
         let ours = crate::secure_fs::canonical(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
         match self.owner()? {
-            Some(owner) if owner != ours => anyhow::bail!(
+            Some(owner) if owner != ours => crate::secure_fs::refuse!(
                 "bpf_dir {} belongs to state dir {} (see its `{OWNER_LINK}` link), not {}: give each state dir its own bpf_dir",
                 self.dir.display(),
                 owner.display(),
