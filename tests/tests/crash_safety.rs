@@ -114,3 +114,31 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     assert_eq!(names(&lab.ns("shared")), BTreeSet::from(["lo".to_string()]));
     assert!(!pin_dir.exists(), "pins left after down");
 }
+
+/// Issue 12 D4: the state dir deleted while vland's objects live on. The next apply adopts what
+/// vland tagged in the kernel (same address, MAC and number, so the counters go on) and still
+/// knows the namespace it made, so `down` removes it.
+#[test]
+fn losing_the_state_dir_renumbers_nothing_and_down_still_cleans_up() {
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
+    lab.vland_ok(&host, &config, &["apply"]);
+    let before = ip::link(&ns, "eth0");
+    let addrs_before: Vec<String> = ip::addrs(&ns, "-4", &["dev", "eth0"]).iter().map(|a| a.cidr()).collect();
+    lab.exec(&ns, &["ping", "-c", "3", "-i", "0.2", "-W", "2", "172.16.10.1"]);
+    let counted = |lab: &mut Lab| lab.stats(&host, &config)["endpoints"][0]["tx_packets"].as_u64().unwrap_or(0);
+    let tx_before = counted(&mut lab);
+    assert!(tx_before >= 3, "the pings were not counted: {tx_before}");
+
+    std::fs::remove_dir_all(lab.dir.join("h1-state")).unwrap();
+    let log = lab.vland_ok(&host, &config, &["apply"]);
+    let after = ip::link(&ns, "eth0");
+    assert_eq!((after.ifindex, &after.address), (before.ifindex, &before.address), "the child was renumbered or got a new MAC:\n{log}");
+    let addrs_after: Vec<String> = ip::addrs(&ns, "-4", &["dev", "eth0"]).iter().map(|a| a.cidr()).collect();
+    assert_eq!(addrs_after, addrs_before);
+    assert!(counted(&mut lab) >= tx_before, "the counters were reset");
+    let plan = lab.vland(&host, &config, &["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", String::from_utf8_lossy(&plan.stdout));
+
+    lab.vland_ok(&host, &config, &["down"]);
+    assert!(!lab_namespaces(&lab).contains("web1"), "down forgot the namespace vland made");
+}

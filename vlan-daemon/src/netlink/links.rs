@@ -218,6 +218,12 @@ impl Netlink {
         self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("bring {name} up")))
     }
 
+    /// Sets the alias (IFLA_IFALIAS) of link `name`: how vland tags what it made.
+    pub async fn set_alias_by_name(&self, name: &str, alias: &str) -> anyhow::Result<()> {
+        let msg = LinkUnspec::new_with_name(name).alias(alias.to_string()).build();
+        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("tag {name}")))
+    }
+
     /// Deletes a link; one that is already gone is not an error.
     pub async fn delete_link(&self, index: u32) -> anyhow::Result<()> {
         match self.handle.link().del(index).execute().await {

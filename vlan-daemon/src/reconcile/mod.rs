@@ -5,6 +5,7 @@
 //! kernel). `apply` then carries the plan out (here, `namespace`, `endpoint`, `parents`,
 //! `trunks`): state is saved before every step that creates something, so a crash at any point
 //! leaves records that the next run repairs from; `vland plan` stops before it.
+mod adopt;
 mod allocate;
 mod desired;
 mod endpoint;
@@ -74,14 +75,19 @@ async fn prepare<'c>(config: &'c Config, source_name: &str) -> Result<Prepared<'
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    // Endpoints that move are removed first: what they held is free for the allocation.
-    let mut kept = state.clone();
-    kept.endpoints.retain(|name, rec| config.endpoints.get(name).is_some_and(|ep| endpoint::same_placement(ep, rec, config)));
-    let allocations = allocate::allocate(config, &kept, source_name)?;
     let pins = Pins::new(&config.daemon.bpf_dir);
     pins.check_owner(&config.daemon.state_dir)?;
+    let mut observed = observed::observe(config, state, &host, &pins, store.link_group()).await?;
+    // What the kernel shows as vland's but the state file has lost is vland's again.
+    for adopted in adopt::adopt(config, &mut observed, &pins, store.link_group()) {
+        info!("{adopted}");
+    }
+    // Endpoints that move are removed first: what they held is free for the allocation.
+    let mut kept = observed.state.clone();
+    kept.endpoints.retain(|name, rec| config.endpoints.get(name).is_some_and(|ep| endpoint::same_placement(ep, rec, config)));
+    let allocations = allocate::allocate(config, &kept, source_name)?;
     let desired = desired::desired(config, allocations, &pins);
-    let observed = observed::observe(&desired, state, &host, &pins, store.link_group()).await?;
+    observed.read_policies(&pins, desired.endpoints.values().map(|d| d.alloc.slot))?;
     Ok(Prepared { host, store, pins, desired, observed })
 }
 

@@ -47,6 +47,8 @@ pub async fn execute(
             let ns = netns::open(&ns_ref.path())?;
             let nl = Netlink::in_netns(&ns)?;
             nl.set_up_by_name("lo").await?;
+            // The tag that lets a run without the state file know this namespace is vland's.
+            nl.set_alias_by_name("lo", &super::adopt::namespace_tag(shared.store.link_group())).await?;
             sysctls::set_namespace_defaults(&ns, desired.new_namespace_defaults(ns_ref))?;
             (ns, nl)
         }

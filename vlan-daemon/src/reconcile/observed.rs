@@ -1,9 +1,8 @@
 //! The observed state: what the kernel shows now and what the state file records as vland's.
 //! Each endpoint namespace is read once (links, addresses, routes, vland's TC filters, the
 //! sysctls vland sets); nothing here changes anything, so `vland plan` can run it.
-use super::desired::Desired;
-use super::sysctls::{self, Defaults};
-use crate::config::NetnsRef;
+use super::sysctls::{self, Defaults, DeviceSysctls};
+use crate::config::{Config, NetnsRef};
 use crate::ebpf::{self, Pins, ProgramIds};
 use crate::netlink::{Hook, LinkFacts, Netlink, PresentAddress, RouteSpec};
 use crate::netns;
@@ -15,6 +14,8 @@ use vlan_common::EndpointPolicy;
 /// One endpoint namespace as it is now.
 pub struct NamespaceView {
     pub exists: bool,
+    /// The namespace's inode number, when it exists.
+    pub inum: Option<u32>,
     /// The open namespace and a netlink handle inside it, when it exists (not in tests).
     pub handle: Option<(File, Netlink)>,
     pub links: HashMap<String, LinkFacts>,
@@ -36,6 +37,7 @@ impl NamespaceView {
     fn absent() -> Self {
         NamespaceView {
             exists: false,
+            inum: None,
             handle: None,
             links: HashMap::new(),
             addresses: HashMap::new(),
@@ -63,24 +65,28 @@ pub struct Observed {
     pub trunks_in_place: Vec<String>,
 }
 
-/// Reads everything `desired` needs compared, plus the records in `state`.
-pub async fn observe(desired: &Desired<'_>, state: State, host: &Netlink, pins: &Pins, link_group: u32) -> anyhow::Result<Observed> {
+/// Reads the kernel where `config` puts endpoints, plus the records in `state`. (The endpoint
+/// policies are read once the slots are known: see `read_policies`.)
+pub async fn observe(config: &Config, state: State, host: &Netlink, pins: &Pins, link_group: u32) -> anyhow::Result<Observed> {
     let host_links: HashMap<String, LinkFacts> = host.links().await?.into_iter().map(|l| (l.name.clone(), l)).collect();
     let same_build = state.ebpf_object.as_deref() == Some(ebpf::object_id().as_str());
     let programs = if same_build { ebpf::pinned_program_ids(pins) } else { None };
+    let mut keys_by_netns: BTreeMap<&NetnsRef, Vec<String>> = BTreeMap::new();
+    for ep in config.endpoints.values() {
+        let wanted = DeviceSysctls::for_network(&ep.ifname, &config.networks[&ep.network]).wanted(sysctls::has_ipv6());
+        keys_by_netns.entry(&ep.netns).or_default().extend(wanted.into_iter().map(|(k, _)| k));
+    }
     let mut namespaces = BTreeMap::new();
-    for (ns_ref, names) in &desired.by_netns {
-        let keys = names.iter().flat_map(|n| desired.endpoints[n].sysctls.wanted(sysctls::has_ipv6())).map(|(k, _)| k).collect();
+    for (ns_ref, keys) in keys_by_netns {
         let pending: Vec<u32> = state.pending_links.iter().filter(|p| &p.netns == ns_ref).map(|p| p.ifindex).collect();
         let view = view(ns_ref, keys, &pending, link_group, programs.map(|p| p.ingress))
             .await
             .map_err(|e| e.context(format!("namespace {ns_ref}")))?;
         namespaces.insert(ns_ref.clone(), view);
     }
-    let policies = ebpf::read_policies(pins, desired.endpoints.values().map(|d| d.alloc.slot))?;
     let own_inum = netns::inum(&netns::open(std::path::Path::new("/proc/thread-self/ns/net"))?)?;
     let mut trunks_in_place = Vec::new();
-    for (name, vlans) in desired.config.trunk_vlans() {
+    for (name, vlans) in config.trunk_vlans() {
         if let Some(link) = host_links.get(&name)
             && state.trunks.get(&name).is_some_and(|id| id.ifindex == link.index && id.netns_inum == own_inum)
             && ebpf::trunk_in_place(pins, vlan_common::LinkId { netns_inum: own_inum, ifindex: link.index }, &vlans)?
@@ -88,7 +94,15 @@ pub async fn observe(desired: &Desired<'_>, state: State, host: &Netlink, pins: 
             trunks_in_place.push(name);
         }
     }
-    Ok(Observed { state, host_links, namespaces, programs, policies, trunks_in_place })
+    Ok(Observed { state, host_links, namespaces, programs, policies: HashMap::new(), trunks_in_place })
+}
+
+impl Observed {
+    /// Reads the endpoint policies in `slots` (before the maps exist: none).
+    pub fn read_policies(&mut self, pins: &Pins, slots: impl Iterator<Item = u32>) -> anyhow::Result<()> {
+        self.policies = ebpf::read_policies(pins, slots)?;
+        Ok(())
+    }
 }
 
 async fn view(
@@ -126,6 +140,7 @@ async fn view(
     let (defaults, sysctls) = sysctls::read(&ns, sysctl_keys)?;
     Ok(NamespaceView {
         exists: true,
+        inum: Some(netns::inum(&ns)?),
         addresses: nl.addresses_by_link().await?,
         routes: nl.routes_by_link().await?,
         handle: Some((ns, nl)),

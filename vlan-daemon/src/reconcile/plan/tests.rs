@@ -78,6 +78,7 @@ fn applied_view(pins: &Pins) -> NamespaceView {
     let sysctls = [("ipv4/conf/eth0/arp_notify", true), ("ipv6/conf/eth0/disable_ipv6", true)];
     NamespaceView {
         exists: true,
+        inum: Some(4026531840),
         handle: None,
         links: HashMap::from([("eth0".to_string(), child)]),
         addresses: HashMap::from([((index, false), vec![present("172.16.10.2", 24)])]),
