@@ -198,6 +198,7 @@ fn random_applies_edits_downs_and_kills_keep_the_kernel_equal_to_the_last_config
             continue;
         }
         let eps = random_config(&mut rng);
+        let prev_state = std::fs::read_to_string(lab.dir.join("h1-state/state.json")).unwrap_or_default();
         std::fs::write(&config, format!("{header}\n{}", body(&lab, &eps))).unwrap();
         if killed {
             kills += 1;
@@ -205,7 +206,14 @@ fn random_applies_edits_downs_and_kills_keep_the_kernel_equal_to_the_last_config
             current = None;
             continue;
         }
-        lab.vland_ok(&host, &config, &["apply"]);
+        let out = lab.vland(&host, &config, &["apply"]);
+        assert!(
+            out.status.success(),
+            "apply failed at step {step} (VLAND_PROPERTY_SEED={seed}): {}\nconfig:\n{}\nstate before:\n{}",
+            String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.contains(" INFO ")).collect::<Vec<_>>().join("\n"),
+            body(&lab, &eps),
+            prev_state
+        );
         check(&lab, Some(&eps), step, seed);
         checked += 1;
         current = Some(eps);
