@@ -38,12 +38,18 @@ pub fn euid() -> u32 {
 /// world-writable ancestor is fine when it has the sticky bit (as /tmp): others cannot rename or
 /// remove root's entries in it.
 pub fn check_trusted_dir(dir: &Path, what: &str) -> anyhow::Result<()> {
+    check_chain(dir, what, false)
+}
+
+/// `dir` and its ancestors; `sticky_ok`: `dir` itself may be world-writable with the sticky bit
+/// (it is an ancestor of what vland creates, such as a bpffs root mounted with mode 1777).
+fn check_chain(dir: &Path, what: &str, sticky_ok: bool) -> anyhow::Result<()> {
     let real = dir.canonicalize().with_context(|| format!("cannot resolve {what} {}", dir.display()))?;
     let meta = std::fs::metadata(&real).with_context(|| format!("cannot stat {what} {}", real.display()))?;
     if !meta.is_dir() {
         refuse!("{what} {} is not a directory", dir.display());
     }
-    check_one(&real, &meta, what, dir, false)?;
+    check_one(&real, &meta, what, dir, sticky_ok)?;
     for ancestor in real.ancestors().skip(1) {
         let meta = std::fs::metadata(ancestor).with_context(|| format!("cannot stat {}", ancestor.display()))?;
         check_one(ancestor, &meta, what, dir, true)?;
@@ -80,7 +86,7 @@ pub fn ensure_trusted_dir(dir: &Path, what: &str) -> anyhow::Result<()> {
     if !dir.exists()
         && let Some(existing) = dir.ancestors().skip(1).find(|a| a.exists())
     {
-        check_trusted_dir(existing, what).with_context(|| format!("cannot create {what} {}", dir.display()))?;
+        check_chain(existing, what, true).with_context(|| format!("cannot create {what} {}", dir.display()))?;
         DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("cannot create {what} {}", dir.display()))?;
     }
     check_trusted_dir(dir, what)
@@ -189,6 +195,14 @@ mod tests {
         // Made by root inside it, still refused: the user can rename it away and plant another.
         std::fs::create_dir(&state).unwrap();
         assert!(check_trusted_dir(&state, "state dir").is_err());
+    }
+
+    /// As a bpffs root mounted with the kernel's default mode (1777) is.
+    #[test]
+    fn a_dir_created_in_a_sticky_world_writable_dir_is_fine() {
+        let d = scratch(0o1777);
+        ensure_trusted_dir(&d.path().join("vland"), "bpf_dir").unwrap();
+        assert!(check_trusted_dir(d.path(), "bpf_dir").is_err(), "the sticky dir itself is no place for vland's files");
     }
 
     #[test]
