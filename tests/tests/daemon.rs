@@ -217,11 +217,12 @@ fn reload_and_status_go_through_the_daemons_control_socket() {
     assert_eq!(ip::link(&ns, "eth0").ifalias.as_deref(), Some("vland:web1"));
     assert_eq!(status().unwrap()["last_apply"]["reason"], "control socket");
 
-    // A second daemon on the same socket refuses to start, and changes nothing.
+    // A second daemon on the same config (state dir and socket) refuses to start, naming the
+    // first, and changes nothing.
     let second = lab_vland(&host, &config, &[]);
     assert!(!second.status.success());
     assert!(
-        String::from_utf8_lossy(&second.stderr).contains("another vland daemon is serving"),
+        String::from_utf8_lossy(&second.stderr).contains(&format!("another vland daemon (PID {})", daemon.pid())),
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );

@@ -94,7 +94,7 @@ impl Fixture {
 
     /// Every VLAN's counters and drops, read as `vland stats` reads them.
     fn counters(&self) -> TrunkCounters {
-        read_trunk_counters(&Pins::new(&self.dir)).unwrap()
+        read_trunk_counters(&Pins::new(&self.dir), false).unwrap()
     }
 
     fn vlans(&self) -> HashMap<VlanKey, VlanStats> {

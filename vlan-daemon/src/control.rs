@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// A client that says nothing for this long is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Clients served at once; more are turned away (each waiting `reload` holds one).
+const MAX_CLIENTS: usize = 32;
 
 /// What one apply did, as the daemon reports it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,10 +88,12 @@ impl Server {
     /// Serves clients until the task running it is dropped: `status` from the reports the apply
     /// loop publishes on `reports`, `apply` through the loop, on `applies`.
     pub async fn serve(self, config: String, reports: watch::Receiver<Option<ApplyReport>>, applies: mpsc::Sender<ApplyRequest>) {
+        let mut limiter = crate::listen::Limiter::new("control socket", MAX_CLIENTS);
         loop {
-            let Ok((stream, _)) = self.listener.accept().await else { continue };
+            let Some((stream, permit)) = limiter.accept(self.listener.accept()).await else { continue };
             let (config, reports, applies) = (config.clone(), reports.clone(), applies.clone());
             tokio::spawn(async move {
+                let _permit = permit;
                 let mut reader = BufReader::new(stream);
                 let mut line = String::new();
                 let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;

@@ -161,6 +161,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     // An invalid config at start is fatal: nothing would change until the file is edited. A
     // failing apply is not: the kernel may yet get what is missing (a parent link, say).
     let config = config::load(path)?;
+    // One daemon per state dir, held until exit.
+    let _instance = crate::state::DaemonLock::acquire(&config.daemon.state_dir)?;
+    crate::listen::raise_fd_limit();
     if let Some(addr) = &config.daemon.metrics_addr {
         let addr = addr.parse().with_context(|| format!("[daemon] metrics_addr `{addr}` is not an address:port such as 127.0.0.1:9750"))?;
         crate::metrics::serve(addr, config.daemon.clone()).await?;

@@ -15,6 +15,15 @@ pub fn named_path(name: &str) -> PathBuf {
     Path::new(RUN_DIR).join(name)
 }
 
+/// A name that is one plain entry of /run/netns: what create and remove accept, so that no name
+/// (from a tampered state file, say) makes root create or delete a file elsewhere.
+fn check_plain(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        bail!("`{}` is not a namespace name: it must be one plain entry of {RUN_DIR}", name.escape_debug());
+    }
+    Ok(())
+}
+
 /// True when `path` lies on a file system of type `magic` (statfs f_type).
 pub fn is_filesystem(path: &Path, magic: i64) -> bool {
     // The field is i64 on x86_64 but not on every architecture.
@@ -68,6 +77,7 @@ fn ensure_run_dir() -> anyhow::Result<()> {
 
 /// Creates /run/netns/NAME holding a new, empty network namespace.
 pub fn create(name: &str) -> anyhow::Result<()> {
+    check_plain(name)?;
     ensure_run_dir()?;
     let path = named_path(name);
     // A file that is no namespace is what a run killed between creating and mounting it leaves.
@@ -94,6 +104,7 @@ pub fn create(name: &str) -> anyhow::Result<()> {
 
 /// Removes /run/netns/NAME. The namespace itself goes when nothing else holds it.
 pub fn remove(name: &str) -> anyhow::Result<()> {
+    check_plain(name)?;
     let path = named_path(name);
     if !path.exists() {
         return Ok(());
@@ -138,4 +149,15 @@ pub fn read_sysctl_flag(path: &str) -> Option<bool> {
 pub fn write_sysctl(path: &str, value: &str) -> anyhow::Result<()> {
     let full = Path::new("/proc/sys/net").join(path);
     std::fs::write(&full, value).with_context(|| format!("cannot write {value} to {}", full.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_names_are_created_or_removed() {
+        for name in ["../../tmp/x", "..", ".", "", "a/b"] {
+            assert!(super::remove(name).is_err(), "{name}");
+            assert!(super::create(name).is_err(), "{name}");
+        }
+    }
 }

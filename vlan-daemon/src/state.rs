@@ -1,6 +1,8 @@
 //! What vland created, recorded in the state dir so that `down`, a restart or a repair after a
 //! crash touch only vland's own objects. Every write is atomic (temp file, fsync, rename), and an
 //! exclusive lock keeps two vland processes from applying (and allocating) at the same time.
+//! The state dir must be root's alone (see secure_fs), and every name read back is checked like
+//! the config's before vland deletes or writes anything by it.
 //!
 //! A state file vland cannot fully understand (a newer version, another program's file, a field
 //! it does not know) is refused rather than read in part: rewriting it would drop what it does not
@@ -13,7 +15,6 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use tracing::info;
@@ -153,14 +154,9 @@ impl StateStore {
     /// Takes the state dir's lock, waiting (and saying so) while another vland holds it. This
     /// blocks the calling thread: the daemon applies on a thread of its own (see daemon.rs).
     pub fn open_locked(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create state dir {}", dir.display()))?;
+        crate::secure_fs::ensure_trusted_dir(dir, "state dir")?;
         let lock_path = dir.join(LOCK_FILE);
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        let file = crate::secure_fs::open_nofollow(&lock_path)?;
         let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => lock,
             Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
@@ -187,13 +183,89 @@ impl StateStore {
     pub fn save(&self, state: &State) -> anyhow::Result<()> {
         let path = self.dir.join(STATE_FILE);
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
-        let mut f = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(&serde_json::to_vec_pretty(state)?)?;
-        f.sync_all()?;
+        crate::secure_fs::write_new(&tmp, &serde_json::to_vec_pretty(state)?)?;
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
         // The rename itself must reach the disk before we act on the new state.
         File::open(&self.dir)?.sync_all()?;
         Ok(())
+    }
+}
+
+const DAEMON_PID_FILE: &str = "daemon.pid";
+
+/// The one daemon of a state dir: a lock on `daemon.pid` (holding its PID) for the daemon's
+/// lifetime. Two daemons on one state dir would undo each other's applies endlessly, whatever
+/// sockets they listen on.
+pub struct DaemonLock {
+    _lock: Flock<File>,
+}
+
+impl DaemonLock {
+    pub fn acquire(dir: &Path) -> anyhow::Result<Self> {
+        use std::io::{Read, Seek, Write};
+        crate::secure_fs::ensure_trusted_dir(dir, "state dir")?;
+        let path = dir.join(DAEMON_PID_FILE);
+        let file = crate::secure_fs::open_nofollow(&path)?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut pid = String::new();
+                let _ = File::open(&path).and_then(|mut f| f.read_to_string(&mut pid)).or_else(|_| file.read_to_string(&mut pid));
+                anyhow::bail!(
+                    "another vland daemon (PID {}) runs on state dir {}: stop it, or give this config its own state_dir",
+                    pid.trim(),
+                    dir.display()
+                );
+            }
+            Err((_, e)) => return Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        };
+        lock.set_len(0)?;
+        lock.rewind()?;
+        writeln!(lock, "{}", std::process::id())?;
+        Ok(Self { _lock: lock })
+    }
+}
+
+impl State {
+    /// Every name in the state, checked as the config's are: vland deletes namespaces, links and
+    /// records by these names, so one like `../../x` must never reach a path or a request.
+    fn check_names(&self) -> Result<(), String> {
+        use crate::config::{check_ifname, check_name};
+        let mut bad = Vec::new();
+        let mut check = |key: String, result: Result<(), String>| {
+            if let Err(e) = result {
+                bad.push(format!("{key}: {e}"));
+            }
+        };
+        let netns = |n: &NetnsRef| match n {
+            NetnsRef::Named(name) => check_name(name),
+            NetnsRef::Path(p) if p.is_absolute() && p.components().all(|c| !matches!(c, std::path::Component::ParentDir)) => Ok(()),
+            NetnsRef::Path(p) => Err(format!("namespace path `{}` is not absolute and plain", p.display())),
+        };
+        for name in self.namespaces.iter() {
+            check(format!("namespaces.{}", name.escape_debug()), check_name(name));
+        }
+        for (name, rec) in &self.endpoints {
+            let key = format!("endpoints.{}", name.escape_debug());
+            check(key.clone(), check_name(name));
+            check(format!("{key}.network"), check_name(&rec.network));
+            check(format!("{key}.parent"), check_ifname(&rec.parent));
+            check(format!("{key}.netns"), netns(&rec.netns));
+            check(format!("{key}.ifname"), check_ifname(&rec.ifname));
+        }
+        for (name, rec) in &self.parents {
+            check(format!("parents.{}", name.escape_debug()), check_ifname(name));
+            if let ParentRecord::Vlan { base, .. } = rec {
+                check(format!("parents.{}.base", name.escape_debug()), check_ifname(base));
+            }
+        }
+        for name in self.trunks.keys() {
+            check(format!("trunks.{}", name.escape_debug()), check_ifname(name));
+        }
+        for (i, p) in self.pending_links.iter().enumerate() {
+            check(format!("pending_links[{i}].netns"), netns(&p.netns));
+        }
+        if bad.is_empty() { Ok(()) } else { Err(bad.join("; ")) }
     }
 }
 
@@ -204,12 +276,15 @@ fn link_group_of(dir: &Path) -> u32 {
     hash.max(1)
 }
 
+/// The largest state file vland reads: 4095 endpoints take well under 4 MiB.
+const MAX_STATE_BYTES: u64 = 64 << 20;
+
 /// Reads the state without the lock: for `stats`, which only looks.
 pub fn read(dir: &Path) -> Result<State, StateError> {
     let path = dir.join(STATE_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => parse(&bytes, &path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State { version: STATE_VERSION, ..Default::default() }),
+    match crate::secure_fs::read_regular(&path, MAX_STATE_BYTES) {
+        Ok(Some(bytes)) => parse(&bytes, &path),
+        Ok(None) => Ok(State { version: STATE_VERSION, ..Default::default() }),
         Err(source) => Err(StateError::Unreadable { path, source }),
     }
 }
@@ -225,6 +300,7 @@ fn parse(bytes: &[u8], path: &Path) -> Result<State, StateError> {
         return Err(StateError::Newer { path: path.to_path_buf(), found: version });
     }
     let mut state: State = serde_json::from_value(value).map_err(|e| refused(e.to_string()))?;
+    state.check_names().map_err(|e| refused(format!("it has been tampered with: {e}")))?;
     // Read in an older format, written in this one.
     state.version = STATE_VERSION;
     Ok(state)
@@ -233,6 +309,75 @@ fn parse(bytes: &[u8], path: &Path) -> Result<State, StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn root_dir() -> tempfile::TempDir {
+        tempfile::Builder::new().prefix("vland-state-").tempdir_in("/tmp").unwrap()
+    }
+
+    /// D1: a state dir others can write to is refused before anything is read or written.
+    #[test]
+    fn a_world_writable_state_dir_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = root_dir();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = format!("{:#}", StateStore::open_locked(d.path()).err().expect("refused"));
+        assert!(err.contains("writable by group or others"), "{err}");
+    }
+
+    /// D1: a symlink planted at the temp file's name is replaced, not written through.
+    #[test]
+    fn save_never_writes_through_a_symlink() {
+        let d = root_dir();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, d.path().join("state.json.tmp")).unwrap();
+        let store = StateStore::open_locked(d.path()).unwrap();
+        store.save(&State { version: STATE_VERSION, ..Default::default() }).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(store.load().unwrap().version, STATE_VERSION);
+    }
+
+    /// D1: every name the state file gives is checked like the config's before vland acts on it.
+    #[test]
+    fn crafted_names_in_the_state_are_refused() {
+        let cases = [
+            r#"{"version":2,"namespaces":["../../etc/x"]}"#,
+            r#"{"version":1,"namespaces":{"a\nb":{}}}"#,
+            r#"{"version":1,"parents":{"eth0/../x":{"kind":"dummy"}}}"#,
+            r#"{"version":1,"trunks":{"a b":{"netns_inum":1,"ifindex":2}}}"#,
+            r#"{"version":1,"endpoints":{"e":{"network":"n","parent":"p","netns":{"named":"../x"},"ifname":"eth0","ip":null,"ip6":null,"mac":null,"link":null}}}"#,
+            r#"{"version":1,"endpoints":{"e":{"network":"n","parent":"p","netns":{"path":"relative/ns"},"ifname":"eth0","ip":null,"ip6":null,"mac":null,"link":null}}}"#,
+            r#"{"version":1,"endpoints":{"e":{"network":"n","parent":"p","netns":{"named":"a"},"ifname":"../x","ip":null,"ip6":null,"mac":null,"link":null}}}"#,
+            r#"{"version":1,"endpoints":{"e\n":{"network":"n","parent":"p","netns":{"named":"a"},"ifname":"eth0","ip":null,"ip6":null,"mac":null,"link":null}}}"#,
+            r#"{"version":2,"pending_links":[{"netns":{"named":"../../x"},"ifindex":1}]}"#,
+        ];
+        for json in cases {
+            let d = root_dir();
+            std::fs::write(d.path().join("state.json"), json).unwrap();
+            let err = read(d.path()).err().unwrap_or_else(|| panic!("accepted {json}"));
+            assert!(format!("{err:#}").contains("tampered"), "{json}: {err:#}");
+        }
+    }
+
+    /// D9: while one daemon holds the state dir, a second is refused with the first's PID.
+    #[test]
+    fn a_second_daemon_lock_names_the_first_pid() {
+        let d = root_dir();
+        let first = DaemonLock::acquire(d.path()).unwrap();
+        let err = format!("{:#}", DaemonLock::acquire(d.path()).err().expect("refused"));
+        assert!(err.contains(&format!("PID {}", std::process::id())), "{err}");
+        drop(first);
+        DaemonLock::acquire(d.path()).unwrap();
+    }
+
+    /// The names vland writes itself pass the same checks.
+    #[test]
+    fn a_sane_state_reads_back() {
+        let json = r#"{"version":1,"namespaces":{"web1":{}},"parents":{"eth1.19":{"kind":"vlan","base":"eth1","vid":19,"protocol":"802.1Q"}},"endpoints":{"e":{"network":"n","parent":"eth1.19","netns":{"path":"/proc/1/ns/net"},"ifname":"eth0","ip":null,"ip6":null,"mac":null,"link":null}}}"#;
+        let d = root_dir();
+        std::fs::write(d.path().join("state.json"), json).unwrap();
+        read(d.path()).unwrap();
+    }
 
     /// A state file as vland wrote it with state version 1 (namespaces as a map of empty records).
     const VERSION_1: &str = r#"{

@@ -48,9 +48,16 @@ fn vlan_of(parent: &str) -> Option<u16> {
     parent.rsplit_once('.').and_then(|(_, vid)| vid.parse().ok())
 }
 
+/// A state dir vland may not read means a user without root: say so rather than only EACCES.
+fn needs_root(e: anyhow::Error) -> anyhow::Error {
+    let denied = e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied));
+    if denied { e.context("vland's state and counters are root's: run stats as root") } else { e }
+}
+
 pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
-    let state = state::read(&daemon.state_dir)?;
+    let state = state::read(&daemon.state_dir).map_err(|e| needs_root(e.into()))?;
     let pins = Pins::new(&daemon.bpf_dir);
+    pins.check_owner(&daemon.state_dir)?;
     let slots: Vec<u32> = state.endpoints.values().filter(|r| r.link.is_some()).filter_map(|r| r.slot).collect();
     let traffic = read_endpoint_traffic(&pins, &slots)?;
     let endpoint_drops = read_endpoint_drops(&pins, &slots)?;
@@ -81,7 +88,7 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
     }
     endpoints.sort_by(|a, b| (&a.network, &a.endpoint).cmp(&(&b.network, &b.endpoint)));
 
-    let counters = read_trunk_counters(&pins)?;
+    let counters = read_trunk_counters(&pins, !state.trunks.is_empty())?;
     let mut parents = Vec::new();
     for (name, trunk) in &state.trunks {
         let on_trunk = |k: &VlanKey| k.netns_inum == trunk.netns_inum && k.ifindex == trunk.ifindex;

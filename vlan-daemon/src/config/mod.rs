@@ -13,4 +13,6 @@ pub use schema::{DaemonConfig, RawNetwork};
 pub use validate::{check_ifname, check_name, dummy_name, is_network_or_broadcast};
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

@@ -61,7 +61,14 @@ pub fn parse_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> 
         Ok(raw) => raw,
         Err(e) => {
             let line = e.span().map(|s| line_of(text, s.start));
-            errors.errors.push(ConfigError { key: "config".into(), line, message: e.message().trim().to_string() });
+            // A value of the wrong type in well-formed TOML: named by its key; a syntax error has
+            // only its line.
+            let key = match (DeTable::parse(text), e.span()) {
+                (Ok(table), Some(span)) => key_at(table.get_ref(), span.start).join("."),
+                _ => String::new(),
+            };
+            let key = if key.is_empty() { "config".to_string() } else { key };
+            errors.errors.push(ConfigError { key, line, message: e.message().trim().to_string() });
             return Err(errors);
         }
     };
@@ -97,6 +104,36 @@ fn segments(path: &serde_ignored::Path<'_>) -> Vec<String> {
         }
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => segments(parent),
     }
+}
+
+/// The dotted path of the innermost key whose value (or name) spans `offset`. Tables are
+/// searched whatever their span: a `[table]`'s span covers its header, not its keys.
+fn key_at(table: &DeTable<'_>, offset: usize) -> Vec<String> {
+    for (key, value) in table.iter() {
+        let here = value.span().contains(&offset) || key.span().contains(&offset);
+        let inner = match value.get_ref() {
+            DeValue::Table(inner) => key_at(inner, offset),
+            // Likewise for the tables of an `[[array]]`.
+            DeValue::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| {
+                    let inner = match item.get_ref() {
+                        DeValue::Table(t) => key_at(t, offset),
+                        _ => Vec::new(),
+                    };
+                    (item.span().contains(&offset) || !inner.is_empty()).then(|| std::iter::once(i.to_string()).chain(inner).collect())
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        if here || !inner.is_empty() {
+            let mut path = vec![key.get_ref().to_string()];
+            path.extend(inner);
+            return path;
+        }
+    }
+    Vec::new()
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -6,7 +6,11 @@ use std::collections::HashMap;
 use vlan_common::{EndpointDrops, Traffic, names};
 
 fn sums<V: Pod + Default + Copy>(pins: &Pins, name: &str, slots: &[u32], add: impl Fn(&mut V, &V)) -> anyhow::Result<HashMap<u32, V>> {
-    let Some(data) = pins.open_map(name)? else { return Ok(HashMap::new()) };
+    if slots.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Endpoints to read: their map must be there, else their counters would read as zeros.
+    let data = pins.require_map(name)?;
     let map: PerCpuArray<_, V> = PerCpuArray::try_from(Map::PerCpuArray(data))?;
     let mut out = HashMap::new();
     for slot in slots {
@@ -25,8 +29,8 @@ pub fn per_cpu_zeros<V: Pod + Default>() -> anyhow::Result<PerCpuValues<V>> {
     Ok(PerCpuValues::try_from(vec![V::default(); cpus])?)
 }
 
-/// The counters of the endpoints in `slots`, summed over CPUs. No map yet (nothing attached
-/// so far) reads as no counters.
+/// The counters of the endpoints in `slots`, summed over CPUs. A map that is missing or cannot
+/// be opened is an error that names it.
 pub fn read_endpoint_traffic(pins: &Pins, slots: &[u32]) -> anyhow::Result<HashMap<u32, Traffic>> {
     sums(pins, names::ENDPOINT_TRAFFIC_MAP, slots, |a: &mut Traffic, b| a.add(b))
 }

@@ -15,9 +15,62 @@ pub struct Pins {
 const IFINDEX_BLOCKS_START: u32 = 1 << 30;
 const IFINDEX_BLOCKS: u64 = 0xffff;
 
+/// In the bpf dir: a symlink to the state dir it belongs to.
+const OWNER_LINK: &str = "owner";
+
 impl Pins {
     pub fn new(dir: &Path) -> Self {
         Self { dir: dir.to_path_buf() }
+    }
+
+    /// The symlink (never followed, only read) naming the state dir this bpf dir serves.
+    fn owner_link(&self) -> PathBuf {
+        self.dir.join(OWNER_LINK)
+    }
+
+    /// The state dir this bpf dir serves, if it records one.
+    fn owner(&self) -> anyhow::Result<Option<PathBuf>> {
+        match std::fs::read_link(self.owner_link()) {
+            Ok(p) => Ok(Some(p)),
+            // Not root: what it may not look at, it cannot use either (opening a map says why).
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.owner_link().display())),
+        }
+    }
+
+    /// Refuses when this bpf dir serves a state dir other than `state_dir`: two instances on one
+    /// bpf dir would share slots (and counters) and remove each other's pins.
+    pub fn check_owner(&self, state_dir: &Path) -> anyhow::Result<()> {
+        let ours = crate::secure_fs::canonical(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+        match self.owner()? {
+            Some(owner) if owner != ours => crate::secure_fs::refuse!(
+                "bpf_dir {} belongs to state dir {} (see its `{OWNER_LINK}` link), not {}: give each state dir its own bpf_dir",
+                self.dir.display(),
+                owner.display(),
+                ours.display()
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records that this bpf dir serves `state_dir` (which exists), or refuses as [`Pins::check_owner`].
+    pub fn claim(&self, state_dir: &Path) -> anyhow::Result<()> {
+        self.check_owner(state_dir)?;
+        if self.owner()?.is_none() {
+            let ours = crate::secure_fs::canonical(state_dir)?;
+            match std::os::unix::fs::symlink(&ours, self.owner_link()) {
+                Ok(()) => {}
+                // Another apply claimed it just now: it must be ours.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.check_owner(state_dir)?,
+                Err(e) => return Err(e).with_context(|| format!("cannot create {}", self.owner_link().display())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the ownership record, with the last pins.
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(self.owner_link());
     }
 
     /// The ifindex of slot 0: endpoint `slot`'s child link gets `ifindex_base() + slot`.
@@ -39,13 +92,40 @@ impl Pins {
         self.dir.join(name)
     }
 
-    /// The pinned map `name`; None if no object has pinned it yet.
+    /// The pinned map `name`; None if no object has pinned it yet. A map that is there but
+    /// cannot be looked at (bpffs is root's) is an error naming it, never a missing map.
     pub fn open_map(&self, name: &str) -> anyhow::Result<Option<MapData>> {
         let path = self.map(name);
-        if !path.exists() {
-            return Ok(None);
+        let unreadable = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("cannot open pinned map {name} ({}): {e}: the counters are root's, run vland as root", path.display())
+        };
+        match path.try_exists() {
+            Ok(false) => return Ok(None),
+            Ok(true) => {}
+            Err(e) => return Err(unreadable(&e)),
         }
-        Ok(Some(MapData::from_pin(&path).with_context(|| format!("cannot open pinned map {}", path.display()))?))
+        Ok(Some(MapData::from_pin(&path).map_err(|e| unreadable(&e))?))
+    }
+
+    /// The pinned map `name`, which must be there: its counters are read or written now.
+    pub fn require_map(&self, name: &str) -> anyhow::Result<MapData> {
+        self.open_map(name)?.with_context(|| {
+            format!(
+                "pinned map {name} ({}) is missing (deleted?): its counters cannot be read; run `vland apply` to re-create it",
+                self.map(name).display()
+            )
+        })
+    }
+
+    /// The shared maps that are not pinned (any more).
+    pub fn missing_maps(&self) -> anyhow::Result<Vec<&'static str>> {
+        let mut missing = Vec::new();
+        for name in vlan_common::names::ALL_MAPS {
+            if self.open_map(name)?.is_none() {
+                missing.push(name);
+            }
+        }
+        Ok(missing)
     }
 
     /// `hook` is "xdp" or "tc".

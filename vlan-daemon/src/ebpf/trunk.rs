@@ -86,8 +86,14 @@ pub struct TrunkCounters {
 /// Reads every trunk's counters. Drop reasons follow from where a frame was counted: a tagged
 /// frame is only ever dropped for its VLAN, an untagged one for being untagged; malformed frames
 /// have counters of their own (reported on the untagged row).
-pub fn read_trunk_counters(pins: &Pins) -> anyhow::Result<TrunkCounters> {
+/// With `expected` (trunks are recorded), missing maps are an error naming them, not zeros.
+pub fn read_trunk_counters(pins: &Pins, expected: bool) -> anyhow::Result<TrunkCounters> {
     let mut out = TrunkCounters { vlans: HashMap::new(), drops: HashMap::new() };
+    if expected {
+        for name in [names::TRUNKS_MAP, names::VLAN_COUNTERS_MAP, names::TRUNK_MALFORMED_MAP] {
+            pins.require_map(name)?;
+        }
+    }
     let Some(table) = TrunkTable::open(pins)? else { return Ok(out) };
     for (slot, policy) in table.slots() {
         let counts = table.counts(slot)?;

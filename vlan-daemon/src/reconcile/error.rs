@@ -30,7 +30,8 @@ impl ApplyError {
         match self {
             ApplyError::Config(_) | ApplyError::ConfigUnreadable(_) | ApplyError::TooManyEndpoints { .. } => true,
             ApplyError::State(e) => e.is_permanent(),
-            ApplyError::Kernel(_) => false,
+            // Unless it is a refusal (an unsafe dir, a bpf dir of another instance): it stays.
+            ApplyError::Kernel(e) => e.chain().any(|c| c.is::<crate::secure_fs::Refusal>()),
         }
     }
 }

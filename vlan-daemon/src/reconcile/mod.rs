@@ -76,6 +76,7 @@ async fn prepare<'c>(config: &'c Config, source_name: &str) -> Result<Prepared<'
         return Err(errors.into());
     }
     let pins = Pins::new(&config.daemon.bpf_dir);
+    pins.check_owner(&config.daemon.state_dir)?;
     let mut observed = observed::observe(config, state, &host, &pins, store.link_group()).await?;
     // What the kernel shows as vland's but the state file has lost is vland's again.
     for adopted in adopt::adopt(config, &mut observed, &pins, store.link_group()) {
@@ -125,6 +126,7 @@ async fn execute(
     let config = desired.config;
     let mut state = std::mem::take(&mut observed.state);
     ebpf::ensure_bpffs(&config.daemon.bpf_dir)?;
+    pins.claim(&config.daemon.state_dir)?;
     endpoint::clean_pending(store, &mut state).await?;
     // Maps created now are all zeros: no slot needs clearing.
     let maps_existed = pins.map(vlan_common::names::ENDPOINT_TRAFFIC_MAP).exists();
@@ -221,11 +223,20 @@ async fn execute(
 fn upgrade_programs(store: &StateStore, state: &mut State, pins: &Pins) -> anyhow::Result<EndpointPrograms> {
     let current = ebpf::object_id();
     let same_build = state.ebpf_object.as_deref() == Some(current.as_str());
+    // Pins deleted behind vland's back: loading pins the missing maps anew (their counters
+    // restart from zero), and the attached programs are replaced by ones that use them.
+    let missing = if state.ebpf_object.is_some() { pins.missing_maps()? } else { Vec::new() };
+    if !missing.is_empty() {
+        tracing::warn!(maps = ?missing, "pinned maps were missing: re-created them, their counters restart from zero");
+        if same_build {
+            ebpf::replace_trunk_programs(pins).context("cannot re-attach the trunk programs to the re-created maps")?;
+        }
+    }
     if !same_build && state.ebpf_object.is_some() {
         let trunks = ebpf::replace_trunk_programs(pins).context("cannot upgrade the attached eBPF programs")?;
         info!(trunk_links = trunks, "replacing the earlier build's eBPF programs with this build's (counters kept)");
     }
-    let programs = EndpointPrograms::open_or_load(pins, same_build)?;
+    let programs = EndpointPrograms::open_or_load(pins, same_build && missing.is_empty())?;
     if !same_build {
         state.ebpf_object = Some(current);
         store.save(state)?;
@@ -284,6 +295,10 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     let store = StateStore::open_locked(state_dir)?;
     let mut state = store.load()?;
     let pins = Pins::new(bpf_dir);
+    if bpf_dir.exists() {
+        crate::secure_fs::check_trusted_dir(bpf_dir, "bpf_dir")?;
+    }
+    pins.check_owner(state_dir)?;
     let mut summary = Summary::default();
     endpoint::clean_pending(&store, &mut state).await?;
     let mut by_netns: BTreeMap<NetnsRef, Vec<String>> = BTreeMap::new();
@@ -355,6 +370,7 @@ fn remove_empty_pins(bpf_dir: &std::path::Path) {
             let _ = std::fs::remove_file(pins.program(program));
         }
         let _ = std::fs::remove_dir(bpf_dir.join("programs"));
+        pins.release();
         let _ = std::fs::remove_dir(bpf_dir);
     }
 }
