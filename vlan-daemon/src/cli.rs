@@ -120,13 +120,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Apply) => {
             let path = require_config(&cli.config)?;
-            let config = config::load(path)?;
+            let config = config::load_effective(path)?;
             runtime()?.block_on(reconcile::apply(&config, &path.display().to_string()))?;
             Ok(())
         }
         Some(Command::Plan { json }) => {
             let path = require_config(&cli.config)?;
-            let config = config::load(path)?;
+            let config = config::load_effective(path)?;
             let plan = runtime()?.block_on(reconcile::plan(&config, &path.display().to_string()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);

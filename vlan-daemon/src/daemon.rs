@@ -15,6 +15,7 @@ mod retry;
 
 use crate::config::{self, ConfigErrors};
 use crate::control::{self, ApplyReport, ApplyRequest};
+use crate::frontends;
 use crate::reconcile::{self, ApplyError, Summary};
 use anyhow::Context;
 use futures::StreamExt;
@@ -83,7 +84,7 @@ impl Applier<'_> {
     /// Applies the config file as it is now. A broken edit keeps what is running.
     async fn reapply(&mut self, why: &str) -> ApplyReport {
         info!(reason = why, "applying");
-        let result = match config::load(self.path) {
+        let result = match config::load_effective(self.path) {
             Ok(config) => {
                 self.watched = watched_links(&config);
                 reconcile::apply(&config, &self.source).await
@@ -120,6 +121,12 @@ impl Applier<'_> {
     }
 }
 
+impl frontends::Apply for Applier<'_> {
+    async fn apply(&mut self, why: &str) -> ApplyReport {
+        self.reapply(why).await
+    }
+}
+
 /// Takes the link events that queued up during an apply (mostly its own doing); the first
 /// watched link among them.
 async fn drain(link_events: &mut LinkEvents, watched: &BTreeSet<String>) -> Option<String> {
@@ -143,18 +150,19 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
 
     // An invalid config at start is fatal: nothing would change until the file is edited. A
     // failing apply is not: the kernel may yet get what is missing (a parent link, say).
-    let config = config::load(path)?;
+    let config = config::load_effective(path)?;
     if let Some(addr) = &config.daemon.metrics_addr {
         let addr = addr.parse().with_context(|| format!("[daemon] metrics_addr `{addr}` is not an address:port such as 127.0.0.1:9750"))?;
         crate::metrics::serve(addr, config.daemon.clone()).await?;
     }
     let (reports, last_apply) = watch::channel(None);
     let (apply_sender, mut apply_requests) = mpsc::channel::<ApplyRequest>(16);
+    let (frontend_sender, mut frontend_requests) = mpsc::channel::<frontends::Request>(64);
     // Before the first apply: a second daemon on this socket stops here, changing nothing.
     let control = match &config.daemon.socket {
         Some(socket) => {
             let server = control::Server::listen(socket).await?;
-            Some(tokio::spawn(server.serve(path.display().to_string(), last_apply, apply_sender)))
+            Some(tokio::spawn(server.serve(path.display().to_string(), last_apply, apply_sender, frontend_sender)))
         }
         None => None,
     };
@@ -205,6 +213,11 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
             Some(reply) = apply_requests.recv() => {
                 let report = applier.reapply("control socket").await;
                 let _ = reply.send(report);
+                retry_at = applier.retry_at(Instant::now());
+            }
+            Some(request) = frontend_requests.recv() => {
+                let answer = frontends::handle(request.body, path, &mut applier).await;
+                let _ = request.reply.send(answer);
                 retry_at = applier.retry_at(Instant::now());
             }
             Some((msg, _)) = link_events.next() => {

@@ -12,6 +12,7 @@ pub mod drivers;
 pub mod ebpf;
 pub mod ethtool;
 pub mod fnv;
+pub mod frontends;
 pub mod ipam;
 pub mod mac;
 pub mod metrics;
