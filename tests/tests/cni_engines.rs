@@ -138,3 +138,103 @@ fn podman_runs_containers_on_a_vland_network_through_its_cni_backend() {
     assert_eq!(fragments(&lab)["endpoints"], json!({}));
     assert!(lab.stats(&host, &config)["endpoints"].as_array().unwrap().is_empty());
 }
+
+/// Files a test puts where containerd looks (its CNI dirs are fixed), removed when dropped.
+struct SystemFiles(Vec<PathBuf>);
+
+impl Drop for SystemFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// containerd started by the test with its own root, state and socket; killed by PID when dropped.
+struct Containerd {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &Path) -> Self {
+        engines::ensure_packages("/usr/bin/containerd", &["containerd"]);
+        let dir = dir.join("containerd");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config.toml");
+        std::fs::write(&config, "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n").unwrap();
+        let socket = dir.join("containerd.sock");
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .arg("--address")
+            .arg(&socket)
+            .arg("--root")
+            .arg(dir.join("root"))
+            .arg("--state")
+            .arg(dir.join("state"))
+            .stdout(std::fs::File::create(dir.join("log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("log.err")).unwrap())
+            .spawn()
+            .expect("cannot start containerd");
+        let c = Containerd { child, socket };
+        let ready = wait_until(Duration::from_secs(30), || c.ctr(&["version"]).status.success());
+        assert!(ready.is_some(), "containerd did not come up: {}", std::fs::read_to_string(dir.join("log.err")).unwrap_or_default());
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ctr").arg("--address").arg(&self.socket).args(args).output().expect("cannot run ctr")
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn containerd_ctr_run_cni_attaches_through_the_first_conflist() {
+    let (mut lab, host) = Lab::with_host();
+    let socket = lab.dir.join("vland.sock");
+    let config = lab.config("h1", &format!("socket = \"{}\"\n\n{LAN}", socket.display()));
+    let daemon = lab.spawn_daemon(&host, &config);
+    assert!(wait_until(Duration::from_secs(30), || socket.exists()).is_some(), "{}", daemon.log_text());
+    engines::ensure_packages("/usr/sbin/runc", &["runc"]);
+    let containerd = Containerd::start(&lab.dir);
+
+    // `ctr run --cni` reads the first conflist of /etc/cni/net.d and finds plugins in
+    // /opt/cni/bin (and Debian's /usr/lib/cni): the test's files go there, named to sort first.
+    std::fs::create_dir_all("/etc/cni/net.d").unwrap();
+    std::fs::create_dir_all("/opt/cni/bin").unwrap();
+    let plugin = PathBuf::from("/opt/cni/bin/vland");
+    let list = PathBuf::from("/etc/cni/net.d/00-vlt-vland.conflist");
+    let _files = SystemFiles(vec![plugin.clone(), list.clone()]);
+    let _ = std::fs::remove_file(&plugin);
+    std::os::unix::fs::symlink(vland_tests::vland_bin().with_file_name("vland-cni"), &plugin).unwrap();
+    std::fs::copy(conflist(&lab.dir, "vlt-vland", &socket), &list).unwrap();
+    engines::busybox_rootfs(&lab.dir);
+    let rootfs = lab.dir.join("rootfs").display().to_string();
+
+    let out = containerd.ctr(&[
+        "run",
+        "--rm",
+        "--cni",
+        "--rootfs",
+        &rootfs,
+        "vlt-ctr-1",
+        "/bin/sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route; ping -c 2 -W 2 172.16.10.1 >/dev/null && echo gateway-ok",
+    ]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "ctr run failed: {text}");
+    assert!(text.contains("inet 172.16.10.2/24"), "{text}");
+    assert!(text.contains("default via 172.16.10.1 dev eth0"), "{text}");
+    assert!(text.contains("gateway-ok"), "{text}");
+    // containerd's DEL (with an empty CNI_NETNS) removed the attachment.
+    assert_eq!(fragments(&lab)["endpoints"], json!({}));
+    assert!(lab.stats(&host, &config)["endpoints"].as_array().unwrap().is_empty());
+}
