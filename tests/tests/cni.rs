@@ -16,7 +16,11 @@ fn shim() -> PathBuf {
 
 /// One CNI call: (exit code, what it printed on stdout as JSON, or null).
 fn cni(command: &str, id: &str, netns: &str, ifname: &str, args: &str, conf: &Value) -> (i32, Value) {
-    let mut child = Command::new(shim())
+    plugin(Command::new(shim()), command, id, netns, ifname, args, conf)
+}
+
+fn plugin(mut cmd: Command, command: &str, id: &str, netns: &str, ifname: &str, args: &str, conf: &Value) -> (i32, Value) {
+    let mut child = cmd
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", id)
         .env("CNI_NETNS", netns)
@@ -169,6 +173,21 @@ fn a_conflist_for_the_reference_macvlan_plugin_works_with_only_type_changed_and_
     conf["cniVersion"] = conflist["cniVersion"].clone();
     conf["socket"] = json!(socket);
     let (c1, c2) = (lab.add_ns("c1"), lab.add_ns("c2"));
+
+    // The conflist really is one for the reference plugin: CNI's macvlan (with host-local),
+    // run in the lab's host, gives the same first address. Its own name keeps host-local's
+    // store fresh; the store goes afterwards.
+    vland_tests::engines::ensure_packages("/usr/lib/cni/macvlan", &["containernetworking-plugins"]);
+    let mut reference = conf.clone();
+    reference["type"] = json!("macvlan");
+    reference["name"] = json!(format!("{}mynet", lab.prefix));
+    let c3 = lab.add_ns("c3");
+    let in_host = || Lab::command_in(&host, "/usr/lib/cni/macvlan");
+    let (code, r) = plugin(in_host(), "ADD", "c3", &format!("/run/netns/{c3}"), "eth0", "", &reference);
+    assert_eq!((code, &r["ips"][0]["address"]), (0, &json!("172.16.10.200/24")), "{r}");
+    assert_eq!(plugin(in_host(), "DEL", "c3", &format!("/run/netns/{c3}"), "eth0", "", &reference).0, 0);
+    let _ = std::fs::remove_dir_all(format!("/var/lib/cni/networks/{}mynet", lab.prefix));
+
     let r1 = ok("ADD", "c1", &format!("/run/netns/{c1}"), &conf);
     let r2 = ok("ADD", "c2", &format!("/run/netns/{c2}"), &conf);
     assert_eq!(r1["ips"][0]["address"], "172.16.10.200/24");
