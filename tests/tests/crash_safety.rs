@@ -78,7 +78,7 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     for (ep, ns, ifname) in &expected {
         let l = ip::link(ns, ifname);
         assert_eq!(l.ifalias, Some(format!("vland:{ep}")), "{l:?}");
-        assert!(l.xdp.is_some(), "{ep} has no counting program");
+        assert!(vland_tests::ingress_counter(ns, ifname).is_some(), "{ep} has no counting program");
         let addrs = ip::addrs(ns, "-4", &["dev", ifname]);
         assert_eq!(addrs.len(), 1, "{ep}: {addrs:?}");
         let ip = addrs[0].local.clone();
@@ -96,7 +96,7 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     let mut want: BTreeSet<String> = ["sw", "h1", "shared"].iter().map(|s| s.to_string()).collect();
     want.extend(own_a.iter().map(|s| s.to_string()));
     assert_eq!(lab_namespaces(&lab), want);
-    // Counting programs: vland's egress filter on every child (XDP is checked above); no
+    // Counting programs: vland's egress filter on every child (ingress is checked above); no
     // per-endpoint pins (the attachments belong to the devices).
     for (ep, ns, ifname) in &expected {
         assert_eq!(filter_programs(ns, ifname, "egress"), vec!["vland_egress"], "{ep}");
@@ -113,4 +113,32 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     assert_eq!(lab_namespaces(&lab), ["h1", "shared", "sw"].iter().map(|s| s.to_string()).collect());
     assert_eq!(names(&lab.ns("shared")), BTreeSet::from(["lo".to_string()]));
     assert!(!pin_dir.exists(), "pins left after down");
+}
+
+/// Issue 12 D4: the state dir deleted while vland's objects live on. The next apply adopts what
+/// vland tagged in the kernel (same address, MAC and number, so the counters go on) and still
+/// knows the namespace it made, so `down` removes it.
+#[test]
+fn losing_the_state_dir_renumbers_nothing_and_down_still_cleans_up() {
+    let (mut lab, host, ns, config) = Lab::with_one_endpoint();
+    lab.vland_ok(&host, &config, &["apply"]);
+    let before = ip::link(&ns, "eth0");
+    let addrs_before: Vec<String> = ip::addrs(&ns, "-4", &["dev", "eth0"]).iter().map(|a| a.cidr()).collect();
+    lab.exec(&ns, &["ping", "-c", "3", "-i", "0.2", "-W", "2", "172.16.10.1"]);
+    let counted = |lab: &mut Lab| lab.stats(&host, &config)["endpoints"][0]["tx_packets"].as_u64().unwrap_or(0);
+    let tx_before = counted(&mut lab);
+    assert!(tx_before >= 3, "the pings were not counted: {tx_before}");
+
+    std::fs::remove_dir_all(lab.dir.join("h1-state")).unwrap();
+    let log = lab.vland_ok(&host, &config, &["apply"]);
+    let after = ip::link(&ns, "eth0");
+    assert_eq!((after.ifindex, &after.address), (before.ifindex, &before.address), "the child was renumbered or got a new MAC:\n{log}");
+    let addrs_after: Vec<String> = ip::addrs(&ns, "-4", &["dev", "eth0"]).iter().map(|a| a.cidr()).collect();
+    assert_eq!(addrs_after, addrs_before);
+    assert!(counted(&mut lab) >= tx_before, "the counters were reset");
+    let plan = lab.vland(&host, &config, &["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", String::from_utf8_lossy(&plan.stdout));
+
+    lab.vland_ok(&host, &config, &["down"]);
+    assert!(!lab_namespaces(&lab).contains("web1"), "down forgot the namespace vland made");
 }

@@ -1,9 +1,8 @@
 //! The observed state: what the kernel shows now and what the state file records as vland's.
 //! Each endpoint namespace is read once (links, addresses, routes, vland's TC filters, the
 //! sysctls vland sets); nothing here changes anything, so `vland plan` can run it.
-use super::desired::Desired;
-use super::sysctls::{self, Defaults};
-use crate::config::NetnsRef;
+use super::sysctls::{self, Defaults, DeviceSysctls};
+use crate::config::{Config, NetnsRef};
 use crate::ebpf::{self, Pins, ProgramIds};
 use crate::netlink::{Hook, LinkFacts, Netlink, PresentAddress, RouteSpec};
 use crate::netns;
@@ -15,6 +14,8 @@ use vlan_common::EndpointPolicy;
 /// One endpoint namespace as it is now.
 pub struct NamespaceView {
     pub exists: bool,
+    /// The namespace's inode number, when it exists.
+    pub inum: Option<u32>,
     /// The open namespace and a netlink handle inside it, when it exists (not in tests).
     pub handle: Option<(File, Netlink)>,
     pub links: HashMap<String, LinkFacts>,
@@ -24,7 +25,7 @@ pub struct NamespaceView {
     /// Program ids in vland's TC filters on vland's children: (ingress, egress).
     pub filters: HashMap<u32, (Option<u32>, Option<u32>)>,
     /// Whether the XDP program on a child is one of vland's (this build's or an older one).
-    pub xdp_is_vland: HashMap<u32, bool>,
+    pub xdp_is_legacy: HashMap<u32, bool>,
     /// What a child created now inherits, and the current values of the sysctls vland sets.
     pub defaults: Option<Defaults>,
     pub sysctls: BTreeMap<String, bool>,
@@ -36,12 +37,13 @@ impl NamespaceView {
     fn absent() -> Self {
         NamespaceView {
             exists: false,
+            inum: None,
             handle: None,
             links: HashMap::new(),
             addresses: HashMap::new(),
             routes: HashMap::new(),
             filters: HashMap::new(),
-            xdp_is_vland: HashMap::new(),
+            xdp_is_legacy: HashMap::new(),
             defaults: None,
             sysctls: BTreeMap::new(),
             leftovers: Vec::new(),
@@ -63,24 +65,26 @@ pub struct Observed {
     pub trunks_in_place: Vec<String>,
 }
 
-/// Reads everything `desired` needs compared, plus the records in `state`.
-pub async fn observe(desired: &Desired<'_>, state: State, host: &Netlink, pins: &Pins, link_group: u32) -> anyhow::Result<Observed> {
+/// Reads the kernel where `config` puts endpoints, plus the records in `state`. (The endpoint
+/// policies are read once the slots are known: see `read_policies`.)
+pub async fn observe(config: &Config, state: State, host: &Netlink, pins: &Pins, link_group: u32) -> anyhow::Result<Observed> {
     let host_links: HashMap<String, LinkFacts> = host.links().await?.into_iter().map(|l| (l.name.clone(), l)).collect();
     let same_build = state.ebpf_object.as_deref() == Some(ebpf::object_id().as_str());
     let programs = if same_build { ebpf::pinned_program_ids(pins) } else { None };
+    let mut keys_by_netns: BTreeMap<&NetnsRef, Vec<String>> = BTreeMap::new();
+    for ep in config.endpoints.values() {
+        let wanted = DeviceSysctls::for_network(&ep.ifname, &config.networks[&ep.network]).wanted(sysctls::has_ipv6());
+        keys_by_netns.entry(&ep.netns).or_default().extend(wanted.into_iter().map(|(k, _)| k));
+    }
     let mut namespaces = BTreeMap::new();
-    for (ns_ref, names) in &desired.by_netns {
-        let keys = names.iter().flat_map(|n| desired.endpoints[n].sysctls.wanted(sysctls::has_ipv6())).map(|(k, _)| k).collect();
+    for (ns_ref, keys) in keys_by_netns {
         let pending: Vec<u32> = state.pending_links.iter().filter(|p| &p.netns == ns_ref).map(|p| p.ifindex).collect();
-        let view = view(ns_ref, keys, &pending, link_group, programs.map(|p| p.ingress))
-            .await
-            .map_err(|e| e.context(format!("namespace {ns_ref}")))?;
+        let view = view(ns_ref, keys, &pending, link_group).await.map_err(|e| e.context(format!("namespace {ns_ref}")))?;
         namespaces.insert(ns_ref.clone(), view);
     }
-    let policies = ebpf::read_policies(pins, desired.endpoints.values().map(|d| d.alloc.slot))?;
     let own_inum = netns::inum(&netns::open(std::path::Path::new("/proc/thread-self/ns/net"))?)?;
     let mut trunks_in_place = Vec::new();
-    for (name, vlans) in desired.config.trunk_vlans() {
+    for (name, vlans) in config.trunk_vlans() {
         if let Some(link) = host_links.get(&name)
             && state.trunks.get(&name).is_some_and(|id| id.ifindex == link.index && id.netns_inum == own_inum)
             && ebpf::trunk_in_place(pins, vlan_common::LinkId { netns_inum: own_inum, ifindex: link.index }, &vlans)?
@@ -88,16 +92,18 @@ pub async fn observe(desired: &Desired<'_>, state: State, host: &Netlink, pins: 
             trunks_in_place.push(name);
         }
     }
-    Ok(Observed { state, host_links, namespaces, programs, policies, trunks_in_place })
+    Ok(Observed { state, host_links, namespaces, programs, policies: HashMap::new(), trunks_in_place })
 }
 
-async fn view(
-    ns_ref: &NetnsRef,
-    sysctl_keys: Vec<String>,
-    pending: &[u32],
-    link_group: u32,
-    current_ingress: Option<u32>,
-) -> anyhow::Result<NamespaceView> {
+impl Observed {
+    /// Reads the endpoint policies in `slots` (before the maps exist: none).
+    pub fn read_policies(&mut self, pins: &Pins, slots: impl Iterator<Item = u32>) -> anyhow::Result<()> {
+        self.policies = ebpf::read_policies(pins, slots)?;
+        Ok(())
+    }
+}
+
+async fn view(ns_ref: &NetnsRef, sysctl_keys: Vec<String>, pending: &[u32], link_group: u32) -> anyhow::Result<NamespaceView> {
     if !netns::is_namespace(&ns_ref.path()) {
         return Ok(NamespaceView::absent());
     }
@@ -114,24 +120,25 @@ async fn view(
         }
     }
     let mut filters = HashMap::new();
-    let mut xdp_is_vland = HashMap::new();
+    let mut xdp_is_legacy = HashMap::new();
     for link in links.values().filter(|l| l.alias.as_deref().is_some_and(super::endpoint::is_vland_alias)) {
         let hooks = (nl.filter_program(link.index, Hook::Ingress).await?, nl.filter_program(link.index, Hook::Egress).await?);
         filters.insert(link.index, hooks);
-        // Looking a program up by id scans the kernel's programs: only for ids not this build's.
+        // An older build's generic-XDP counter (apply removes it), or someone else's program.
         if let Some(id) = link.xdp_program {
-            xdp_is_vland.insert(link.index, Some(id) == current_ingress || ebpf::is_vland_ingress(id));
+            xdp_is_legacy.insert(link.index, ebpf::is_legacy_ingress_xdp(id));
         }
     }
     let (defaults, sysctls) = sysctls::read(&ns, sysctl_keys)?;
     Ok(NamespaceView {
         exists: true,
+        inum: Some(netns::inum(&ns)?),
         addresses: nl.addresses_by_link().await?,
         routes: nl.routes_by_link().await?,
         handle: Some((ns, nl)),
         links,
         filters,
-        xdp_is_vland,
+        xdp_is_legacy,
         defaults: Some(defaults),
         sysctls,
         leftovers,

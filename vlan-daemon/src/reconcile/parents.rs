@@ -45,6 +45,8 @@ pub async fn ensure(host: &Netlink, store: &StateStore, state: &mut State, net: 
         ParentKind::Existing => unreachable!(),
     };
     host.add_link(msg, &format!("create parent {name}")).await?;
+    // The tag that lets a run without the state file know this parent is vland's.
+    host.set_alias_by_name(name, &super::adopt::parent_tag(store.link_group())).await?;
     info!(parent = %name, network = %net.name, "created parent");
     Ok(host.link_by_name(name).await?.context("the new parent vanished")?.index)
 }

@@ -2,6 +2,7 @@
 //! target/bench/results.json. Targets are ratios, since this machine is noisy; tests never
 //! assert times.
 mod control_plane;
+mod datapath;
 mod drop_rate;
 mod ebpf_cost;
 mod report;
@@ -20,11 +21,13 @@ pub enum Group {
     Drops,
     /// apply/down, stats and memory.
     ControlPlane,
+    /// iperf3 between two endpoints: vland's children against plain ones.
+    Datapath,
 }
 
 pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
     let wanted = |g: Group| only.is_empty() || only.contains(&g);
-    ensure_host_tools(&[("nft", "nftables"), ("ethtool", "ethtool")])?;
+    ensure_host_tools(&[("nft", "nftables"), ("ethtool", "ethtool"), ("iperf3", "iperf3")])?;
     let vland = build_daemon()?;
     let mut results = Vec::new();
     if wanted(Group::Ebpf) {
@@ -38,6 +41,10 @@ pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
     if wanted(Group::ControlPlane) {
         step("benchmark: control plane, stats and memory (namespaces lab)");
         results.extend(control_plane::run(&vland, quick)?);
+    }
+    if wanted(Group::Datapath) {
+        step("benchmark: endpoint data path (iperf3, vland's children vs plain macvlan children)");
+        results.extend(datapath::run(&vland, quick)?);
     }
     let out_dir = target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;
