@@ -128,8 +128,9 @@ fn add_check_del_status_against_a_namespace_and_across_a_restart() {
     let applied = lab.vland(&host, &config, &["plan"]);
     assert_eq!(applied.status.code(), Some(0), "plan wants changes: {}", String::from_utf8_lossy(&applied.stdout));
 
-    // A restart: the daemon forgets nothing (the fragments are on disk). containerd sends DEL
-    // without CNI_NETNS.
+    // kill -9 and a restart: the daemon forgets nothing (the fragments are on disk).
+    // containerd sends DEL without CNI_NETNS.
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
     drop(daemon);
     let daemon = start(&mut lab, &host, &config, &socket);
     ok("CHECK", id, &netns, &conf);

@@ -139,13 +139,20 @@ fn podman_runs_containers_on_a_vland_network_through_its_cni_backend() {
     assert!(lab.stats(&host, &config)["endpoints"].as_array().unwrap().is_empty());
 }
 
-/// Files a test puts where containerd looks (its CNI dirs are fixed), removed when dropped.
-struct SystemFiles(Vec<PathBuf>);
+/// Files a test puts where containerd looks (its CNI dirs are fixed), removed when dropped, and
+/// the plugin directory if the test made it.
+struct SystemFiles {
+    files: Vec<PathBuf>,
+    dir: Option<PathBuf>,
+}
 
 impl Drop for SystemFiles {
     fn drop(&mut self) {
-        for path in &self.0 {
+        for path in &self.files {
             let _ = std::fs::remove_file(path);
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }
@@ -207,11 +214,12 @@ fn containerd_ctr_run_cni_attaches_through_the_first_conflist() {
 
     // `ctr run --cni` reads the first conflist of /etc/cni/net.d and finds plugins in
     // /opt/cni/bin (and Debian's /usr/lib/cni): the test's files go there, named to sort first.
+    let made_bin_dir = !Path::new("/opt/cni/bin").exists();
     std::fs::create_dir_all("/etc/cni/net.d").unwrap();
     std::fs::create_dir_all("/opt/cni/bin").unwrap();
     let plugin = PathBuf::from("/opt/cni/bin/vland");
     let list = PathBuf::from("/etc/cni/net.d/00-vlt-vland.conflist");
-    let _files = SystemFiles(vec![plugin.clone(), list.clone()]);
+    let _files = SystemFiles { files: vec![plugin.clone(), list.clone()], dir: made_bin_dir.then(|| PathBuf::from("/opt/cni/bin")) };
     let _ = std::fs::remove_file(&plugin);
     std::os::unix::fs::symlink(vland_tests::vland_bin().with_file_name("vland-cni"), &plugin).unwrap();
     std::fs::copy(conflist(&lab.dir, "vlt-vland", &socket), &list).unwrap();
