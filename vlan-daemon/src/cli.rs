@@ -159,13 +159,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Apply) => {
             let path = require_config(&cli.config)?;
-            let config = config::load(path)?;
+            let config = config::load_effective(path)?;
             runtime()?.block_on(reconcile::apply(&config, &path.display().to_string()))?;
             Ok(())
         }
         Some(Command::Plan { json }) => {
             let path = require_config(&cli.config)?;
-            let config = config::load(path)?;
+            let config = config::load_effective(path)?;
             let plan = runtime()?.block_on(reconcile::plan(&config, &path.display().to_string()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -199,7 +199,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let mut answer = control::request(&control_socket(&cli.config)?, "status")?;
             // The tree from the state the daemon keeps, named through the config it runs.
             let daemon = config::load_daemon_section(path)?;
-            let managed = status_tree::collect(&crate::state::read(&daemon.state_dir)?, config::load(path).ok().as_ref());
+            let managed = status_tree::collect(&crate::state::read(&daemon.state_dir)?, config::load_effective(path).ok().as_ref());
             if json {
                 answer["managed"] = serde_json::to_value(&managed)?;
                 println!("{answer}");

@@ -87,11 +87,18 @@ impl Server {
 
     /// Serves clients until the task running it is dropped: `status` from the reports the apply
     /// loop publishes on `reports`, `apply` through the loop, on `applies`.
-    pub async fn serve(self, config: String, reports: watch::Receiver<Option<ApplyReport>>, applies: mpsc::Sender<ApplyRequest>) {
+    /// A JSON line (`{"cni": ...}`) is a front-end's request, handled in the loop too, on `frontends`.
+    pub async fn serve(
+        self,
+        config: String,
+        reports: watch::Receiver<Option<ApplyReport>>,
+        applies: mpsc::Sender<ApplyRequest>,
+        frontends: mpsc::Sender<crate::frontends::Request>,
+    ) {
         let mut limiter = crate::listen::Limiter::new("control socket", MAX_CLIENTS);
         loop {
             let Some((stream, permit)) = limiter.accept(self.listener.accept()).await else { continue };
-            let (config, reports, applies) = (config.clone(), reports.clone(), applies.clone());
+            let (config, reports, applies, frontends) = (config.clone(), reports.clone(), applies.clone(), frontends.clone());
             tokio::spawn(async move {
                 let _permit = permit;
                 let mut reader = BufReader::new(stream);
@@ -109,6 +116,15 @@ impl Server {
                             && let Ok(report) = report.await
                         {
                             answer(stream, &report).await;
+                        }
+                    }
+                    (Ok(Ok(_)), json) if json.starts_with('{') => {
+                        let body = serde_json::from_str(json).unwrap_or_else(|e| serde_json::json!({ "malformed": e.to_string() }));
+                        let (reply, answer_rx) = oneshot::channel();
+                        if frontends.send(crate::frontends::Request { body, reply }).await.is_ok()
+                            && let Ok(value) = answer_rx.await
+                        {
+                            answer(stream, &value).await;
                         }
                     }
                     (_, other) => {

@@ -17,6 +17,7 @@ mod retry;
 
 use crate::config::{self, ConfigErrors};
 use crate::control::{self, ApplyReport, ApplyRequest};
+use crate::frontends;
 use crate::reconcile::{self, ApplyError, Summary};
 use anyhow::Context;
 use futures::StreamExt;
@@ -87,7 +88,7 @@ impl Applier<'_> {
     /// Applies the config file as it is now. A broken edit keeps what is running.
     async fn reapply(&mut self, why: &str) -> ApplyReport {
         info!(reason = why, "applying");
-        let result = match config::load(self.path) {
+        let result = match config::load_effective(self.path) {
             Ok(config) => {
                 self.watched = watched_links(&config);
                 let result = reconcile::apply(&config, &self.source).await;
@@ -127,6 +128,12 @@ impl Applier<'_> {
     }
 }
 
+impl frontends::Apply for Applier<'_> {
+    async fn apply(&mut self, why: &str) -> ApplyReport {
+        self.reapply(why).await
+    }
+}
+
 /// Takes the link events that queued up during an apply (mostly its own doing); the first
 /// watched link among them.
 async fn drain(link_events: &mut LinkEvents, watched: &BTreeSet<String>) -> Option<String> {
@@ -160,7 +167,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
 
     // An invalid config at start is fatal: nothing would change until the file is edited. A
     // failing apply is not: the kernel may yet get what is missing (a parent link, say).
-    let config = config::load(path)?;
+    let config = config::load_effective(path)?;
     // One daemon per state dir, held until exit.
     let _instance = crate::state::DaemonLock::acquire(&config.daemon.state_dir)?;
     crate::listen::raise_fd_limit();
@@ -170,11 +177,12 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     }
     let (reports, last_apply) = watch::channel(None);
     let (apply_sender, mut apply_requests) = mpsc::channel::<ApplyRequest>(16);
+    let (frontend_sender, mut frontend_requests) = mpsc::channel::<frontends::Request>(64);
     // Before the first apply: a second daemon on this socket stops here, changing nothing.
     let control = match &config.daemon.socket {
         Some(socket) => {
             let server = control::Server::listen(socket).await?;
-            Some(tokio::spawn(server.serve(path.display().to_string(), last_apply, apply_sender)))
+            Some(tokio::spawn(server.serve(path.display().to_string(), last_apply, apply_sender, frontend_sender)))
         }
         None => None,
     };
@@ -217,46 +225,51 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         };
         let mut why = None;
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => why = Some("SIGHUP".to_string()),
-            _ = poll.tick() => {
-                let now = file_stamp(path);
-                if now != stamp {
-                    stamp = now;
-                    why = Some("config file changed".to_string());
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hup.recv() => why = Some("SIGHUP".to_string()),
+                    _ = poll.tick() => {
+                        let now = file_stamp(path);
+                        if now != stamp {
+                            stamp = now;
+                            why = Some("config file changed".to_string());
+                        }
+                    }
+                    _ = retry => why = Some("retry after a failed apply".to_string()),
+                    Some(reply) = apply_requests.recv() => {
+                        let report = applier.reapply("control socket").await;
+                        follow(&mut ns_events, &applier);
+                        let _ = reply.send(report);
+                        retry_at = applier.retry_at(Instant::now());
+                    }
+        Some(request) = frontend_requests.recv() => {
+                        let answer = frontends::handle(request.body, path, &mut applier).await;
+                        let _ = request.reply.send(answer);
+                        retry_at = applier.retry_at(Instant::now());
+                    }
+                    Some(ns) = ns_events.next() => {
+                        pending_link_event.get_or_insert(format!("namespace {ns}"));
+                    }
+                    Some((msg, _)) = link_events.next() => {
+                        if let Some(name) = watched_event(msg, &applier.watched) {
+                            pending_link_event.get_or_insert(name);
+                        }
+                    }
+                    _ = settle => {
+                        let name = pending_link_event.take().unwrap_or_default();
+                        applier.reapply(&format!("event on {name}")).await;
+                        follow(&mut ns_events, &applier);
+                        retry_at = applier.retry_at(Instant::now());
+                        // Drop what our own apply caused, so it does not trigger another round. But after
+                        // an apply that waits for a change, what came meanwhile may be that change (the
+                        // missing parent, back): it is acted on. Such an apply fails before changing
+                        // links, or on a retry changes none again, so this does not loop.
+                        let seen = drain(&mut link_events, &applier.watched).await;
+                        if applier.next == Next::WaitForChange {
+                            pending_link_event = seen;
+                        }
+                    }
                 }
-            }
-            _ = retry => why = Some("retry after a failed apply".to_string()),
-            Some(reply) = apply_requests.recv() => {
-                let report = applier.reapply("control socket").await;
-                follow(&mut ns_events, &applier);
-                let _ = reply.send(report);
-                retry_at = applier.retry_at(Instant::now());
-            }
-            Some(ns) = ns_events.next() => {
-                pending_link_event.get_or_insert(format!("namespace {ns}"));
-            }
-            Some((msg, _)) = link_events.next() => {
-                if let Some(name) = watched_event(msg, &applier.watched) {
-                    pending_link_event.get_or_insert(name);
-                }
-            }
-            _ = settle => {
-                let name = pending_link_event.take().unwrap_or_default();
-                applier.reapply(&format!("event on {name}")).await;
-                follow(&mut ns_events, &applier);
-                retry_at = applier.retry_at(Instant::now());
-                // Drop what our own apply caused, so it does not trigger another round. But after
-                // an apply that waits for a change, what came meanwhile may be that change (the
-                // missing parent, back): it is acted on. Such an apply fails before changing
-                // links, or on a retry changes none again, so this does not loop.
-                let seen = drain(&mut link_events, &applier.watched).await;
-                if applier.next == Next::WaitForChange {
-                    pending_link_event = seen;
-                }
-            }
-        }
         if let Some(why) = why {
             applier.reapply(&why).await;
             follow(&mut ns_events, &applier);

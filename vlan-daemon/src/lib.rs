@@ -14,6 +14,7 @@ pub mod ebpf;
 pub mod ethtool;
 pub mod exposition;
 pub mod fnv;
+pub mod frontends;
 pub mod ipam;
 pub mod listen;
 pub mod mac;

@@ -13,6 +13,9 @@ pub struct EndpointStats {
     pub endpoint: String,
     pub netns: String,
     pub ifname: String,
+    /// Who made the endpoint when a front-end did: "container ID" or "pod NS/NAME (container ID)".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub parent: String,
     /// The VLAN of the parent, for `eth1.19`-style parents.
     pub vlan: Option<u16>,
@@ -61,6 +64,8 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
     let slots: Vec<u32> = state.endpoints.values().filter(|r| r.link.is_some()).filter_map(|r| r.slot).collect();
     let traffic = read_endpoint_traffic(&pins, &slots)?;
     let endpoint_drops = read_endpoint_drops(&pins, &slots)?;
+    // Names of what the front-ends made; stats still work if that file cannot be read.
+    let fragments = crate::frontends::store::read(&daemon.state_dir).unwrap_or_default();
     let mut endpoints = Vec::new();
     for (name, rec) in &state.endpoints {
         let (Some(_), Some(slot)) = (rec.link, rec.slot) else { continue };
@@ -76,6 +81,7 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
             endpoint: name.clone(),
             netns: rec.netns.to_string(),
             ifname: rec.ifname.clone(),
+            owner: fragments.endpoints.get(name).and_then(|f| f.origin.owner()),
             parent: rec.parent.clone(),
             vlan: vlan_of(&rec.parent),
             rx_packets: t.rx_packets,
@@ -221,7 +227,8 @@ fn render(report: &StatsReport, raw: bool) -> String {
                 e.parent.clone(),
                 dash(e.vlan),
                 e.endpoint.clone(),
-                e.netns.clone(),
+                // A front-end's container or pod says more than its namespace's path.
+                e.owner.clone().unwrap_or_else(|| e.netns.clone()),
                 e.ifname.clone(),
                 packets(e.rx_packets, raw),
                 bytes(e.rx_bytes, raw),
@@ -405,6 +412,7 @@ mod tests {
                 endpoint: "web".into(),
                 netns: "app-web".into(),
                 ifname: "eth0".into(),
+                owner: None,
                 parent: "eth1.19".into(),
                 vlan: Some(19),
                 rx_packets: 5,
@@ -451,6 +459,7 @@ eth1   -     untagged           3       180        3  runt=1 vlan_not_allowed=2
             endpoint: name.into(),
             netns: name.into(),
             ifname: "eth0".into(),
+            owner: None,
             parent: parent.into(),
             vlan: vlan_of(parent),
             rx_packets: 1,

@@ -30,14 +30,15 @@ pub fn cargo_for_ebpf(toolchain: &str, subcommand: &str) -> Command {
     cmd
 }
 
-/// The release `vland`, with the freshly built eBPF object embedded.
+/// The release `vland`, with the freshly built eBPF object embedded, and the CNI plugin
+/// `vland-cni` next to it.
 pub fn build_daemon() -> anyhow::Result<PathBuf> {
     let object = build()?;
-    step("building vland (release)");
+    step("building vland and vland-cni (release)");
     let mut cmd = Command::new("cargo");
     clean_cargo_env(&mut cmd)
         .current_dir(workspace_root())
-        .args(["build", "--release", "--package", "vlan-daemon", "--bin", "vland"])
+        .args(["build", "--release", "--package", "vlan-daemon", "--bin", "vland", "--bin", "vland-cni"])
         .env("VLAND_EBPF_OBJECT", &object);
     run(&mut cmd)?;
     Ok(vland_binary())

@@ -23,11 +23,11 @@ pub fn run_all(args: &[String]) -> anyhow::Result<()> {
         _ => vm::KernelChoice::Bookworm,
     };
     vm::prepare(kernel)?;
-    step("building vland (debug) for the tests");
+    step("building vland and vland-cni (debug) for the tests");
     let mut build = Command::new("cargo");
     clean_cargo_env(&mut build)
         .current_dir(workspace_root())
-        .args(["build", "--package", "vlan-daemon", "--bin", "vland"])
+        .args(["build", "--package", "vlan-daemon", "--bin", "vland", "--bin", "vland-cni"])
         .env("VLAND_EBPF_OBJECT", &object);
     run(&mut build)?;
 

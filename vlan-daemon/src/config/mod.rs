@@ -8,8 +8,8 @@ mod validate;
 
 pub use errors::{ConfigErrors, Scope};
 pub use model::*;
-pub use parse::{load, load_daemon_section, parse_str};
-pub use schema::{DaemonConfig, RawNetwork};
+pub use parse::{LoadError, load, load_daemon_section, load_effective, load_with, parse_str, parse_with};
+pub use schema::{DaemonConfig, RawEndpoint, RawNetwork, RawRoute};
 pub use validate::{check_ifname, check_name, dummy_name, is_network_or_broadcast};
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use super::errors::{ConfigError, ConfigErrors};
 use super::model::Config;
 use super::schema::{DaemonConfig, RawConfig};
 use super::validate::validate;
+use crate::frontends::store::Fragments;
 use anyhow::Context;
 use std::path::Path;
 use toml::de::{DeTable, DeValue};
@@ -52,7 +53,28 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// The effective config: the file's, plus the networks and endpoints the front-ends (CNI,
+/// Docker) created, kept in the state dir. Validated together, so every rule holds across both
+/// and every error is reported at once. `vland apply` and the daemon apply this, so applying the
+/// file never removes what a front-end made.
+pub fn load_effective(path: &Path) -> Result<Config, LoadError> {
+    let text = read_text(path).map_err(LoadError::Io)?;
+    let daemon = toml::from_str::<DaemonOnly>(&text).map(|d| d.daemon).unwrap_or_default();
+    let fragments = crate::frontends::store::read(&daemon.state_dir).map_err(LoadError::Io)?;
+    parse_with(&text, &path.display().to_string(), &fragments).map_err(LoadError::Invalid)
+}
+
+/// The config file plus `fragments` (the front-ends' tables, maybe not saved yet).
+pub fn load_with(path: &Path, fragments: &Fragments) -> Result<Config, LoadError> {
+    let text = read_text(path).map_err(LoadError::Io)?;
+    parse_with(&text, &path.display().to_string(), fragments).map_err(LoadError::Invalid)
+}
+
 pub fn parse_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
+    parse_with(text, source_name, &Fragments::default())
+}
+
+pub fn parse_with(text: &str, source_name: &str, fragments: &Fragments) -> Result<Config, ConfigErrors> {
     let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
     let mut unknown: Vec<Vec<String>> = Vec::new();
     let raw = toml::Deserializer::parse(text)
@@ -84,6 +106,8 @@ pub fn parse_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> 
             ),
         });
     }
+    let mut raw = raw;
+    fragments.merge_into(&mut raw.networks, &mut raw.endpoints, &mut errors);
     let config = validate(raw, &mut errors);
     if errors.is_empty() { Ok(config) } else { Err(errors) }
 }
@@ -154,12 +178,13 @@ fn key_line(text: &str, table: &DeTable<'_>, path: &[String]) -> Option<usize> {
 
 /// Only the `[daemon]` table: `down` and `stats` must work even when the rest of the config has
 /// since become invalid (or its networks were deleted from it).
+#[derive(serde::Deserialize)]
+struct DaemonOnly {
+    #[serde(default)]
+    daemon: DaemonConfig,
+}
+
 pub fn load_daemon_section(path: &Path) -> anyhow::Result<DaemonConfig> {
-    #[derive(serde::Deserialize)]
-    struct DaemonOnly {
-        #[serde(default)]
-        daemon: DaemonConfig,
-    }
     let text = read_text(path)?;
     let parsed: DaemonOnly = toml::from_str(&text).with_context(|| format!("cannot read the [daemon] table of {}", path.display()))?;
     Ok(parsed.daemon)

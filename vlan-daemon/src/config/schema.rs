@@ -1,6 +1,6 @@
 //! The config as written: TOML tables modelled on Docker's network flags. Field names here are
 //! the product's contract. Values stay strings where validation wants to explain bad ones itself.
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -50,22 +50,34 @@ impl Default for DaemonConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// Also the shape of a front-end's fragment (see frontends::store), hence Serialize.
 pub struct RawNetwork {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// macvlan mode "source": the MACs whose frames the children receive.
     #[serde(default)]
     pub source_macs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ipvlan_flag: Option<String>,
     /// For a dotted parent (`eth1.19`): "802.1Q" (default) or "802.1ad".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vlan_protocol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subnet6: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_range6: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway6: Option<String>,
     /// Reserved addresses of either family.
     #[serde(default)]
@@ -79,26 +91,39 @@ pub struct RawNetwork {
     #[serde(default)]
     pub spoof_check: bool,
     /// Announce each endpoint with a gratuitous ARP when its child comes up (default on).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gratuitous_arp: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct RawRoute {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct RawEndpoint {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub netns_path: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip6: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ifname: Option<String>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,

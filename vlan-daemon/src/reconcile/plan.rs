@@ -380,6 +380,18 @@ impl fmt::Display for Fix {
     }
 }
 
+impl Action {
+    /// The endpoint an action is about, if it is about one (CNI CHECK asks this).
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            Action::RemoveEndpoint { endpoint, .. } | Action::CreateChild { endpoint, .. } | Action::Correct { endpoint, .. } => {
+                Some(endpoint)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let fixes = |fixes: &[Fix]| fixes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");

@@ -1,0 +1,33 @@
+//! Front-ends: container engines that drive vland through its control socket instead of the
+//! config file. Each turns an engine's request into config fragments (`store`), which the daemon
+//! applies together with the file, through the same reconcile path: nothing is special-cased.
+pub mod cni;
+pub mod netconf;
+pub mod store;
+
+use crate::control::ApplyReport;
+use serde_json::{Value, json};
+use std::path::Path;
+use tokio::sync::oneshot;
+
+/// The daemon's apply loop, as the front-ends use it: apply the effective config now.
+pub trait Apply {
+    fn apply(&mut self, why: &str) -> impl Future<Output = ApplyReport>;
+}
+
+/// A front-end request from the control socket (a JSON line), and where its answer goes.
+pub struct Request {
+    pub body: Value,
+    pub reply: oneshot::Sender<Value>,
+}
+
+/// Handles one front-end request in the apply loop: `{"cni": {...}}`.
+pub async fn handle(body: Value, path: &Path, applier: &mut impl Apply) -> Value {
+    match body.get("cni") {
+        Some(cni) => match serde_json::from_value::<cni::Request>(cni.clone()) {
+            Ok(request) => cni::answer(cni::handle(request, path, applier).await),
+            Err(e) => cni::answer(Err(cni::Error { code: cni::code::DECODE, msg: "malformed CNI request".into(), details: e.to_string() })),
+        },
+        None => json!({ "error": "unknown request: send {\"cni\": {...}}, `status` or `apply`" }),
+    }
+}
