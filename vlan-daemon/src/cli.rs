@@ -1,5 +1,5 @@
 //! The command line: what each `vland` subcommand does, on top of the library.
-use crate::{config, control, daemon, doctor, reconcile, stats};
+use crate::{cluster, config, control, daemon, doctor, reconcile, stats};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -57,6 +57,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The hosts sharing `scope = "cluster"` networks through etcd ([cluster] in the config).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Hosts with their leases, and every network's blocks: owner and how full.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Frees the blocks and static addresses of a host that is gone. Refuses while its lease
+    /// is alive (vland runs there, or stopped less than 30 s ago).
+    ReleaseHost { host: String },
 }
 
 /// Runs the command line: parses the arguments, logs to stderr, and returns the exit code.
@@ -179,5 +194,28 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Doctor { json }) => doctor::run(json),
+        Some(Command::Cluster(command)) => {
+            let path = require_config(&cli.config)?;
+            let config = config::load(path)?;
+            let cc = config.cluster.with_context(|| format!("{} has no [cluster] table", path.display()))?;
+            runtime()?.block_on(async {
+                let mut etcd = cluster::client::Etcd::connect(&cc).await?;
+                match command {
+                    ClusterCommand::Status { json } => {
+                        let status = cluster::hosts::status(&mut etcd).await?;
+                        if json {
+                            println!("{}", serde_json::to_string_pretty(&status)?);
+                        } else {
+                            print!("{status}");
+                        }
+                    }
+                    ClusterCommand::ReleaseHost { host } => {
+                        let released = cluster::hosts::release_host(&mut etcd, &host).await?;
+                        println!("released host {host}: {} block(s), {} static address(es)", released.blocks, released.statics);
+                    }
+                }
+                Ok(())
+            })
+        }
     }
 }

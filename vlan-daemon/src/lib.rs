@@ -4,6 +4,7 @@
 //! config (TOML -> validated model) -> reconcile (desired vs recorded vs kernel) -> netlink /
 //! drivers (the kernel) ; ebpf (programs and pinned maps) -> stats / metrics.
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod daemon;
