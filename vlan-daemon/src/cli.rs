@@ -1,5 +1,7 @@
 //! The command line: what each `vland` subcommand does, on top of the library.
-use crate::{cluster, config, control, daemon, doctor, reconcile, stats};
+#[cfg(feature = "etcd")]
+use crate::cluster;
+use crate::{config, control, daemon, doctor, reconcile, stats};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -58,10 +60,12 @@ pub enum Command {
         json: bool,
     },
     /// The hosts sharing `scope = "cluster"` networks through etcd ([cluster] in the config).
+    #[cfg(feature = "etcd")]
     #[command(subcommand)]
     Cluster(ClusterCommand),
 }
 
+#[cfg(feature = "etcd")]
 #[derive(Subcommand)]
 pub enum ClusterCommand {
     /// Hosts with their leases, and every network's blocks: owner and how full.
@@ -194,6 +198,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Doctor { json }) => doctor::run(json),
+        #[cfg(feature = "etcd")]
         Some(Command::Cluster(command)) => {
             let path = require_config(&cli.config)?;
             let config = config::load(path)?;

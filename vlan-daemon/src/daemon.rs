@@ -160,6 +160,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     };
     // Other hosts see this one alive as long as its lease is renewed (on the serving thread:
     // an apply that blocks its thread does not let the lease lapse).
+    #[cfg(feature = "etcd")]
     if let Some(cc) = &config.cluster
         && config.networks.values().any(|n| n.scope == config::PoolScope::Cluster)
     {

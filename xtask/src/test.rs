@@ -11,9 +11,10 @@ use std::process::Command;
 const TEST_PREFIX: &str = "vlt-";
 
 pub fn run_all(args: &[String]) -> anyhow::Result<()> {
-    // First, so that CI (which runs this command) fails on lint as on a failed test.
-    crate::lint::run()?;
+    // protoc first: the lint builds vland. Then the lint, so that CI (which runs this command)
+    // fails on lint as on a failed test.
     ensure_host_tools(&[])?;
+    crate::lint::run()?;
     sweep_leftovers();
     let object = ebpf::build()?;
     // Prepared here, not inside a test: the first run downloads a kernel (about 70 MB).
