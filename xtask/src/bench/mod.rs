@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: each benchmark with its baseline, side by side in one run; a table, and
 //! target/bench/results.json. Targets are ratios, since this machine is noisy; tests never
 //! assert times.
+mod cluster;
 mod control_plane;
 mod drop_rate;
 mod ebpf_cost;
@@ -20,6 +21,8 @@ pub enum Group {
     Drops,
     /// apply/down, stats and memory.
     ControlPlane,
+    /// Cluster-scope apply (etcd) against local scope.
+    Cluster,
 }
 
 pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
@@ -38,6 +41,10 @@ pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
     if wanted(Group::ControlPlane) {
         step("benchmark: control plane, stats and memory (namespaces lab)");
         results.extend(control_plane::run(&vland, quick)?);
+    }
+    if wanted(Group::Cluster) {
+        step("benchmark: cluster networks (single-member etcd) against local ones");
+        results.extend(cluster::run(&vland, quick)?);
     }
     let out_dir = target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;
