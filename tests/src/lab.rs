@@ -215,13 +215,19 @@ pub struct Daemon {
 
 impl Lab {
     pub fn spawn_daemon(&mut self, host: &str, config: &Path) -> Daemon {
+        self.spawn_daemon_with(host, config, |_, _| {})
+    }
+
+    /// Like `spawn_daemon`, with `customize` called on the command (and the log file it writes
+    /// stderr to) before it starts: an environment of its own, say.
+    pub fn spawn_daemon_with(&mut self, host: &str, config: &Path, customize: impl FnOnce(&mut Command, &std::fs::File)) -> Daemon {
         // Registered so the lab runs `vland down` for this config when dropped.
         self.register(host, config);
         let log = self.dir.join(format!("{host}-daemon.log"));
-        let child = Lab::vland_command(host, &[], Some(config))
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("cannot start the vland daemon");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Lab::vland_command(host, &[], Some(config));
+        customize(&mut cmd, &file);
+        let child = cmd.stderr(file).spawn().expect("cannot start the vland daemon");
         Daemon { child, log }
     }
 }

@@ -11,7 +11,7 @@ pub mod sh;
 pub mod vm;
 
 pub use lab::{Daemon, Lab, wait_until};
-pub use sh::{filter_programs, run, run_ok};
+pub use sh::{filter_programs, ingress_counter, run, run_ok, try_filters};
 
 /// The `vland` binary under test: $VLAND_BIN (set by `cargo xtask test`), else the debug build.
 pub fn vland_bin() -> std::path::PathBuf {

@@ -26,3 +26,26 @@ pub fn filter_programs(ns: &str, ifname: &str, hook: &str) -> Vec<String> {
     let filters: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("tc printed non-JSON ({e}): {text}"));
     filters.as_array().into_iter().flatten().filter_map(|f| f["options"]["bpf_name"].as_str().map(str::to_string)).collect()
 }
+
+/// The (name, id) of the BPF programs in the classic TC filters on `ifname`'s `hook`; None when
+/// `tc` fails (no such device).
+pub fn try_filters(ns: &str, ifname: &str, hook: &str) -> Option<Vec<(String, u32)>> {
+    let out = run("tc", &["-n", ns, "-j", "filter", "show", "dev", ifname, hook]);
+    if !out.status.success() {
+        return None;
+    }
+    let filters: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(
+        filters
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| Some((f["options"]["bpf_name"].as_str()?.to_string(), f["options"]["prog"]["id"].as_u64()? as u32)))
+            .collect(),
+    )
+}
+
+/// The id of the program in vland's ingress counting filter on `ifname`, if it is there.
+pub fn ingress_counter(ns: &str, ifname: &str) -> Option<u32> {
+    try_filters(ns, ifname, "ingress")?.into_iter().find(|(name, _)| name == "vland_rx_tc").map(|(_, id)| id)
+}

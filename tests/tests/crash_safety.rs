@@ -78,7 +78,7 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     for (ep, ns, ifname) in &expected {
         let l = ip::link(ns, ifname);
         assert_eq!(l.ifalias, Some(format!("vland:{ep}")), "{l:?}");
-        assert!(l.xdp.is_some(), "{ep} has no counting program");
+        assert!(vland_tests::ingress_counter(ns, ifname).is_some(), "{ep} has no counting program");
         let addrs = ip::addrs(ns, "-4", &["dev", ifname]);
         assert_eq!(addrs.len(), 1, "{ep}: {addrs:?}");
         let ip = addrs[0].local.clone();
@@ -96,7 +96,7 @@ fn kill_9_at_random_points_then_apply_leaves_exactly_the_config() {
     let mut want: BTreeSet<String> = ["sw", "h1", "shared"].iter().map(|s| s.to_string()).collect();
     want.extend(own_a.iter().map(|s| s.to_string()));
     assert_eq!(lab_namespaces(&lab), want);
-    // Counting programs: vland's egress filter on every child (XDP is checked above); no
+    // Counting programs: vland's egress filter on every child (ingress is checked above); no
     // per-endpoint pins (the attachments belong to the devices).
     for (ep, ns, ifname) in &expected {
         assert_eq!(filter_programs(ns, ifname, "egress"), vec!["vland_egress"], "{ep}");

@@ -16,8 +16,8 @@ fn ipv4(ns: &str) -> Option<String> {
     ip::first_addr(ns, "-4", "eth0")
 }
 
-fn xdp_attached(ns: &str) -> bool {
-    ip::try_link(ns, "eth0").is_some_and(|l| l.xdp.is_some())
+fn counting(ns: &str) -> bool {
+    vland_tests::ingress_counter(ns, "eth0").is_some()
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn children_come_back_after_their_parent_does() {
     lab.exec(&sw, &["ip", "link", "set", "p-h1", "master", "br0", "up"]);
     lab.exec(&host, &["ip", "link", "set", "eth0", "up"]);
     let took = wait_until(LIMIT, || {
-        let counted = xdp_attached(&a);
+        let counted = counting(&a);
         counted
             && ipv4(&a).as_deref() == Some("172.16.10.2")
             && lab.exec_status(&a, &["ping", "-c", "1", "-W", "1", "172.16.10.1"]).status.success()
@@ -93,4 +93,49 @@ fn an_apply_that_cannot_succeed_waits_for_a_change_instead_of_retrying() {
     lab.exec(&host, &["ip", "link", "set", "eth1", "up"]);
     assert!(wait_until(LIMIT, || ipv4(&a).is_some()).is_some(), "the new parent did not trigger an apply: {}", daemon.log_text());
     assert!(daemon.stop().success());
+}
+
+/// Issue 12 D13: drift inside an endpoint namespace is noticed by the running daemon (it follows
+/// link, address, route and TC events there) and repaired at once, each kind on its own; status
+/// says what the apply repaired; a child moved to another namespace is replaced, and `down`
+/// still finds and removes the moved one.
+#[test]
+fn drift_inside_endpoint_namespaces_is_repaired_by_the_running_daemon() {
+    let (mut lab, host) = Lab::with_host();
+    let (a, elsewhere) = (lab.expect_ns("a"), lab.add_ns("elsewhere"));
+    let config = lab.config("h1", &format!("{NET}{}", endpoint("a", &a)));
+    let socket = lab.dir.join("h1.sock");
+    let text =
+        std::fs::read_to_string(&config).unwrap().replacen("[daemon]\n", &format!("[daemon]\nsocket = \"{}\"\n", socket.display()), 1);
+    std::fs::write(&config, text).unwrap();
+    let daemon = lab.spawn_daemon(&host, &config);
+    assert!(wait_until(LIMIT, || ipv4(&a).is_some() && counting(&a)).is_some(), "the daemon did not apply");
+    let mac = ip::link(&a, "eth0").address;
+    let egress = |ns: &str| vland_tests::filter_programs(ns, "eth0", "egress") == ["vland_egress"];
+
+    type Repaired<'a> = &'a dyn Fn() -> bool;
+    let cases: [(&str, &[&str], Repaired); 5] = [
+        ("ingress counter deleted", &["tc", "filter", "del", "dev", "eth0", "ingress"], &|| counting(&a)),
+        ("clsact deleted", &["tc", "qdisc", "del", "dev", "eth0", "clsact"], &|| egress(&a) && counting(&a)),
+        ("MAC changed", &["ip", "link", "set", "eth0", "address", "02:00:00:00:00:99"], &|| ip::link(&a, "eth0").address == mac),
+        ("addresses flushed", &["ip", "addr", "flush", "dev", "eth0"], &|| ipv4(&a).as_deref() == Some("172.16.10.2")),
+        ("link down", &["ip", "link", "set", "eth0", "down"], &|| ip::link(&a, "eth0").is_up()),
+    ];
+    for (what, command, repaired) in cases {
+        lab.exec(&a, command);
+        let took = wait_until(LIMIT, repaired);
+        assert!(took.is_some(), "{what}: not repaired\n{}", daemon.log_text());
+        eprintln!("{what}: repaired in {:?}", took.unwrap());
+    }
+    let status = lab.vland_ok(&host, &config, &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(status["last_apply"]["reason"].as_str().is_some_and(|r| r.starts_with("event on namespace")), "{status}");
+    assert!(status["last_apply"]["repaired"].as_u64() >= Some(1), "{status}");
+
+    // Moved away: a new child takes its place; down removes both.
+    lab.exec(&a, &["ip", "link", "set", "eth0", "netns", &elsewhere]);
+    assert!(wait_until(LIMIT, || ipv4(&a).is_some()).is_some(), "the moved child was not replaced\n{}", daemon.log_text());
+    assert!(daemon.stop().success());
+    lab.vland_ok(&host, &config, &["down"]);
+    assert!(ip::try_link(&elsewhere, "eth0").is_none(), "down left the moved child in another namespace");
 }

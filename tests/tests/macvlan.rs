@@ -2,7 +2,7 @@
 //! endpoints in namespaces, counters read back from the pinned eBPF maps.
 use serde_json::Value;
 use vland_tests::ip;
-use vland_tests::{Lab, run_ok};
+use vland_tests::{Lab, filter_programs, run_ok};
 
 const NET: &str = r#"
 [networks.lan]
@@ -64,8 +64,11 @@ fn apply_creates_macvlan_children_with_addresses_and_gateway_route() {
         // A locally administered unicast MAC.
         let mac = u8::from_str_radix(&l.address[..2], 16).unwrap();
         assert_eq!(mac & 0b11, 0b10, "{l:?}");
-        // The counting programs are attached: XDP (generic on macvlan) in the kernel's view.
-        assert!(l.xdp.is_some(), "no XDP program on {ep}: {l:?}");
+        // The counting programs are attached, in the kernel's view (and no XDP program: the
+        // children have no native XDP, and generic XDP would cost them per frame).
+        assert_eq!(filter_programs(&ns, "eth0", "ingress"), vec!["vland_rx_tc"], "{ep}");
+        assert_eq!(filter_programs(&ns, "eth0", "egress"), vec!["vland_egress"], "{ep}");
+        assert!(l.xdp.is_none(), "an XDP program on {ep}: {l:?}");
     }
 }
 
@@ -129,8 +132,8 @@ fn second_apply_changes_nothing() {
             .map(|ep| {
                 let ns = lab.ns(ep);
                 let l = ip::link(&ns, "eth0");
-                // The XDP program id too: a second apply must not re-attach the counters.
-                (l.ifindex, l.address.clone(), l.xdp_prog().map(|p| p.id), ipv4_of(&ns, "eth0"))
+                // The counting filters too: a second apply must not re-attach them.
+                (l.ifindex, l.address.clone(), vland_tests::try_filters(&ns, "eth0", "ingress"), ipv4_of(&ns, "eth0"))
             })
             .to_vec()
     };

@@ -32,7 +32,7 @@ fn plan_lists_exactly_the_drift_changes_nothing_and_is_empty_after_apply() {
     assert_eq!(
         drift,
         [
-            "  - endpoint web1: ipv4 address none -> 172.16.10.2/24; link down -> up; add route 0.0.0.0/0 via 172.16.10.1; attach the egress counter"
+            "  - endpoint web1: ipv4 address none -> 172.16.10.2/24; attach the egress counter; link down -> up; add route 0.0.0.0/0 via 172.16.10.1"
         ],
         "{text}"
     );

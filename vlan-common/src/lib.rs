@@ -12,12 +12,14 @@ pub mod names {
     pub const TRUNK_MALFORMED_MAP: &str = "TRUNK_MALFORMED";
     pub const ENDPOINT_POLICY_MAP: &str = "ENDPOINT_POLICY";
     pub const ENDPOINT_DROPS_MAP: &str = "ENDPOINT_DROPS";
-    pub const INGRESS_PROGRAM: &str = "vland_ingress";
+    /// Counts what an endpoint receives (TC ingress of its child).
+    pub const INGRESS_PROGRAM: &str = "vland_rx_tc";
     pub const EGRESS_PROGRAM: &str = "vland_egress";
-    /// Counts what an endpoint receives where someone else's XDP program holds its XDP hook.
-    pub const INGRESS_TC_PROGRAM: &str = "vland_rx_tc";
-    /// The programs every endpoint child carries (or may carry), pinned under `programs/`.
-    pub const ENDPOINT_PROGRAMS: [&str; 3] = [INGRESS_PROGRAM, EGRESS_PROGRAM, INGRESS_TC_PROGRAM];
+    /// The programs every endpoint child carries, pinned under `programs/`.
+    pub const ENDPOINT_PROGRAMS: [&str; 2] = [INGRESS_PROGRAM, EGRESS_PROGRAM];
+    /// The generic-XDP counter that builds before TC ingress counting attached to children (and
+    /// pinned under `programs/`): apply removes it where it finds it.
+    pub const LEGACY_INGRESS_XDP_PROGRAM: &str = "vland_ingress";
     pub const TRUNK_PROGRAM: &str = "vland_trunk";
     pub const TRUNK_TC_PROGRAM: &str = "vland_trunk_tc";
     pub const ALL_MAPS: [&str; 6] =

@@ -1,7 +1,7 @@
 //! The command line: what each `vland` subcommand does, on top of the library.
 #[cfg(feature = "etcd")]
 use crate::cluster;
-use crate::{config, control, daemon, doctor, reconcile, stats};
+use crate::{config, control, daemon, doctor, reconcile, stats, status_tree};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 #[command(args_conflicts_with_subcommands = false, subcommand_negates_reqs = true)]
 pub struct Cli {
     /// The declarative config (TOML). Without a subcommand, vland runs as the daemon on it.
-    #[arg(long, short = 'c', global = true)]
+    /// [default: /etc/vland/vland.toml]
+    #[arg(long, short = 'c', global = true, env = "VLAND_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -33,9 +34,18 @@ pub enum Command {
     Down,
     /// Per-endpoint traffic counters, read from the pinned eBPF maps.
     Stats {
+        /// Only this network's endpoints (and the trunk VLANs they use).
+        #[arg(long, value_name = "NETWORK")]
+        network: Option<String>,
+        /// Only this endpoint (and the trunk VLAN it uses).
+        #[arg(long, value_name = "ENDPOINT")]
+        endpoint: Option<String>,
         /// One JSON document instead of a table (with --watch: one JSON line per interval).
         #[arg(long)]
         json: bool,
+        /// Exact numbers in the table instead of human units (1.2 MiB, 3.4 kpps).
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
         /// Keep reading and show per-second rates, until interrupted.
         #[arg(long)]
         watch: bool,
@@ -46,7 +56,8 @@ pub enum Command {
         #[arg(long, requires = "watch")]
         count: Option<u64>,
     },
-    /// What the running daemon last applied, asked through its control socket ([daemon] socket).
+    /// What the running daemon last applied, asked through its control socket ([daemon] socket),
+    /// and the tree of what it manages: parent -> VLAN -> network -> endpoint.
     Status {
         #[arg(long)]
         json: bool,
@@ -80,11 +91,16 @@ pub enum ClusterCommand {
 
 /// Runs the command line: parses the arguments, logs to stderr, and returns the exit code.
 pub fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VLAND_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(!stderr_is_journal() && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // The journal stamps every line itself.
+    if stderr_is_journal() {
+        fmt.without_time().init()
+    } else {
+        fmt.init()
+    }
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) if e.is::<ChangesPending>() => std::process::ExitCode::from(2),
@@ -100,8 +116,31 @@ pub fn main() -> std::process::ExitCode {
 #[error("the plan has changes")]
 struct ChangesPending;
 
+/// The config every command reads when neither --config nor VLAND_CONFIG names one.
+pub const DEFAULT_CONFIG: &str = "/etc/vland/vland.toml";
+
+/// Whether stderr is connected to systemd's journal: systemd sets JOURNAL_STREAM to the
+/// `device:inode` of the stream it gives the service, which a redirect elsewhere no longer matches.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some((dev, ino)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
+        let (dev, ino) = v.split_once(':')?;
+        Some((dev.parse::<u64>().ok()?, ino.parse::<u64>().ok()?))
+    }) else {
+        return false;
+    };
+    let stderr = std::io::stderr();
+    let Ok(fd) = std::os::fd::AsFd::as_fd(&stderr).try_clone_to_owned() else { return false };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// The config file: --config, else VLAND_CONFIG, else /etc/vland/vland.toml; it must exist.
 fn require_config(config: &Option<PathBuf>) -> anyhow::Result<&Path> {
-    config.as_deref().context("--config FILE is required for this command")
+    let path = config.as_deref().unwrap_or(Path::new(DEFAULT_CONFIG));
+    if config.is_none() && !path.exists() {
+        anyhow::bail!("no config at {DEFAULT_CONFIG} (the default): create it, or name one with --config FILE or VLAND_CONFIG=FILE");
+    }
+    Ok(path)
 }
 
 /// The daemon's control socket, from the config's [daemon] section.
@@ -159,21 +198,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(reconcile::down(&daemon.state_dir, &daemon.bpf_dir))?;
             Ok(())
         }
-        Some(Command::Stats { json, watch, interval, count }) => {
-            let daemon = match &cli.config {
-                Some(path) => config::load_daemon_section(path)?,
-                None => config::DaemonConfig::default(),
+        Some(Command::Stats { network, endpoint, json, raw, watch, interval, count }) => {
+            // Without a config file, the default [daemon] paths: stats reads pinned maps only.
+            let daemon = match (&cli.config, Path::new(DEFAULT_CONFIG).exists()) {
+                (Some(path), _) => config::load_daemon_section(path)?,
+                (None, true) => config::load_daemon_section(Path::new(DEFAULT_CONFIG))?,
+                (None, false) => config::DaemonConfig::default(),
             };
+            let view = stats::View { filter: stats::Filter { network, endpoint }, json, raw };
             if watch {
                 anyhow::ensure!(interval > 0.0, "--interval must be above 0 seconds");
-                stats::watch(&daemon, json, std::time::Duration::from_secs_f64(interval), count)
+                stats::watch(&daemon, &view, std::time::Duration::from_secs_f64(interval), count)
             } else {
-                stats::run(&daemon, json)
+                stats::run(&daemon, &view)
             }
         }
         Some(Command::Status { json }) => {
-            let answer = control::request(&control_socket(&cli.config)?, "status")?;
+            let path = require_config(&cli.config)?;
+            let mut answer = control::request(&control_socket(&cli.config)?, "status")?;
+            // The tree from the state the daemon keeps, named through the config it runs.
+            let daemon = config::load_daemon_section(path)?;
+            let managed = status_tree::collect(&crate::state::read(&daemon.state_dir)?, config::load(path).ok().as_ref());
             if json {
+                answer["managed"] = serde_json::to_value(&managed)?;
                 println!("{answer}");
             } else {
                 let status: control::Status = serde_json::from_value(answer)?;
@@ -187,6 +234,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     None => println!("no apply yet"),
                 }
+                print!("{}", status_tree::render(&managed));
             }
             Ok(())
         }

@@ -1,7 +1,8 @@
 //! The daemon: apply, then stay in the foreground and re-apply when asked (SIGHUP), when the
 //! config file changes, and when a parent link appears, disappears or changes (so children come
 //! back after their parent does), or through the control socket. SIGTERM/SIGINT exit cleanly and
-//! leave links and pinned programs in place: counting never depends on vland running.
+//! leave links and pinned programs in place: counting never depends on vland running. Events
+//! inside the endpoint namespaces (see `watch`) re-apply too, so drift there is repaired at once.
 //!
 //! A failed apply is tried again only when trying can help (see `retry`): an invalid config, one
 //! that does not fit the kernel, a full data plane or a refused state file wait for a change.
@@ -11,6 +12,7 @@
 //! `Runtime::block_on` (see `cli`), while /metrics, the control socket and the netlink
 //! connections are tasks on the runtime's worker thread: they answer while an apply runs or waits
 //! for the lock.
+mod namespaces;
 mod retry;
 
 use crate::config::{self, ConfigErrors};
@@ -74,6 +76,8 @@ struct Applier<'a> {
     path: &'a Path,
     source: String,
     watched: BTreeSet<String>,
+    /// The config last applied: whose endpoint namespaces are followed.
+    config: Option<config::Config>,
     backoff: Backoff,
     next: Next,
     reports: watch::Sender<Option<ApplyReport>>,
@@ -86,7 +90,9 @@ impl Applier<'_> {
         let result = match config::load(self.path) {
             Ok(config) => {
                 self.watched = watched_links(&config);
-                reconcile::apply(&config, &self.source).await
+                let result = reconcile::apply(&config, &self.source).await;
+                self.config = Some(config);
+                result
             }
             Err(e) => Err(match anyhow::Error::from(e).downcast::<ConfigErrors>() {
                 Ok(errors) => ApplyError::Config(errors),
@@ -107,6 +113,7 @@ impl Applier<'_> {
             }
         }
         let report = ApplyReport::new(why, &result);
+        crate::apply_metrics::record(&report);
         self.reports.send_replace(Some(report.clone()));
         report
     }
@@ -130,6 +137,16 @@ async fn drain(link_events: &mut LinkEvents, watched: &BTreeSet<String>) -> Opti
         }
     }
     first
+}
+
+/// After an apply: the namespaces of the config it applied are followed. The events its own
+/// changes caused are not dropped, since a change someone made meanwhile may be among them: they
+/// cause one more apply, whose plan is empty unless something did drift (and an empty plan
+/// changes nothing, so causes no events).
+fn follow(ns_events: &mut namespaces::NamespaceEvents, applier: &Applier<'_>) {
+    if let Some(config) = &applier.config {
+        ns_events.follow(config);
+    }
 }
 
 pub async fn run(path: &Path) -> anyhow::Result<()> {
@@ -170,13 +187,19 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         path,
         source: path.display().to_string(),
         watched: watched_links(&config),
+        config: None,
         backoff: Backoff::default(),
         next: Next::Idle,
         reports,
     };
     info!(reason = "start", "applying");
     let result = reconcile::apply(&config, &applier.source).await;
-    applier.record("start", result);
+    let mut ns_events = namespaces::NamespaceEvents::new();
+    ns_events.follow(&config);
+    applier.config = Some(config);
+    let first = applier.record("start", result);
+    crate::notify::ready(if first.ok { "first apply done" } else { "first apply failed: see vland status" });
+    crate::notify::spawn_watchdog();
     let mut retry_at = applier.retry_at(Instant::now());
     let mut stamp = file_stamp(path);
     let mut poll = tokio::time::interval(CONFIG_POLL);
@@ -212,8 +235,12 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
             _ = retry => why = Some("retry after a failed apply".to_string()),
             Some(reply) = apply_requests.recv() => {
                 let report = applier.reapply("control socket").await;
+                follow(&mut ns_events, &applier);
                 let _ = reply.send(report);
                 retry_at = applier.retry_at(Instant::now());
+            }
+            Some(ns) = ns_events.next() => {
+                pending_link_event.get_or_insert(format!("namespace {ns}"));
             }
             Some((msg, _)) = link_events.next() => {
                 if let Some(name) = watched_event(msg, &applier.watched) {
@@ -222,7 +249,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
             }
             _ = settle => {
                 let name = pending_link_event.take().unwrap_or_default();
-                applier.reapply(&format!("link event on {name}")).await;
+                applier.reapply(&format!("event on {name}")).await;
+                follow(&mut ns_events, &applier);
                 retry_at = applier.retry_at(Instant::now());
                 // Drop what our own apply caused, so it does not trigger another round. But after
                 // an apply that waits for a change, what came meanwhile may be that change (the
@@ -236,9 +264,11 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         }
         if let Some(why) = why {
             applier.reapply(&why).await;
+            follow(&mut ns_events, &applier);
             retry_at = applier.retry_at(Instant::now());
         }
     }
+    crate::notify::stopping();
     info!("stopping; links and pinned eBPF programs stay in place");
     // The control socket's file goes with its server, before the process exits.
     if let Some(control) = control {

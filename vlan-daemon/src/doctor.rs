@@ -169,7 +169,7 @@ fn probe_ebpf() -> Vec<(&'static str, Feature)> {
         ensure_bpffs(&dir)?;
         let mut bpf = EbpfLoader::new().default_map_pin_directory(&dir).load(object()?)?;
         let mut out = Vec::new();
-        let xdp: &mut Xdp = bpf.program_mut(names::INGRESS_PROGRAM).unwrap().try_into()?;
+        let xdp: &mut Xdp = bpf.program_mut(names::TRUNK_PROGRAM).unwrap().try_into()?;
         xdp.load()?;
         for (name, iface, mode) in [("xdp_native", "vd0", XdpMode::Driver), ("xdp_generic", "vd1", XdpMode::Skb)] {
             out.push((name, outcome(xdp.attach(iface, mode).map(|_| format!("attached to a veth in {mode:?} mode")).map_err(Into::into))));

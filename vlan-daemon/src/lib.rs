@@ -3,6 +3,7 @@
 //!
 //! config (TOML -> validated model) -> reconcile (desired vs recorded vs kernel) -> netlink /
 //! drivers (the kernel) ; ebpf (programs and pinned maps) -> stats / metrics.
+pub mod apply_metrics;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -12,13 +13,16 @@ pub mod doctor;
 pub mod drivers;
 pub mod ebpf;
 pub mod ethtool;
+pub mod exposition;
 pub mod fnv;
 pub mod ipam;
 pub mod mac;
 pub mod metrics;
 pub mod netlink;
 pub mod netns;
+pub mod notify;
 pub mod preflight;
 pub mod reconcile;
 pub mod state;
 pub mod stats;
+pub mod status_tree;

@@ -106,15 +106,20 @@ impl Collector for MapsCollector {
 pub async fn serve(addr: SocketAddr, daemon: DaemonConfig) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(MapsCollector { daemon }));
+    registry.register_collector(Box::new(crate::apply_metrics::ApplyCollector));
     let registry = Arc::new(registry);
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
             let registry = registry.clone();
             async move {
                 let mut body = String::new();
+                let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok());
                 match prometheus_client::encoding::text::encode(&mut body, &registry) {
-                    Ok(()) => ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body),
+                    Ok(()) if crate::exposition::wants_openmetrics(accept) => {
+                        ([(axum::http::header::CONTENT_TYPE, crate::exposition::OPENMETRICS)], body)
+                    }
+                    Ok(()) => ([(axum::http::header::CONTENT_TYPE, crate::exposition::TEXT)], crate::exposition::to_text_format(&body)),
                     Err(_) => ([(axum::http::header::CONTENT_TYPE, "text/plain")], "encoding failed\n".to_string()),
                 }
             }

@@ -121,14 +121,72 @@ fn parent_row<'a>(rows: &'a mut BTreeMap<(u16, u16), ParentStats>, parent: &str,
     })
 }
 
-pub fn run(daemon: &DaemonConfig, json: bool) -> anyhow::Result<()> {
-    let report = collect(daemon)?;
-    if json {
+/// Which rows `vland stats` shows: one network's or one endpoint's, and the trunk VLANs they use.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub network: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+impl Filter {
+    fn is_empty(&self) -> bool {
+        self.network.is_none() && self.endpoint.is_none()
+    }
+
+    /// Keeps the matching endpoints and, when filtering, only the trunk rows of their VLANs.
+    pub fn apply(&self, mut report: StatsReport) -> StatsReport {
+        if self.is_empty() {
+            return report;
+        }
+        report
+            .endpoints
+            .retain(|e| self.network.as_ref().is_none_or(|n| *n == e.network) && self.endpoint.as_ref().is_none_or(|n| *n == e.endpoint));
+        let used: Vec<(String, Option<u16>)> = report
+            .endpoints
+            .iter()
+            .filter_map(|e| e.vlan.map(|v| (e.parent.rsplit_once('.').map_or(e.parent.as_str(), |(base, _)| base).to_string(), Some(v))))
+            .collect();
+        report.parents.retain(|p| used.iter().any(|(base, vlan)| *base == p.parent && *vlan == p.vlan));
+        report
+    }
+}
+
+/// How `vland stats` prints: JSON, exact numbers, or human units (the default).
+#[derive(Debug, Default, Clone)]
+pub struct View {
+    pub filter: Filter,
+    pub json: bool,
+    pub raw: bool,
+}
+
+pub fn run(daemon: &DaemonConfig, view: &View) -> anyhow::Result<()> {
+    let report = view.filter.apply(collect(daemon)?);
+    if view.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render(&report));
+        print!("{}", render(&report, view.raw));
     }
     Ok(())
+}
+
+/// Bytes in binary units (`1.2 MiB`), or exact with `raw`.
+fn bytes(n: u64, raw: bool) -> String {
+    if raw { n.to_string() } else { humansize::format_size(n, humansize::BINARY.decimal_places(1)) }
+}
+
+/// A count with an SI prefix (`3.4 k`, `12 M`), or exact with `raw`: packets are counted in
+/// thousands and millions, not in powers of two.
+fn count(n: f64, unit: &str, raw: bool) -> String {
+    if raw {
+        return format!("{n:.1}");
+    }
+    let (value, prefix) =
+        [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")].into_iter().find(|(scale, _)| n >= *scale).map_or((n, ""), |(s, p)| (n / s, p));
+    if prefix.is_empty() && value.fract() == 0.0 { format!("{value:.0} {unit}") } else { format!("{value:.1} {prefix}{unit}") }
+}
+
+fn packets(n: u64, raw: bool) -> String {
+    if raw { n.to_string() } else { count(n as f64, "", false).trim_end().to_string() }
 }
 
 /// Left-aligned text columns, right-aligned numbers (the first `text_cols` columns are text),
@@ -145,7 +203,7 @@ fn table(header: &[&str], rows: &[Vec<String>], text_cols: usize) -> String {
     format!("{}\n", t.trim_fmt())
 }
 
-fn render(report: &StatsReport) -> String {
+fn render(report: &StatsReport, raw: bool) -> String {
     let dash = |v: Option<u16>| v.map_or("-".to_string(), |v| v.to_string());
     let rows: Vec<Vec<String>> = report
         .endpoints
@@ -158,11 +216,11 @@ fn render(report: &StatsReport) -> String {
                 e.endpoint.clone(),
                 e.netns.clone(),
                 e.ifname.clone(),
-                e.rx_packets.to_string(),
-                e.rx_bytes.to_string(),
-                e.tx_packets.to_string(),
-                e.tx_bytes.to_string(),
-                e.dropped_packets.to_string(),
+                packets(e.rx_packets, raw),
+                bytes(e.rx_bytes, raw),
+                packets(e.tx_packets, raw),
+                bytes(e.tx_bytes, raw),
+                packets(e.dropped_packets, raw),
             ]
         })
         .collect();
@@ -172,7 +230,7 @@ fn render(report: &StatsReport) -> String {
         6,
     );
     if rows.is_empty() {
-        out.push_str("(no endpoints attached: run `vland apply --config FILE`)\n");
+        out.push_str("(no endpoints attached here: run `vland apply`, or check --network/--endpoint)\n");
     }
     if !report.parents.is_empty() {
         let rows: Vec<Vec<String>> = report
@@ -184,9 +242,9 @@ fn render(report: &StatsReport) -> String {
                     p.parent.clone(),
                     dash(p.vlan),
                     p.protocol.unwrap_or("untagged").to_string(),
-                    p.rx_packets.to_string(),
-                    p.rx_bytes.to_string(),
-                    p.dropped_packets.to_string(),
+                    packets(p.rx_packets, raw),
+                    bytes(p.rx_bytes, raw),
+                    packets(p.dropped_packets, raw),
                     drops.join(" "),
                 ]
             })
@@ -264,8 +322,9 @@ pub fn rates(old: &StatsReport, new: &StatsReport, secs: f64) -> Rates {
     Rates { interval_s: secs, endpoints, parents }
 }
 
-fn render_rates(r: &Rates) -> String {
-    let f = |v: f64| format!("{v:.1}");
+fn render_rates(r: &Rates, raw: bool) -> String {
+    let pps = |v: f64| count(v, "pps", raw);
+    let bps = |v: f64| if raw { format!("{v:.1}") } else { format!("{}/s", bytes(v.round() as u64, false)) };
     let rows: Vec<Vec<String>> = r
         .endpoints
         .iter()
@@ -273,11 +332,11 @@ fn render_rates(r: &Rates) -> String {
             vec![
                 e.network.clone(),
                 e.endpoint.clone(),
-                f(e.rx_pps),
-                f(e.rx_bytes_per_s),
-                f(e.tx_pps),
-                f(e.tx_bytes_per_s),
-                f(e.dropped_pps),
+                pps(e.rx_pps),
+                bps(e.rx_bytes_per_s),
+                pps(e.tx_pps),
+                bps(e.tx_bytes_per_s),
+                pps(e.dropped_pps),
             ]
         })
         .collect();
@@ -288,7 +347,13 @@ fn render_rates(r: &Rates) -> String {
             .parents
             .iter()
             .map(|p| {
-                vec![p.parent.clone(), p.vlan.map_or("-".into(), |v| v.to_string()), f(p.rx_pps), f(p.rx_bytes_per_s), f(p.dropped_pps)]
+                vec![
+                    p.parent.clone(),
+                    p.vlan.map_or("-".into(), |v| v.to_string()),
+                    pps(p.rx_pps),
+                    bps(p.rx_bytes_per_s),
+                    pps(p.dropped_pps),
+                ]
             })
             .collect();
         out.push('\n');
@@ -298,18 +363,19 @@ fn render_rates(r: &Rates) -> String {
 }
 
 /// `vland stats --watch`: a reading every `interval`, printed as rates against the one before.
-pub fn watch(daemon: &DaemonConfig, json: bool, interval: std::time::Duration, count: Option<u64>) -> anyhow::Result<()> {
-    let mut previous = (std::time::Instant::now(), collect(daemon)?);
+pub fn watch(daemon: &DaemonConfig, view: &View, interval: std::time::Duration, count: Option<u64>) -> anyhow::Result<()> {
+    let read = || -> anyhow::Result<_> { Ok((std::time::Instant::now(), view.filter.apply(collect(daemon)?))) };
+    let mut previous = read()?;
     let mut shown = 0;
     while count.is_none_or(|c| shown < c) {
         std::thread::sleep(interval);
-        let now = (std::time::Instant::now(), collect(daemon)?);
+        let now = read()?;
         let r = rates(&previous.1, &now.1, (now.0 - previous.0).as_secs_f64());
-        if json {
+        if view.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             // Redraw in place, like top.
-            print!("\x1b[2J\x1b[H{}", render_rates(&r));
+            print!("\x1b[2J\x1b[H{}", render_rates(&r, view.raw));
         }
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -358,6 +424,57 @@ lan      eth1.19  19    web       app-web  eth0             5   1234567         
 TRUNK  VLAN  TAG       RX_PACKETS  RX_BYTES  DROPPED            DROPS_BY_REASON
 eth1   -     untagged           3       180        3  runt=1 vlan_not_allowed=2
 ";
-        assert_eq!(render(&report), expected);
+        assert_eq!(render(&report, true), expected);
+    }
+
+    #[test]
+    fn human_units_by_default() {
+        assert_eq!(bytes(1_258_291, false), "1.2 MiB");
+        assert_eq!(bytes(900, false), "900 B");
+        assert_eq!(packets(12, false), "12");
+        assert_eq!(packets(1_234_567, false), "1.2 M");
+        assert_eq!(count(3_400.0, "pps", false), "3.4 kpps");
+        assert_eq!(count(0.0, "pps", false), "0 pps");
+        assert_eq!(count(3_400.0, "pps", true), "3400.0");
+    }
+
+    fn endpoint(network: &str, name: &str, parent: &str) -> EndpointStats {
+        EndpointStats {
+            network: network.into(),
+            endpoint: name.into(),
+            netns: name.into(),
+            ifname: "eth0".into(),
+            parent: parent.into(),
+            vlan: vlan_of(parent),
+            rx_packets: 1,
+            rx_bytes: 1,
+            tx_packets: 1,
+            tx_bytes: 1,
+            dropped_packets: 0,
+            drops: BTreeMap::new(),
+        }
+    }
+
+    fn trunk_row(parent: &str, vlan: Option<u16>) -> ParentStats {
+        ParentStats { parent: parent.into(), vlan, protocol: None, rx_packets: 1, rx_bytes: 1, dropped_packets: 0, drops: BTreeMap::new() }
+    }
+
+    /// --network and --endpoint keep their endpoints and the trunk VLANs those endpoints use.
+    #[test]
+    fn filters_keep_the_endpoints_and_their_trunk_vlans() {
+        let report = || StatsReport {
+            endpoints: vec![endpoint("v19", "a", "eth1.19"), endpoint("v19", "b", "eth1.19"), endpoint("v20", "c", "eth1.20")],
+            parents: vec![trunk_row("eth1", None), trunk_row("eth1", Some(19)), trunk_row("eth1", Some(20))],
+        };
+        let names = |r: &StatsReport| r.endpoints.iter().map(|e| e.endpoint.clone()).collect::<Vec<_>>();
+        let vlans = |r: &StatsReport| r.parents.iter().map(|p| p.vlan).collect::<Vec<_>>();
+        let all = Filter::default().apply(report());
+        assert_eq!((names(&all), vlans(&all)), (vec!["a".into(), "b".into(), "c".into()], vec![None, Some(19), Some(20)]));
+        let net = Filter { network: Some("v19".into()), endpoint: None }.apply(report());
+        assert_eq!((names(&net), vlans(&net)), (vec!["a".into(), "b".into()], vec![Some(19)]));
+        let one = Filter { network: None, endpoint: Some("c".into()) }.apply(report());
+        assert_eq!((names(&one), vlans(&one)), (vec!["c".into()], vec![Some(20)]));
+        let none = Filter { network: Some("v19".into()), endpoint: Some("c".into()) }.apply(report());
+        assert!(none.endpoints.is_empty() && none.parents.is_empty());
     }
 }

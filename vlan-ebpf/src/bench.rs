@@ -54,3 +54,10 @@ pub fn generator(ctx: XdpContext) -> u32 {
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
+
+/// A stand-in for the generic-XDP counter builds of vland before TC ingress counting attached to
+/// children (same name, so vland takes it for its own): the tests check that apply removes it.
+#[xdp]
+pub fn vland_ingress(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}

@@ -11,23 +11,16 @@ mod spoof;
 mod trunk;
 
 use aya_ebpf::{
-    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC, xdp_action},
+    bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
 
-/// Counts every frame an endpoint receives. Runs in generic (SKB) mode on macvlan/ipvlan children,
-/// so it sees exactly what the endpoint's stack will see, including sibling-to-sibling traffic.
-#[xdp]
-pub fn vland_ingress(ctx: XdpContext) -> u32 {
-    // SAFETY: the context the kernel passed in.
-    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    counters::count_rx(counters::endpoint_slot(ifindex), (ctx.data_end() - ctx.data()) as u64);
-    xdp_action::XDP_PASS
-}
-
-/// Counts what an endpoint receives, from TC ingress: only attached where another program holds
-/// the endpoint's XDP hook (generic XDP sees the same frames, earlier and cheaper).
+/// Counts every frame an endpoint receives, on its child's TC ingress hook: it sees exactly what
+/// the endpoint's stack will see, sibling-to-sibling traffic included. Not XDP: macvlan, ipvlan
+/// and VLAN devices only have generic XDP, which costs an skb reallocation per frame when the skb
+/// lacks XDP's 256 bytes of headroom (sibling frames do), while TC runs on the skb as it is.
+/// (skb->len includes the Ethernet header here: cls_bpf pushes it back for the program.)
 #[classifier]
 pub fn vland_rx_tc(ctx: TcContext) -> i32 {
     // SAFETY: the context the kernel passed in.

@@ -4,6 +4,7 @@ mod demo;
 mod ebpf;
 mod lint;
 mod netlab;
+mod package;
 mod paths;
 mod prereqs;
 mod process;
@@ -61,6 +62,9 @@ enum Command {
     /// `cargo fmt --check`, and clippy with `-D warnings` over the host crates (all targets) and over
     /// the eBPF crate for bpfel-unknown-none; installs rustfmt, clippy and the eBPF nightly if missing.
     Lint,
+    /// Build the Debian package target/debian/vland_<version>_<arch>.deb (release build, man pages,
+    /// completions, the unit, the example config, dashboards) and check it with lintian.
+    Package,
     /// The lint, then every test (unit, namespace integration, VM suite), prerequisites installed first.
     Test {
         /// Extra arguments passed to `cargo test` after `--`, e.g. a test name filter.
@@ -96,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Lint => lint::run(),
+        Command::Package => package::build().map(|_| ()),
         Command::Test { args } => test::run_all(&args),
     }
 }

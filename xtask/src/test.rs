@@ -11,10 +11,12 @@ use std::process::Command;
 const TEST_PREFIX: &str = "vlt-";
 
 pub fn run_all(args: &[String]) -> anyhow::Result<()> {
-    // protoc first: the lint builds vland. Then the lint, so that CI (which runs this command)
-    // fails on lint as on a failed test.
+    // protoc first: the lint builds vland (its etcd client). Then the lint, so that CI (which
+    // runs this command) fails on lint as on a failed test.
     ensure_host_tools(&[])?;
     crate::lint::run()?;
+    // Prometheus and promtool for the metrics and alert-rule tests, systemd-analyze for the unit.
+    ensure_host_tools(&[("prometheus", "prometheus"), ("promtool", "prometheus"), ("systemd-analyze", "systemd")])?;
     sweep_leftovers();
     let object = ebpf::build()?;
     // Prepared here, not inside a test: the first run downloads a kernel (about 70 MB).
@@ -31,6 +33,9 @@ pub fn run_all(args: &[String]) -> anyhow::Result<()> {
         .env("VLAND_EBPF_OBJECT", &object);
     run(&mut build)?;
 
+    // The package test unpacks and runs the real .deb (release build, checked by lintian).
+    let deb = crate::package::build()?;
+
     step("running unit and namespace integration tests");
     let mut test = Command::new("cargo");
     clean_cargo_env(&mut test)
@@ -38,6 +43,7 @@ pub fn run_all(args: &[String]) -> anyhow::Result<()> {
         .arg("test")
         .env("VLAND_EBPF_OBJECT", &object)
         .env("VLAND_BIN", workspace_root().join("target/debug/vland"))
+        .env("VLAND_DEB", &deb)
         // The kernel-feature tests boot the VM through this very binary.
         .env("VLAND_XTASK", std::env::current_exe()?);
     if !args.is_empty() {

@@ -1,4 +1,4 @@
-//! The endpoint programs in userspace. One XDP (ingress) and one TC (egress) program serve every
+//! The endpoint programs in userspace. Two TC programs (ingress and egress) serve every
 //! endpoint of a vland instance: they are loaded once, with the instance's ifindex base patched
 //! in, and pinned under `programs/`, so each apply attaches the same programs and can tell its
 //! own attachments by program id. The attachments themselves are netlink ones (see
@@ -8,7 +8,7 @@ use super::pins::Pins;
 use anyhow::Context;
 use aya::Pod;
 use aya::maps::{Array, Map, PerCpuArray};
-use aya::programs::{ProgramFd, ProgramInfo, SchedClassifier, Xdp};
+use aya::programs::{ProgramFd, ProgramInfo, SchedClassifier};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, BorrowedFd};
 use vlan_common::{EndpointDrops, EndpointPolicy, Traffic, names};
@@ -30,37 +30,30 @@ impl LoadedProgram {
     }
 }
 
-/// How the kernel names the three endpoint programs (program ids), to tell vland's attachments.
+/// How the kernel names the endpoint programs (program ids), to tell vland's attachments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProgramIds {
     pub ingress: u32,
     pub egress: u32,
-    pub ingress_tc: u32,
 }
 
-/// The ids of the pinned endpoint programs, if all three and the maps they use are pinned.
+/// The ids of the pinned endpoint programs, if both and the maps they use are pinned.
 pub fn pinned_program_ids(pins: &Pins) -> Option<ProgramIds> {
     if !names::ALL_MAPS.iter().all(|m| pins.map(m).exists()) {
         return None;
     }
     let id = |name| ProgramInfo::from_pin(pins.program(name)).ok().map(|i| i.id());
-    Some(ProgramIds {
-        ingress: id(names::INGRESS_PROGRAM)?,
-        egress: id(names::EGRESS_PROGRAM)?,
-        ingress_tc: id(names::INGRESS_TC_PROGRAM)?,
-    })
+    Some(ProgramIds { ingress: id(names::INGRESS_PROGRAM)?, egress: id(names::EGRESS_PROGRAM)? })
 }
 
 pub struct EndpointPrograms {
     pub ingress: LoadedProgram,
     pub egress: LoadedProgram,
-    /// The ingress counter for children whose XDP hook someone else holds.
-    pub ingress_tc: LoadedProgram,
 }
 
 impl EndpointPrograms {
     pub fn ids(&self) -> ProgramIds {
-        ProgramIds { ingress: self.ingress.id, egress: self.egress.id, ingress_tc: self.ingress_tc.id }
+        ProgramIds { ingress: self.ingress.id, egress: self.egress.id }
     }
 
     /// This build's endpoint programs: the pinned ones when `pinned_are_current` (and the maps
@@ -68,24 +61,21 @@ impl EndpointPrograms {
     /// of any older ones (attachments of those are replaced as each apply finds them). Loading
     /// creates the pinned maps, too.
     pub fn open_or_load(pins: &Pins, pinned_are_current: bool) -> anyhow::Result<Self> {
-        let (ingress, egress, ingress_tc) =
-            (pins.program(names::INGRESS_PROGRAM), pins.program(names::EGRESS_PROGRAM), pins.program(names::INGRESS_TC_PROGRAM));
+        let (ingress, egress) = (pins.program(names::INGRESS_PROGRAM), pins.program(names::EGRESS_PROGRAM));
         let maps_pinned = names::ALL_MAPS.iter().all(|m| pins.map(m).exists());
         if pinned_are_current
             && maps_pinned
-            && let (Ok(ingress), Ok(egress), Ok(ingress_tc)) =
-                (LoadedProgram::from_pin(&ingress), LoadedProgram::from_pin(&egress), LoadedProgram::from_pin(&ingress_tc))
+            && let (Ok(ingress), Ok(egress)) = (LoadedProgram::from_pin(&ingress), LoadedProgram::from_pin(&egress))
         {
-            return Ok(Self { ingress, egress, ingress_tc });
+            return Ok(Self { ingress, egress });
         }
         let mut bpf = super::load_object(pins, pins.ifindex_base(), 0)?;
-        let xdp: &mut Xdp = bpf.program_mut(names::INGRESS_PROGRAM).context("no ingress program in the eBPF object")?.try_into()?;
-        xdp.load().context("the kernel rejected the XDP counting program")?;
-        repin(&ingress, |p| xdp.pin(p))?;
-        let ingress = LoadedProgram { fd: xdp.fd()?.try_clone()?, id: xdp.info()?.id() };
+        let ingress = load_classifier(&mut bpf, names::INGRESS_PROGRAM, &ingress)?;
         let egress = load_classifier(&mut bpf, names::EGRESS_PROGRAM, &egress)?;
-        let ingress_tc = load_classifier(&mut bpf, names::INGRESS_TC_PROGRAM, &ingress_tc)?;
-        Ok(Self { ingress, egress, ingress_tc })
+        // An older build's XDP counter stays loaded while children still carry it (apply
+        // removes it from each); its pin is no use to anyone.
+        let _ = std::fs::remove_file(pins.program(names::LEGACY_INGRESS_XDP_PROGRAM));
+        Ok(Self { ingress, egress })
     }
 }
 
@@ -174,8 +164,8 @@ pub fn read_policies(pins: &Pins, slots: impl Iterator<Item = u32>) -> anyhow::R
     slots.map(|slot| Ok((slot, map.get(&slot, 0)?))).collect()
 }
 
-/// Whether program `id` is one of vland's endpoint ingress programs (this build's or an older
-/// one), which vland may replace; anything else on an endpoint's XDP hook is someone else's.
-pub fn is_vland_ingress(id: u32) -> bool {
-    super::prog_info::program_name(id).is_some_and(|n| names::INGRESS_PROGRAM.starts_with(&n) && !n.is_empty())
+/// Whether program `id` is the generic-XDP counter older builds attached to children, which
+/// apply removes; anything else on an endpoint's XDP hook is someone else's and stays.
+pub fn is_legacy_ingress_xdp(id: u32) -> bool {
+    super::prog_info::program_name(id).is_some_and(|n| names::LEGACY_INGRESS_XDP_PROGRAM.starts_with(&n) && !n.is_empty())
 }

@@ -14,7 +14,7 @@ mod upgrade;
 pub use bpffs::{ensure_bpffs, is_bpffs};
 pub use counters::{read_endpoint_drops, read_endpoint_traffic};
 pub use endpoints::{
-    EndpointPrograms, ProgramIds, endpoint_policy, is_vland_ingress, pinned_program_ids, read_policies, reset_slots, write_policies,
+    EndpointPrograms, ProgramIds, endpoint_policy, is_legacy_ingress_xdp, pinned_program_ids, read_policies, reset_slots, write_policies,
 };
 pub use pins::Pins;
 pub use trunk::{DropKey, TrunkCounters, apply_trunk, read_trunk_counters, remove_other_trunks, trunk_in_place};

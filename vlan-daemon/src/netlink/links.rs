@@ -7,10 +7,6 @@ use netlink_packet_route::link::{
     LinkXdp, MacVlanMode,
 };
 use rtnetlink::LinkUnspec;
-use std::os::fd::{AsRawFd, BorrowedFd};
-
-/// XDP_FLAGS_UPDATE_IF_NOEXIST: attach only where no XDP program is attached yet.
-const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1;
 
 /// What vland needs to know about an existing link.
 #[derive(Debug, Clone, Default)]
@@ -131,10 +127,6 @@ impl ChildInfo {
     }
 }
 
-fn xdp_attribute(prog: BorrowedFd<'_>, flags: u32) -> LinkAttribute {
-    LinkAttribute::Xdp(vec![LinkXdp::Fd(prog.as_raw_fd()), LinkXdp::Flags(flags)])
-}
-
 fn kind_name(kind: &InfoKind) -> String {
     match kind {
         InfoKind::Other(s) => s.clone(),
@@ -181,21 +173,17 @@ impl Netlink {
         self.handle.link().add(msg).execute().await
     }
 
-    /// Finishes a new child in one request: vland's ownership tag (the kernel takes no alias
-    /// when it creates a link) and the XDP program (generic mode where the driver has no native
-    /// XDP, as macvlan and ipvlan).
-    pub async fn tag_and_attach(&self, index: u32, alias: &str, xdp: BorrowedFd<'_>) -> anyhow::Result<()> {
-        let mut msg = LinkUnspec::new_with_index(index).alias(alias.to_string()).build();
-        msg.attributes.push(xdp_attribute(xdp, XDP_FLAGS_UPDATE_IF_NOEXIST));
-        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("tag link {index} and attach XDP")))
+    /// vland's ownership tag on a new child (the kernel takes no alias when it creates a link).
+    pub async fn tag(&self, index: u32, alias: &str) -> anyhow::Result<()> {
+        let msg = LinkUnspec::new_with_index(index).alias(alias.to_string()).build();
+        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("tag link {index}")))
     }
 
-    /// Attaches XDP program `xdp` to `index`: only where none is (`replace` false), or in place
-    /// of the one there.
-    pub async fn attach_xdp(&self, index: u32, xdp: BorrowedFd<'_>, replace: bool) -> anyhow::Result<()> {
+    /// Removes the XDP program of `index` (the generic one on devices without native XDP).
+    pub async fn detach_xdp(&self, index: u32) -> anyhow::Result<()> {
         let mut msg = LinkUnspec::new_with_index(index).build();
-        msg.attributes.push(xdp_attribute(xdp, if replace { 0 } else { XDP_FLAGS_UPDATE_IF_NOEXIST }));
-        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("attach XDP to link {index}")))
+        msg.attributes.push(LinkAttribute::Xdp(vec![LinkXdp::Fd(-1), LinkXdp::Flags(0)]));
+        self.handle.link().set(msg).execute().await.map_err(nl_err(&format!("detach XDP from link {index}")))
     }
 
     pub async fn set_mtu(&self, index: u32, mtu: u32) -> anyhow::Result<()> {

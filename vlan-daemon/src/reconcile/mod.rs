@@ -300,9 +300,36 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     trunks::apply(&host, &store, &mut state, &empty, &pins).await?;
     remove_unused_namespaces(&empty, &store, &mut state)?;
     parents::remove_unused(&host, &store, &mut state, &empty).await?;
+    remove_strays(store.link_group()).await?;
     remove_empty_pins(bpf_dir);
     info!(removed = summary.removed.len(), "down done");
     Ok(summary)
+}
+
+/// Deletes children of this vland that were moved out of their namespace by hand: wherever vland
+/// can look (its own namespace and every named one), found by vland's tag and this instance's
+/// link group.
+async fn remove_strays(group: u32) -> anyhow::Result<()> {
+    let mut handles = vec![("vland's namespace".to_string(), Netlink::current()?)];
+    for entry in std::fs::read_dir(netns::RUN_DIR).into_iter().flatten().flatten() {
+        let path = entry.path();
+        // Namespaces come and go meanwhile (other programs'): one that cannot be read is passed.
+        if let Ok(ns) = netns::open(&path)
+            && let Ok(nl) = Netlink::in_netns(&ns)
+        {
+            handles.push((entry.file_name().to_string_lossy().into_owned(), nl));
+        }
+    }
+    for (where_, nl) in handles {
+        let Ok(links) = nl.links().await else { continue };
+        for link in links {
+            if link.group == Some(group) && link.alias.as_deref().is_some_and(endpoint::is_vland_alias) {
+                nl.delete_link(link.index).await?;
+                info!(netns = %where_, link = %link.name, "removed a child of vland's that had been moved out of its namespace");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// With no endpoint or trunk left, the shared maps and programs and the pin directory go too.
@@ -315,7 +342,7 @@ fn remove_empty_pins(bpf_dir: &std::path::Path) {
         for map in vlan_common::names::ALL_MAPS {
             let _ = std::fs::remove_file(pins.map(map));
         }
-        for program in vlan_common::names::ENDPOINT_PROGRAMS {
+        for program in vlan_common::names::ENDPOINT_PROGRAMS.into_iter().chain([vlan_common::names::LEGACY_INGRESS_XDP_PROGRAM]) {
             let _ = std::fs::remove_file(pins.program(program));
         }
         let _ = std::fs::remove_dir(bpf_dir.join("programs"));

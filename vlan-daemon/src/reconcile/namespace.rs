@@ -69,7 +69,7 @@ pub async fn execute(
                 endpoint::create_child(shared.host, state, shared.store, d.ep, d.net, &ns, parent_index, d.ifindex)
                     .await
                     .with_context(|| format!("endpoint {name}"))?;
-                nl.tag_and_attach(d.ifindex, &d.alias, shared.programs.ingress.fd()).await?;
+                nl.tag(d.ifindex, &d.alias).await?;
                 info!(endpoint = %name, netns = %ns_ref, ifname = %d.ep.ifname, network = %d.net.name, "created child link");
                 // What a new child is follows from how it was made, unless the kernel chose its MAC.
                 let mac = state.endpoints[name].mac.filter(|_| !d.net.driver.takes_parent_mac());
@@ -173,13 +173,14 @@ async fn correct(
                     nl.replace_route(index, route).await?;
                 }
             }
-            Fix::Xdp { replace } => nl.attach_xdp(index, programs.ingress.fd(), *replace).await?,
-            Fix::IngressFallback { attach: true } => {
-                tracing::warn!(endpoint = %d.ep.name, "another XDP program holds this child's XDP hook: vland counts what it receives in TC ingress");
+            Fix::Ingress => {
                 nl.ensure_clsact(index).await?;
-                nl.replace_filter(index, Hook::Ingress, programs.ingress_tc.fd(), names::INGRESS_TC_PROGRAM).await?;
+                nl.replace_filter(index, Hook::Ingress, programs.ingress.fd(), names::INGRESS_PROGRAM).await?;
             }
-            Fix::IngressFallback { attach: false } => nl.delete_filter(index, Hook::Ingress).await?,
+            Fix::RemoveLegacyXdp => {
+                nl.detach_xdp(index).await?;
+                info!(endpoint = %d.ep.name, "removed an older vland's XDP counter (vland counts in TC ingress now)");
+            }
             Fix::Egress => {
                 nl.ensure_clsact(index).await?;
                 nl.replace_filter(index, Hook::Egress, programs.egress.fd(), names::EGRESS_PROGRAM).await?;

@@ -25,7 +25,7 @@ pub struct NamespaceView {
     /// Program ids in vland's TC filters on vland's children: (ingress, egress).
     pub filters: HashMap<u32, (Option<u32>, Option<u32>)>,
     /// Whether the XDP program on a child is one of vland's (this build's or an older one).
-    pub xdp_is_vland: HashMap<u32, bool>,
+    pub xdp_is_legacy: HashMap<u32, bool>,
     /// What a child created now inherits, and the current values of the sysctls vland sets.
     pub defaults: Option<Defaults>,
     pub sysctls: BTreeMap<String, bool>,
@@ -43,7 +43,7 @@ impl NamespaceView {
             addresses: HashMap::new(),
             routes: HashMap::new(),
             filters: HashMap::new(),
-            xdp_is_vland: HashMap::new(),
+            xdp_is_legacy: HashMap::new(),
             defaults: None,
             sysctls: BTreeMap::new(),
             leftovers: Vec::new(),
@@ -79,9 +79,7 @@ pub async fn observe(config: &Config, state: State, host: &Netlink, pins: &Pins,
     let mut namespaces = BTreeMap::new();
     for (ns_ref, keys) in keys_by_netns {
         let pending: Vec<u32> = state.pending_links.iter().filter(|p| &p.netns == ns_ref).map(|p| p.ifindex).collect();
-        let view = view(ns_ref, keys, &pending, link_group, programs.map(|p| p.ingress))
-            .await
-            .map_err(|e| e.context(format!("namespace {ns_ref}")))?;
+        let view = view(ns_ref, keys, &pending, link_group).await.map_err(|e| e.context(format!("namespace {ns_ref}")))?;
         namespaces.insert(ns_ref.clone(), view);
     }
     let own_inum = netns::inum(&netns::open(std::path::Path::new("/proc/thread-self/ns/net"))?)?;
@@ -105,13 +103,7 @@ impl Observed {
     }
 }
 
-async fn view(
-    ns_ref: &NetnsRef,
-    sysctl_keys: Vec<String>,
-    pending: &[u32],
-    link_group: u32,
-    current_ingress: Option<u32>,
-) -> anyhow::Result<NamespaceView> {
+async fn view(ns_ref: &NetnsRef, sysctl_keys: Vec<String>, pending: &[u32], link_group: u32) -> anyhow::Result<NamespaceView> {
     if !netns::is_namespace(&ns_ref.path()) {
         return Ok(NamespaceView::absent());
     }
@@ -128,13 +120,13 @@ async fn view(
         }
     }
     let mut filters = HashMap::new();
-    let mut xdp_is_vland = HashMap::new();
+    let mut xdp_is_legacy = HashMap::new();
     for link in links.values().filter(|l| l.alias.as_deref().is_some_and(super::endpoint::is_vland_alias)) {
         let hooks = (nl.filter_program(link.index, Hook::Ingress).await?, nl.filter_program(link.index, Hook::Egress).await?);
         filters.insert(link.index, hooks);
-        // Looking a program up by id scans the kernel's programs: only for ids not this build's.
+        // An older build's generic-XDP counter (apply removes it), or someone else's program.
         if let Some(id) = link.xdp_program {
-            xdp_is_vland.insert(link.index, Some(id) == current_ingress || ebpf::is_vland_ingress(id));
+            xdp_is_legacy.insert(link.index, ebpf::is_legacy_ingress_xdp(id));
         }
     }
     let (defaults, sysctls) = sysctls::read(&ns, sysctl_keys)?;
@@ -146,7 +138,7 @@ async fn view(
         handle: Some((ns, nl)),
         links,
         filters,
-        xdp_is_vland,
+        xdp_is_legacy,
         defaults: Some(defaults),
         sysctls,
         leftovers,

@@ -92,15 +92,11 @@ pub enum Fix {
         remove: Vec<RouteSpec>,
         add: Vec<RouteSpec>,
     },
-    /// vland's XDP counter attached (`replace`: in place of an older vland program).
-    Xdp {
-        replace: bool,
-    },
-    /// The TC ingress counter for a child whose XDP hook someone else holds, added or removed.
-    IngressFallback {
-        attach: bool,
-    },
+    /// vland's ingress counter (a TC filter) attached, or swapped for this build's.
+    Ingress,
     Egress,
+    /// An older build's generic-XDP counter removed (after the ingress filter is in).
+    RemoveLegacyXdp,
     Policy,
 }
 
@@ -275,11 +271,11 @@ fn setup(d: &DesiredEndpoint<'_>, defaults: Defaults, observed: &Observed) -> Ve
     if !set.is_empty() {
         fixes.push(Fix::Sysctls { set });
     }
-    fixes.push(Fix::Up);
+    // Programs before the link goes up, so the child counts (and checks) its first frame.
+    fixes.extend([Fix::Ingress, Fix::Egress, Fix::Up]);
     if !d.routes.is_empty() {
         fixes.push(Fix::Routes { remove: Vec::new(), add: d.routes.clone() });
     }
-    fixes.push(Fix::Egress);
     let had = if d.alloc.new_slot { None } else { observed.policies.get(&d.alloc.slot).copied() };
     if had.unwrap_or_default() != d.policy(None) {
         fixes.push(Fix::Policy);
@@ -318,6 +314,7 @@ fn corrections(d: &DesiredEndpoint<'_>, link: &LinkFacts, view: &NamespaceView, 
     if !set.is_empty() {
         fixes.push(Fix::Sysctls { set });
     }
+    fixes.extend(program_fixes(link, view, observed.programs));
     if !link.up {
         fixes.push(Fix::Up);
     }
@@ -329,39 +326,26 @@ fn corrections(d: &DesiredEndpoint<'_>, link: &LinkFacts, view: &NamespaceView, 
     if !add.is_empty() || !remove.is_empty() {
         fixes.push(Fix::Routes { remove, add });
     }
-    fixes.extend(program_fixes(link, view, observed.programs));
     if observed.policies.get(&d.alloc.slot).copied().unwrap_or_default() != d.policy(link.mac) {
         fixes.push(Fix::Policy);
     }
     fixes
 }
 
-/// The counting programs on one existing child: XDP on ingress, vland's filter on egress. An
-/// older vland XDP program is replaced in place; someone else's is left alone, and a TC ingress
-/// filter counts instead (removed again once vland's XDP program is back).
+/// The counting programs on one existing child: vland's filters on ingress and egress, attached
+/// where missing or not this build's. An older build's generic-XDP counter goes; someone else's
+/// XDP program stays (vland counts what it lets through).
 fn program_fixes(link: &LinkFacts, view: &NamespaceView, programs: Option<ProgramIds>) -> Vec<Fix> {
     let mut fixes = Vec::new();
-    let current = programs.map(|p| p.ingress);
-    let xdp_is_ours = match link.xdp_program {
-        None => {
-            fixes.push(Fix::Xdp { replace: false });
-            true
-        }
-        Some(id) if Some(id) == current => true,
-        Some(_) if view.xdp_is_vland.get(&link.index).copied().unwrap_or(false) => {
-            fixes.push(Fix::Xdp { replace: true });
-            true
-        }
-        Some(_) => false,
-    };
-    let (fallback, egress) = view.filters.get(&link.index).copied().unwrap_or_default();
-    if xdp_is_ours && fallback.is_some() {
-        fixes.push(Fix::IngressFallback { attach: false });
-    } else if !xdp_is_ours && (fallback.is_none() || fallback != programs.map(|p| p.ingress_tc)) {
-        fixes.push(Fix::IngressFallback { attach: true });
+    let (ingress, egress) = view.filters.get(&link.index).copied().unwrap_or_default();
+    if ingress.is_none() || ingress != programs.map(|p| p.ingress) {
+        fixes.push(Fix::Ingress);
     }
     if egress.is_none() || egress != programs.map(|p| p.egress) {
         fixes.push(Fix::Egress);
+    }
+    if link.xdp_program.is_some() && view.xdp_is_legacy.get(&link.index).copied().unwrap_or(false) {
+        fixes.push(Fix::RemoveLegacyXdp);
     }
     fixes
 }
@@ -388,10 +372,8 @@ impl fmt::Display for Fix {
                     _ => write!(f, "remove route {}; add route {}", list(remove), list(add)),
                 }
             }
-            Fix::Xdp { replace: false } => f.write_str("attach the XDP counter"),
-            Fix::Xdp { replace: true } => f.write_str("replace an older vland XDP counter"),
-            Fix::IngressFallback { attach: true } => f.write_str("another XDP program holds the hook: count rx in TC ingress"),
-            Fix::IngressFallback { attach: false } => f.write_str("remove the TC ingress counter (vland's XDP counts again)"),
+            Fix::Ingress => f.write_str("attach the ingress counter"),
+            Fix::RemoveLegacyXdp => f.write_str("remove an older vland's XDP counter (vland counts in TC ingress now)"),
             Fix::Egress => f.write_str("attach the egress counter"),
             Fix::Policy => f.write_str("write the anti-spoofing policy"),
         }

@@ -146,8 +146,8 @@ fn rss_mib(pid: u32) -> anyhow::Result<f64> {
 }
 
 pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
-    // The targets are for 500 endpoints, in quick runs too: at 100, fixed costs (the first
-    // generic-XDP attach on a host patches kernel code, ~11 ms; creating the maps) dominate.
+    // The targets are for 500 endpoints, in quick runs too: at 100, fixed costs (creating the
+    // maps) dominate.
     let n_up = 500;
     let n_stats = if quick { 200 } else { 1000 };
     let dir = target_dir().join("bench/lab");

@@ -47,11 +47,9 @@ fn load() -> anyhow::Result<Objects> {
     let object = std::fs::read(dir.join("vlan-ebpf")).context("cannot read the eBPF object (cargo xtask build-ebpf)")?;
     let mut vland = load_object_from(&object, &Pins::new(&pin_dir), LO - 1, 1)?;
     let mut empty = Ebpf::load_file(dir.join("vlan-ebpf-bench"))?;
-    for name in [names::TRUNK_PROGRAM, names::INGRESS_PROGRAM] {
-        let p: &mut Xdp = vland.program_mut(name).unwrap().try_into()?;
-        p.load()?;
-    }
-    for name in [names::TRUNK_TC_PROGRAM, names::EGRESS_PROGRAM] {
+    let p: &mut Xdp = vland.program_mut(names::TRUNK_PROGRAM).unwrap().try_into()?;
+    p.load()?;
+    for name in [names::TRUNK_TC_PROGRAM, names::INGRESS_PROGRAM, names::EGRESS_PROGRAM] {
         let p: &mut SchedClassifier = vland.program_mut(name).unwrap().try_into()?;
         p.load()?;
     }
@@ -98,8 +96,8 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<Measurement>> {
         let cases: [(&str, &str, bool); 4] = [
             ("trunk XDP", names::TRUNK_PROGRAM, true),
             ("trunk TC", names::TRUNK_TC_PROGRAM, false),
-            ("endpoint XDP", names::INGRESS_PROGRAM, true),
-            ("endpoint TC", names::EGRESS_PROGRAM, false),
+            ("endpoint TC ingress", names::INGRESS_PROGRAM, false),
+            ("endpoint TC egress", names::EGRESS_PROGRAM, false),
         ];
         for (label, name, xdp) in cases {
             let (value, baseline) = if xdp {

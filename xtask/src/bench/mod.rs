@@ -3,6 +3,7 @@
 //! assert times.
 mod cluster;
 mod control_plane;
+mod datapath;
 mod drop_rate;
 mod ebpf_cost;
 mod report;
@@ -23,11 +24,13 @@ pub enum Group {
     ControlPlane,
     /// Cluster-scope apply (etcd) against local scope.
     Cluster,
+    /// iperf3 between two endpoints: vland's children against plain ones.
+    Datapath,
 }
 
 pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
     let wanted = |g: Group| only.is_empty() || only.contains(&g);
-    ensure_host_tools(&[("nft", "nftables"), ("ethtool", "ethtool")])?;
+    ensure_host_tools(&[("nft", "nftables"), ("ethtool", "ethtool"), ("iperf3", "iperf3")])?;
     let vland = build_daemon()?;
     let mut results = Vec::new();
     if wanted(Group::Ebpf) {
@@ -45,6 +48,10 @@ pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
     if wanted(Group::Cluster) {
         step("benchmark: cluster networks (single-member etcd) against local ones");
         results.extend(cluster::run(&vland, quick)?);
+    }
+    if wanted(Group::Datapath) {
+        step("benchmark: endpoint data path (iperf3, vland's children vs plain macvlan children)");
+        results.extend(datapath::run(&vland, quick)?);
     }
     let out_dir = target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;

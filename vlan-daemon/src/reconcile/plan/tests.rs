@@ -27,7 +27,7 @@ network = "lan"
 netns = "web1"
 "#;
 
-const PROGRAMS: ProgramIds = ProgramIds { ingress: 11, egress: 12, ingress_tc: 13 };
+const PROGRAMS: ProgramIds = ProgramIds { ingress: 11, egress: 12 };
 const MAC: &str = "02:42:ac:10:0a:02";
 
 fn config(text: &str) -> Config {
@@ -72,7 +72,6 @@ fn applied_view(pins: &Pins) -> NamespaceView {
         up: true,
         mac: Some(MAC.parse().unwrap()),
         child: Some(ChildInfo::Macvlan { mode: MacVlanMode::Bridge, source_macs: vec![] }),
-        xdp_program: Some(PROGRAMS.ingress),
         ..LinkFacts::default()
     };
     let sysctls = [("ipv4/conf/eth0/arp_notify", true), ("ipv6/conf/eth0/disable_ipv6", true)];
@@ -86,8 +85,8 @@ fn applied_view(pins: &Pins) -> NamespaceView {
             index,
             vec![RouteSpec { to: "0.0.0.0/0".parse().unwrap(), via: Some("172.16.10.1".parse().unwrap()), metric: None }],
         )]),
-        filters: HashMap::from([(index, (None, Some(PROGRAMS.egress)))]),
-        xdp_is_vland: HashMap::from([(index, true)]),
+        filters: HashMap::from([(index, (Some(PROGRAMS.ingress), Some(PROGRAMS.egress)))]),
+        xdp_is_legacy: HashMap::new(),
         defaults: Some(Defaults { ipv6: Some(false), arp_notify: true }),
         sysctls: sysctls.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         leftovers: Vec::new(),
@@ -176,7 +175,6 @@ fn each_kind_of_drift_is_one_fix_with_its_reason() {
         link.mtu = Some(1400);
         link.up = false;
         link.mac = Some("02:00:00:00:00:99".parse().unwrap());
-        link.xdp_program = None;
         v.addresses.clear();
         v.routes.clear();
         v.filters.clear();
@@ -187,24 +185,38 @@ fn each_kind_of_drift_is_one_fix_with_its_reason() {
     assert_eq!(
         lines(&plan),
         ["endpoint web1: mtu 1400 -> 1500; mac 02:00:00:00:00:99 -> 02:42:ac:10:0a:02; ipv4 address none -> 172.16.10.2/24; \
-          sysctl ipv4.conf.eth0.arp_notify=1; link down -> up; add route 0.0.0.0/0 via 172.16.10.1; attach the XDP counter; \
-          attach the egress counter"]
+          sysctl ipv4.conf.eth0.arp_notify=1; attach the ingress counter; attach the egress counter; link down -> up; \
+          add route 0.0.0.0/0 via 172.16.10.1"]
     );
 }
 
 #[test]
-fn a_changed_mode_recreates_and_a_foreign_xdp_program_gets_the_tc_fallback() {
+fn a_changed_mode_recreates_an_older_xdp_counter_goes_and_a_foreign_xdp_program_stays() {
     let vepa = config(&CONFIG.replace("driver = \"macvlan\"", "driver = \"macvlan\"\nmode = \"vepa\""));
     let plan = plan_with(&vepa, applied_state(), |_| {}).unwrap();
     assert_eq!(lines(&plan), ["create the child of endpoint web1: mode bridge -> vepa: recreate"]);
 
+    // An older build's child: its generic-XDP counter, no ingress filter.
     let plan = plan_with(&config(CONFIG), applied_state(), |v| {
         let index = v.links["eth0"].index;
         v.links.get_mut("eth0").unwrap().xdp_program = Some(99);
-        v.xdp_is_vland.insert(index, false);
+        v.xdp_is_legacy.insert(index, true);
+        v.filters.get_mut(&index).unwrap().0 = None;
     })
     .unwrap();
-    assert_eq!(lines(&plan), ["endpoint web1: another XDP program holds the hook: count rx in TC ingress"]);
+    assert_eq!(
+        lines(&plan),
+        ["endpoint web1: attach the ingress counter; remove an older vland's XDP counter (vland counts in TC ingress now)"]
+    );
+
+    // Someone else's XDP program: nothing to do.
+    let plan = plan_with(&config(CONFIG), applied_state(), |v| {
+        let index = v.links["eth0"].index;
+        v.links.get_mut("eth0").unwrap().xdp_program = Some(99);
+        v.xdp_is_legacy.insert(index, false);
+    })
+    .unwrap();
+    assert!(plan.is_empty(), "{:?}", lines(&plan));
 }
 
 #[test]

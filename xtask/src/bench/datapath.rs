@@ -1,0 +1,201 @@
+//! What vland's programs cost the endpoints' own traffic: iperf3 between two children of one veth
+//! parent, plain kernel macvlan children (no programs) against two of vland's endpoints on the
+//! same parent at the same time. UDP with 64-byte payloads (packets per second the receiver got:
+//! per-packet costs show most there) and TCP (throughput). Sibling traffic in macvlan bridge mode
+//! goes from one child's xmit straight into the other's receive path, on the sender's CPU, so
+//! whatever runs on either child's hooks is paid for on that CPU.
+//!
+//! Rounds take turns (plain first in even rounds, vland first in odd ones) and each value is the
+//! median, since the machine is shared and slows down in spells.
+use super::report::{Measurement, Target, median};
+use crate::netlab::{add_ns, in_ns, remove_namespaces};
+use crate::paths::target_dir;
+use anyhow::{Context, bail};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const PREFIX: &str = "vlbp-";
+const ROUNDS: usize = 5;
+/// CPUs of the iperf3 client and server (the machine has two).
+const CLIENT_CPU: &str = "0";
+const SERVER_CPU: &str = "1";
+
+fn host() -> String {
+    format!("{PREFIX}host")
+}
+
+/// One pair of children: (client namespace, server namespace, server address).
+struct Pair {
+    label: &'static str,
+    client: String,
+    server: String,
+    server_ip: &'static str,
+}
+
+fn pairs() -> [Pair; 2] {
+    [
+        Pair { label: "plain", client: format!("{PREFIX}pa"), server: format!("{PREFIX}pb"), server_ip: "10.77.0.12" },
+        Pair { label: "vland", client: format!("{PREFIX}va"), server: format!("{PREFIX}vb"), server_ip: "10.77.0.22" },
+    ]
+}
+
+/// The host and its parent (one end of a veth pair), and the two plain macvlan children.
+fn build_lab() -> anyhow::Result<()> {
+    remove_namespaces(PREFIX);
+    add_ns(&host())?;
+    in_ns(&host(), &["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"])?;
+    in_ns(&host(), &["ip", "link", "set", "eth0", "up"])?;
+    in_ns(&host(), &["ip", "link", "set", "eth0p", "up"])?;
+    let plain = &pairs()[0];
+    for (ns, ip) in [(&plain.client, "10.77.0.11/24"), (&plain.server, "10.77.0.12/24")] {
+        add_ns(ns)?;
+        in_ns(&host(), &["ip", "link", "add", "tmp0", "link", "eth0", "netns", ns, "type", "macvlan", "mode", "bridge"])?;
+        in_ns(ns, &["ip", "link", "set", "tmp0", "name", "eth0"])?;
+        in_ns(ns, &["ip", "address", "add", ip, "dev", "eth0"])?;
+        in_ns(ns, &["ip", "link", "set", "eth0", "up"])?;
+    }
+    Ok(())
+}
+
+fn config(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let vl = &pairs()[1];
+    let text = format!(
+        "[daemon]\nstate_dir = \"{}\"\nbpf_dir = \"/sys/fs/bpf/{PREFIX}bench\"\n\n\
+         [networks.bench]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"10.77.0.0/24\"\ngratuitous_arp = false\n\n\
+         [endpoints.va]\nnetwork = \"bench\"\nnetns = \"{}\"\nip = \"10.77.0.21\"\n\n\
+         [endpoints.vb]\nnetwork = \"bench\"\nnetns = \"{}\"\nip = \"{}\"\n",
+        dir.join("state").display(),
+        vl.client,
+        vl.server,
+        vl.server_ip
+    );
+    let path = dir.join("datapath.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn vland(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out =
+        Command::new("nsenter").arg(format!("--net=/run/netns/{}", host())).arg(bin).args(args).arg("--config").arg(config).output()?;
+    if !out.status.success() {
+        bail!("vland {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// An iperf3 server in the pair's server namespace (killed when dropped).
+struct Server(Child);
+
+impl Server {
+    fn start(pair: &Pair) -> anyhow::Result<Self> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &pair.server, "iperf3", "-s", "-B", pair.server_ip, "-A", SERVER_CPU])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start iperf3 (apt-get install iperf3)")?;
+        Ok(Server(child))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the iperf3 client of `pair` for `secs` with `extra` arguments; its JSON report.
+fn client(pair: &Pair, secs: u64, extra: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let secs = secs.to_string();
+    let mut args = vec!["netns", "exec", &pair.client, "iperf3", "-c", pair.server_ip, "-t", &secs, "-A", CLIENT_CPU, "-J"];
+    args.extend_from_slice(extra);
+    // The server may still be binding right after start, or finishing the test before: retry.
+    let mut last = String::new();
+    for _ in 0..20 {
+        let out = Command::new("ip").args(&args).output()?;
+        // iperf3 3.12 may exit 0 with an error in its report (e.g. connection refused).
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if out.status.success() && report.get("error").is_none() && report.get("end").is_some() {
+            return Ok(report);
+        }
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bail!("iperf3 client in {} failed: {last}", pair.client)
+}
+
+/// Packets per second the server received, UDP with 64-byte payloads, as fast as the sender goes.
+fn udp_kpps(pair: &Pair, secs: u64) -> anyhow::Result<f64> {
+    let report = client(pair, secs, &["-u", "-l", "64", "-b", "0"])?;
+    let sum = &report["end"]["sum"];
+    let packets = sum["packets"].as_f64().with_context(|| format!("no packets in iperf3's report: {report}"))?;
+    let lost = sum["lost_packets"].as_f64().unwrap_or(0.0);
+    let seconds = sum["seconds"].as_f64().context("no seconds in iperf3's report")?;
+    Ok((packets - lost) / seconds / 1e3)
+}
+
+fn tcp_gbits(pair: &Pair, secs: u64) -> anyhow::Result<f64> {
+    let report = client(pair, secs, &[])?;
+    report["end"]["sum_received"]["bits_per_second"].as_f64().map(|b| b / 1e9).context("no sum_received in iperf3's report")
+}
+
+pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
+    let secs = if quick { 2 } else { 5 };
+    let dir = target_dir().join("bench/datapath");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let config = config(&dir)?;
+    let result = (|| -> anyhow::Result<Vec<Measurement>> {
+        build_lab()?;
+        vland(vland_bin, &config, &["apply"])?;
+        let pairs = pairs();
+        let _servers = pairs.iter().map(Server::start).collect::<anyhow::Result<Vec<_>>>()?;
+        let (mut udp, mut tcp) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+        for round in 0..ROUNDS {
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                udp[i].push(udp_kpps(&pairs[i], secs)?);
+            }
+            for i in order {
+                tcp[i].push(tcp_gbits(&pairs[i], secs)?);
+            }
+            crate::process::step(&format!(
+                "data path round {}: UDP {} {:.0} / {} {:.0} kpps, TCP {} {:.2} / {} {:.2} Gbit/s",
+                round + 1,
+                pairs[0].label,
+                udp[0][round],
+                pairs[1].label,
+                udp[1][round],
+                pairs[0].label,
+                tcp[0][round],
+                pairs[1].label,
+                tcp[1][round]
+            ));
+        }
+        let [udp_plain, udp_vland] = udp.map(median);
+        let [tcp_plain, tcp_vland] = tcp.map(median);
+        vland(vland_bin, &config, &["down"])?;
+        Ok(vec![
+            Measurement::new(
+                "endpoint data path, UDP 64-byte payloads (iperf3)",
+                udp_vland,
+                "kpps",
+                "plain macvlan children",
+                udp_plain,
+                Target::AtLeast(0.97),
+            ),
+            Measurement::new(
+                "endpoint data path, TCP (iperf3)",
+                tcp_vland,
+                "Gbit/s",
+                "plain macvlan children",
+                tcp_plain,
+                Target::AtLeast(0.97),
+            ),
+        ])
+    })();
+    remove_namespaces(PREFIX);
+    crate::netlab::remove_bpf_dirs(PREFIX);
+    result
+}
