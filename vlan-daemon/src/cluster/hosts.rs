@@ -94,8 +94,8 @@ pub async fn keep_alive(cc: ClusterConfig, identity: String) {
     }
 }
 
-/// Deletes one of this host's blocks if it is still this host's and no static address lies in
-/// it. Ok(false): it was not (left as it is).
+/// Deletes one of this host's blocks if it is still this host's and unchanged. Ok(false): it
+/// was not (left as it is); an error: the outcome may be unknown.
 pub async fn release_block(etcd: &mut Etcd, network: &str, block: &IpNetwork, host: &str) -> Result<bool, ClusterError> {
     let key = blocks::block_key(network, block);
     let Some(kv) = etcd.get(&key).await? else { return Ok(false) };
@@ -105,7 +105,7 @@ pub async fn release_block(etcd: &mut Etcd, network: &str, block: &IpNetwork, ho
     }
     let txn =
         Txn::new().when([Compare::mod_revision(key.clone(), CompareOp::Equal, kv.mod_revision())]).and_then([TxnOp::delete(key, None)]);
-    Ok(etcd.txn(txn).await.map(|r| r.succeeded()).unwrap_or(false))
+    Ok(etcd.txn(txn).await?.succeeded())
 }
 
 /// The cluster as `vland cluster status` shows it.

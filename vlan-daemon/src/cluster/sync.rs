@@ -200,11 +200,17 @@ pub async fn after_apply(session: &mut Session, state: &mut State) -> Result<(),
                 still_idle.insert(*block);
                 continue;
             }
-            if hosts::release_block(etcd, net, block, &session.config.host).await? {
-                info!(network = %net, %block, "gave back an address block found empty twice");
+            let released = hosts::release_block(etcd, net, block, &session.config.host).await;
+            // Released, or perhaps (outcome unknown): the local copy forgets it at once, so an
+            // apply while etcd is unreachable never allocates from a block another host may own.
+            if !matches!(released, Ok(false)) {
                 if let Some(set) = by_network.get_mut(net) {
                     set.remove(block);
                 }
+                state.cluster_blocks = by_network.clone();
+            }
+            if released? {
+                info!(network = %net, %block, "gave back an address block found empty twice");
             }
         }
         state.idle_blocks = still_idle;
