@@ -3,6 +3,7 @@
 //! dropped, also when the test panics.
 pub mod capture;
 pub mod engines;
+pub mod etcd;
 pub mod frame;
 pub mod http;
 pub mod ip;

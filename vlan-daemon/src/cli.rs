@@ -1,4 +1,6 @@
 //! The command line: what each `vland` subcommand does, on top of the library.
+#[cfg(feature = "etcd")]
+use crate::cluster;
 use crate::{config, control, daemon, doctor, reconcile, stats, status_tree};
 
 use anyhow::Context;
@@ -68,6 +70,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The hosts sharing `scope = "cluster"` networks through etcd ([cluster] in the config).
+    #[cfg(feature = "etcd")]
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[cfg(feature = "etcd")]
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Hosts with their leases, and every network's blocks: owner and how full.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Frees the blocks and static addresses of a host that is gone. Refuses while its lease
+    /// is alive (vland runs there, or stopped less than 30 s ago).
+    ReleaseHost { host: String },
 }
 
 /// Runs the command line: parses the arguments, logs to stderr, and returns the exit code.
@@ -227,5 +246,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Doctor { json }) => doctor::run(json),
+        #[cfg(feature = "etcd")]
+        Some(Command::Cluster(command)) => {
+            let path = require_config(&cli.config)?;
+            let config = config::load(path)?;
+            let cc = config.cluster.with_context(|| format!("{} has no [cluster] table", path.display()))?;
+            runtime()?.block_on(async {
+                let mut etcd = cluster::client::Etcd::connect(&cc).await?;
+                match command {
+                    ClusterCommand::Status { json } => {
+                        let status = cluster::hosts::status(&mut etcd).await?;
+                        if json {
+                            println!("{}", serde_json::to_string_pretty(&status)?);
+                        } else {
+                            print!("{status}");
+                        }
+                    }
+                    ClusterCommand::ReleaseHost { host } => {
+                        let released = cluster::hosts::release_host(&mut etcd, &host).await?;
+                        println!("released host {host}: {} block(s), {} static address(es)", released.blocks, released.statics);
+                    }
+                }
+                Ok(())
+            })
+        }
     }
 }

@@ -186,6 +186,14 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Other hosts see this one alive as long as its lease is renewed (on the serving thread:
+    // an apply that blocks its thread does not let the lease lapse).
+    #[cfg(feature = "etcd")]
+    if let Some(cc) = &config.cluster
+        && config.networks.values().any(|n| n.scope == config::PoolScope::Cluster)
+    {
+        tokio::spawn(crate::cluster::hosts::keep_alive(cc.clone(), crate::cluster::hosts::identity(&config.daemon.state_dir)));
+    }
     let mut applier = Applier {
         path,
         source: path.display().to_string(),

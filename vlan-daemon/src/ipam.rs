@@ -39,6 +39,12 @@ pub fn allocate(ipam: &Ipam, taken: &BTreeSet<IpAddr>) -> Option<IpAddr> {
     (start..=end).map(|n| addr_at(&ipam.range, n)).find(|a| is_allocatable(ipam, *a) && !taken.contains(a))
 }
 
+/// The lowest free address of `blocks` (a cluster network's blocks this host owns), in the
+/// order given.
+pub fn allocate_in<'b>(ipam: &Ipam, blocks: impl IntoIterator<Item = &'b IpNetwork>, taken: &BTreeSet<IpAddr>) -> Option<IpAddr> {
+    blocks.into_iter().flat_map(|b| b.iter()).find(|a| ipam.range.contains(*a) && is_allocatable(ipam, *a) && !taken.contains(a))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +74,15 @@ mod tests {
         // As in the seed: docker2 with --ip-range 10.10.10.128/25 hands out 10.10.10.128 first.
         let i = ipam("10.10.10.0/24", "10.10.10.128/25", Some("10.10.10.1"), &[]);
         assert_eq!(allocate(&i, &BTreeSet::new()), Some(ip("10.10.10.128")));
+    }
+
+    #[test]
+    fn cluster_allocation_stays_in_owned_blocks() {
+        let i = ipam("10.10.10.0/24", "10.10.10.0/24", Some("10.10.10.1"), &[]);
+        let blocks: Vec<IpNetwork> = vec!["10.10.10.32/28".parse().unwrap()];
+        assert_eq!(allocate_in(&i, &blocks, &BTreeSet::from([ip("10.10.10.32")])), Some(ip("10.10.10.33")));
+        let all: BTreeSet<IpAddr> = blocks[0].iter().collect();
+        assert_eq!(allocate_in(&i, &blocks, &all), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! drivers (the kernel) ; ebpf (programs and pinned maps) -> stats / metrics.
 pub mod apply_metrics;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -16,6 +16,20 @@ impl Mac {
         Mac(octets)
     }
 
+    /// The MAC of an endpoint of a cluster network: 02:42 and the low 32 bits of its address
+    /// (Docker's scheme for IPv4). Addresses are unique across the cluster's hosts, so these MACs
+    /// are too, without any coordination of their own.
+    pub fn from_address(addr: std::net::IpAddr) -> Self {
+        let low = match addr {
+            std::net::IpAddr::V4(a) => a.octets(),
+            std::net::IpAddr::V6(a) => {
+                let o = a.octets();
+                [o[12], o[13], o[14], o[15]]
+            }
+        };
+        Mac([0x02, 0x42, low[0], low[1], low[2], low[3]])
+    }
+
     pub fn octets(self) -> [u8; 6] {
         self.0
     }

@@ -76,6 +76,13 @@ pub struct State {
     /// Links being created: written before the request, so a crash mid-way leaves a link to clean.
     #[serde(default)]
     pub pending_links: Vec<PendingLink>,
+    /// Cluster networks: the address blocks this host owned in etcd at the last apply, so that
+    /// an apply while etcd is unreachable still allocates from them. etcd stays the authority.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cluster_blocks: BTreeMap<String, BTreeSet<ipnetwork::IpNetwork>>,
+    /// Owned blocks the last apply found empty: found empty again, they are given back.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub idle_blocks: BTreeSet<ipnetwork::IpNetwork>,
 }
 
 /// The namespace names, as a list (version 2) or as a map of empty records (version 1).

@@ -8,6 +8,8 @@ use anyhow::bail;
 use std::process::Command;
 
 pub fn run() -> anyhow::Result<()> {
+    // Clippy builds vland, whose etcd client needs protoc.
+    crate::prereqs::ensure_host_tools(&[])?;
     toolchain::ensure_component(None, "rustfmt", "for cargo fmt --check")?;
     toolchain::ensure_component(None, "clippy", "for the lint")?;
     let nightly = toolchain::ensure_nightly()?;

@@ -2,8 +2,10 @@
 use crate::process::{run, step};
 use std::process::Command;
 
-/// (command, Debian package providing it)
-const TOOLS: &[(&str, &str)] = &[("ip", "iproute2"), ("ping", "iputils-ping"), ("nsenter", "util-linux")];
+/// (command, Debian package providing it). protoc builds vland's etcd client (xtask itself is
+/// built without it); etcd serves the cluster tests and benchmark.
+const TOOLS: &[(&str, &str)] =
+    &[("ip", "iproute2"), ("ping", "iputils-ping"), ("nsenter", "util-linux"), ("protoc", "protobuf-compiler"), ("etcd", "etcd-server")];
 
 fn have(cmd: &str) -> bool {
     which::which(cmd).is_ok()

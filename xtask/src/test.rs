@@ -11,7 +11,9 @@ use std::process::Command;
 const TEST_PREFIX: &str = "vlt-";
 
 pub fn run_all(args: &[String]) -> anyhow::Result<()> {
-    // First, so that CI (which runs this command) fails on lint as on a failed test.
+    // protoc first: the lint builds vland (its etcd client). Then the lint, so that CI (which
+    // runs this command) fails on lint as on a failed test.
+    ensure_host_tools(&[])?;
     crate::lint::run()?;
     // Prometheus and promtool for the metrics and alert-rule tests, systemd-analyze for the unit.
     ensure_host_tools(&[("prometheus", "prometheus"), ("promtool", "prometheus"), ("systemd-analyze", "systemd")])?;

@@ -15,6 +15,37 @@ pub struct Config {
     pub endpoints: BTreeMap<String, Endpoint>,
     /// The `[trunks.NAME]` tables (802.1Q VIDs); `trunk_vlans` adds what the networks imply.
     pub trunks: BTreeMap<String, TrunkVlans>,
+    /// `[cluster]`: where `scope = "cluster"` networks coordinate their pools.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// The `[cluster]` table, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub etcd: Vec<String>,
+    pub host: String,
+    pub block_size: u8,
+    pub block_size6: u8,
+    pub lease_ttl: u32,
+    pub tls: Option<ClusterTls>,
+}
+
+/// TLS files for etcd: the CA that signed the members' certificates, and optionally a client
+/// certificate and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTls {
+    pub ca_file: PathBuf,
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// Where a network's address pool lives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PoolScope {
+    /// This host's state file only.
+    #[default]
+    Local,
+    /// Shared with every host of the `[cluster]` through etcd, in per-host blocks.
+    Cluster,
 }
 
 /// What vland enforces on one trunk device: the (tag protocol, VID) pairs it carries, and
@@ -115,6 +146,7 @@ pub struct Network {
     pub gratuitous_arp: bool,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
+    pub scope: PoolScope,
 }
 
 impl Network {

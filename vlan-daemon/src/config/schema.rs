@@ -15,6 +15,27 @@ pub struct RawConfig {
     /// VLAN policy per trunk device (the base of `eth1.19`-style parents, or any other).
     #[serde(default)]
     pub trunks: BTreeMap<String, RawTrunk>,
+    /// Several hosts sharing the pools of `scope = "cluster"` networks through etcd.
+    pub cluster: Option<RawCluster>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCluster {
+    /// Client URLs of any members of one etcd cluster.
+    #[serde(default)]
+    pub etcd: Vec<String>,
+    /// This host's name in the cluster (default: the hostname).
+    pub host: Option<String>,
+    /// Prefix length of the IPv4 address blocks a host claims (default 28).
+    pub block_size: Option<u8>,
+    /// Prefix length of the IPv6 address blocks (default 122).
+    pub block_size6: Option<u8>,
+    /// Seconds this host's lease lasts without renewal (default 30): how soon others may
+    /// release a host that died.
+    pub lease_ttl: Option<u32>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +118,8 @@ pub struct RawNetwork {
     pub mtu: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<u32>,
+    /// "local" (default): the pool is this host's; "cluster": shared through etcd.
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -1,8 +1,10 @@
 //! What each endpoint holds for its lifetime, decided before anything changes and recorded in
 //! the state before the kernel is touched: its addresses (its static one, else the one it
 //! already holds, so an address survives restarts, else the lowest free one of its network's
-//! range), its MAC and its slot in the eBPF arrays. Pure: no kernel.
+//! range, or for a cluster network of the blocks this host owns), its MAC and its slot in the
+//! eBPF arrays. Pure: no kernel, no etcd.
 use super::ApplyError;
+use crate::cluster::Owned;
 use crate::config::{Config, ConfigErrors};
 use crate::ipam;
 use crate::mac::Mac;
@@ -30,11 +32,18 @@ impl Allocation {
 
 /// Allocations for every configured endpoint. `kept` holds the records of endpoints that stay
 /// where they are (the others are removed first, and what they held is free again).
+#[cfg(test)]
 pub fn allocate(config: &Config, kept: &State, source_name: &str) -> Result<BTreeMap<String, Allocation>, ApplyError> {
+    allocate_in(config, kept, &Owned::default(), source_name)
+}
+
+/// As `allocate`; `owned`: for cluster networks, the blocks this host owns (new addresses come
+/// only from them).
+pub fn allocate_in(config: &Config, kept: &State, owned: &Owned, source_name: &str) -> Result<BTreeMap<String, Allocation>, ApplyError> {
     let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
     let mut addresses = Planned::new();
     for v6 in [false, true] {
-        plan_family(config, kept, v6, &mut addresses, &mut errors);
+        plan_family(config, kept, owned, v6, &mut addresses, &mut errors);
     }
     if !errors.is_empty() {
         return Err(errors.into());
@@ -59,6 +68,9 @@ pub fn allocate(config: &Config, kept: &State, source_name: &str) -> Result<BTre
             }
         };
         let address = |v6| addresses.get(&(name.clone(), v6)).copied();
+        // Cluster networks: the MAC follows the address, unique across hosts as it is.
+        let cluster_mac =
+            owned.of(&ep.network, false).or(owned.of(&ep.network, true)).and(address(false).or(address(true))).map(Mac::from_address);
         out.insert(
             name.clone(),
             Allocation {
@@ -70,7 +82,10 @@ pub fn allocate(config: &Config, kept: &State, source_name: &str) -> Result<BTre
                     Some(IpAddr::V6(a)) => Some(a),
                     _ => None,
                 },
-                mac: mac_for(ep, rec.and_then(|r| r.mac), config, &mut taken_macs),
+                mac: match cluster_mac {
+                    Some(derived) => ep.mac.unwrap_or(derived),
+                    None => mac_for(ep, rec.and_then(|r| r.mac), config, &mut taken_macs),
+                },
                 slot,
                 new_slot,
             },
@@ -96,7 +111,7 @@ fn mac_for(ep: &crate::config::Endpoint, recorded: Option<Mac>, config: &Config,
 /// Planned addresses: (endpoint, is_v6) -> address.
 type Planned = BTreeMap<(String, bool), IpAddr>;
 
-fn plan_family(config: &Config, state: &State, v6: bool, planned: &mut Planned, errors: &mut ConfigErrors) {
+fn plan_family(config: &Config, state: &State, owned: &Owned, v6: bool, planned: &mut Planned, errors: &mut ConfigErrors) {
     let mut taken: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
     let with_ipam = || config.endpoints.iter().filter_map(|(name, ep)| config.networks[&ep.network].ipam(v6).map(|i| (name, ep, i)));
     // Static addresses first: they win over anything allocated before.
@@ -116,6 +131,7 @@ fn plan_family(config: &Config, state: &State, v6: bool, planned: &mut Planned, 
             && let Some(ip) = rec.address(v6)
             && ipam::is_allocatable(ipam, ip)
             && ipam.range.contains(ip)
+            && owned.of(&ep.network, v6).is_none_or(|blocks| blocks.iter().any(|b| b.contains(ip)))
             && taken.entry(&ep.network).or_default().insert(ip)
         {
             planned.insert((name.clone(), v6), ip);
@@ -127,11 +143,20 @@ fn plan_family(config: &Config, state: &State, v6: bool, planned: &mut Planned, 
             continue;
         }
         let set = taken.entry(&ep.network).or_default();
-        match ipam::allocate(ipam, set) {
+        let blocks = owned.of(&ep.network, v6);
+        let found = match blocks {
+            Some(blocks) => ipam::allocate_in(ipam, blocks, set),
+            None => ipam::allocate(ipam, set),
+        };
+        match found {
             Some(ip) => {
                 set.insert(ip);
                 planned.insert((name.clone(), v6), ip);
             }
+            None if blocks.is_some() => errors.push(
+                format!("endpoints.{name}.network"),
+                format!("pool exhausted: no free address left in the blocks this host owns of cluster network `{}`", ep.network),
+            ),
             None => errors.push(
                 format!("endpoints.{name}.network"),
                 format!(

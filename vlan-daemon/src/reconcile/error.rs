@@ -19,6 +19,9 @@ pub enum ApplyError {
     TooManyEndpoints { configured: usize, max: u32 },
     #[error(transparent)]
     State(#[from] StateError),
+    /// The cluster side of a `scope = "cluster"` network (etcd, blocks, the pool's record).
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A kernel or IO error, with the context of what vland was doing.
     #[error(transparent)]
     Kernel(#[from] anyhow::Error),
@@ -30,6 +33,7 @@ impl ApplyError {
         match self {
             ApplyError::Config(_) | ApplyError::ConfigUnreadable(_) | ApplyError::TooManyEndpoints { .. } => true,
             ApplyError::State(e) => e.is_permanent(),
+            ApplyError::Cluster(e) => e.is_permanent(),
             // Unless it is a refusal (an unsafe dir, a bpf dir of another instance): it stays.
             ApplyError::Kernel(e) => e.chain().any(|c| c.is::<crate::secure_fs::Refusal>()),
         }

@@ -64,9 +64,11 @@ struct Prepared<'c> {
     pins: Pins,
     desired: Desired<'c>,
     observed: Observed,
+    /// Cluster networks: the blocks this host owns, and the etcd connection.
+    cluster: Option<crate::cluster::Session>,
 }
 
-async fn prepare<'c>(config: &'c Config, source_name: &str) -> Result<Prepared<'c>, ApplyError> {
+async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool) -> Result<Prepared<'c>, ApplyError> {
     let host = Netlink::current()?;
     let store = StateStore::open_locked(&config.daemon.state_dir)?;
     let state = store.load()?;
@@ -85,15 +87,18 @@ async fn prepare<'c>(config: &'c Config, source_name: &str) -> Result<Prepared<'
     // Endpoints that move are removed first: what they held is free for the allocation.
     let mut kept = observed.state.clone();
     kept.endpoints.retain(|name, rec| config.endpoints.get(name).is_some_and(|ep| endpoint::same_placement(ep, rec, config)));
-    let allocations = allocate::allocate(config, &kept, source_name)?;
+    // Cluster networks: this host owns enough blocks in etcd before the allocation draws from them.
+    let cluster = crate::cluster::claim(config, &kept, dry_run).await?;
+    let owned = cluster.as_ref().map(|c| c.owned.clone()).unwrap_or_default();
+    let allocations = allocate::allocate_in(config, &kept, &owned, source_name)?;
     let desired = desired::desired(config, allocations, &pins);
     observed.read_policies(&pins, desired.endpoints.values().map(|d| d.alloc.slot))?;
-    Ok(Prepared { host, store, pins, desired, observed })
+    Ok(Prepared { host, store, pins, desired, observed, cluster })
 }
 
 /// What `apply` would do now, without doing it.
 pub async fn plan(config: &Config, source_name: &str) -> Result<Plan, ApplyError> {
-    let p = prepare(config, source_name).await?;
+    let p = prepare(config, source_name, true).await?;
     Ok(plan::plan(&p.desired, &p.observed, source_name)?)
 }
 
@@ -101,13 +106,21 @@ pub async fn plan(config: &Config, source_name: &str) -> Result<Plan, ApplyError
 /// carries it out. Blocks its thread at times (the state lock, namespace threads, file writes):
 /// see daemon.rs for where the daemon runs it.
 pub async fn apply(config: &Config, source_name: &str) -> Result<Summary, ApplyError> {
-    let Prepared { host, store, pins, desired, observed } = prepare(config, source_name).await?;
+    let Prepared { host, store, pins, desired, observed, mut cluster } = prepare(config, source_name, false).await?;
     let plan = plan::plan(&desired, &observed, source_name)?;
     for action in &plan.actions {
         info!("plan: {action}");
     }
     let summary = Summary::of(&plan);
-    execute(&plan, &desired, observed, &host, &store, &pins).await?;
+    let mut state = execute(&plan, &desired, observed, &host, &store, &pins, cluster.as_ref().map(|c| &c.owned)).await?;
+    if let Some(session) = cluster.as_mut() {
+        // Bookkeeping only (usage for `cluster status`, giving back idle blocks): the kernel
+        // already matches the config, so an etcd failure here does not fail the apply.
+        if let Err(e) = crate::cluster::after_apply(session, &mut state).await {
+            tracing::warn!("cluster bookkeeping after the apply: {e}");
+        }
+        store.save(&state)?;
+    }
     info!(created = summary.created.len(), repaired = summary.repaired.len(), removed = summary.removed.len(), "apply done");
     Ok(summary)
 }
@@ -122,7 +135,8 @@ async fn execute(
     host: &Netlink,
     store: &StateStore,
     pins: &Pins,
-) -> anyhow::Result<()> {
+    owned: Option<&crate::cluster::Owned>,
+) -> anyhow::Result<State> {
     let config = desired.config;
     let mut state = std::mem::take(&mut observed.state);
     ebpf::ensure_bpffs(&config.daemon.bpf_dir)?;
@@ -164,6 +178,10 @@ async fn execute(
         (rec.ip, rec.ip6, rec.mac, rec.slot) = (d.alloc.ip, d.alloc.ip6, Some(d.alloc.mac), Some(d.alloc.slot));
     }
     endpoint::journal_intents(plan, desired, &mut state);
+    // The blocks claimed for these allocations are recorded with them (etcd stays the authority).
+    if let Some(owned) = owned {
+        state.cluster_blocks = owned.by_network();
+    }
     store.save(&state)?;
     // A slot may have served an endpoint removed earlier: it starts from zero.
     if maps_existed {
@@ -214,7 +232,7 @@ async fn execute(
         let list: Vec<String> = failed.iter().map(|(ns_ref, e)| format!("namespace {ns_ref}: {e:#}")).collect();
         anyhow::bail!("{} of {} namespaces failed (the others were applied): {}", failed.len(), desired.by_netns.len(), list.join("; "));
     }
-    Ok(())
+    Ok(state)
 }
 
 /// This build's endpoint programs. After an upgrade of vland they replace the earlier ones: the

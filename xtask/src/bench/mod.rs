@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: each benchmark with its baseline, side by side in one run; a table, and
 //! target/bench/results.json. Targets are ratios, since this machine is noisy; tests never
 //! assert times.
+mod cluster;
 mod control_plane;
 mod datapath;
 mod drop_rate;
@@ -21,6 +22,8 @@ pub enum Group {
     Drops,
     /// apply/down, stats and memory.
     ControlPlane,
+    /// Cluster-scope apply (etcd) against local scope.
+    Cluster,
     /// iperf3 between two endpoints: vland's children against plain ones.
     Datapath,
 }
@@ -41,6 +44,10 @@ pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
     if wanted(Group::ControlPlane) {
         step("benchmark: control plane, stats and memory (namespaces lab)");
         results.extend(control_plane::run(&vland, quick)?);
+    }
+    if wanted(Group::Cluster) {
+        step("benchmark: cluster networks (single-member etcd) against local ones");
+        results.extend(cluster::run(&vland, quick)?);
     }
     if wanted(Group::Datapath) {
         step("benchmark: endpoint data path (iperf3, vland's children vs plain macvlan children)");

@@ -1,5 +1,6 @@
 //! Semantic checks of a parsed config, one module per concept. Every check pushes an error and
 //! carries on, so one run reports everything; nothing here touches the kernel.
+mod cluster;
 mod endpoint;
 mod ipam;
 mod names;
@@ -48,5 +49,6 @@ pub fn validate(raw: RawConfig, errors: &mut ConfigErrors) -> Config {
         errors.push("daemon.metrics_addr", format!("`{addr}` is not an address:port: write it like \"127.0.0.1:9750\" or \"[::1]:9750\""));
     }
     let trunks = raw.trunks.iter().filter_map(|(name, t)| trunk::trunk(name, t, errors).map(|t| (name.clone(), t))).collect();
-    Config { daemon: raw.daemon, networks, endpoints, trunks }
+    let cluster = cluster::cluster(raw.cluster.as_ref(), &networks, errors);
+    Config { daemon: raw.daemon, networks, endpoints, trunks, cluster }
 }

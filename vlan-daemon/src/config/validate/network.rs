@@ -4,7 +4,7 @@ use super::ipam::ipam;
 use super::names::check_name;
 use super::parent::parent;
 use crate::config::errors::{ConfigErrors, Scope};
-use crate::config::model::{Network, ParentKind};
+use crate::config::model::{Network, ParentKind, PoolScope};
 use crate::config::schema::RawNetwork;
 use crate::drivers::{Driver, Options as DriverOptions};
 use std::net::IpAddr;
@@ -50,6 +50,19 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
             format!("{mtu} is below {IPV6_MIN_MTU}, the least IPv6 works with, and this network has IPv6: use at least {IPV6_MIN_MTU}"),
         );
     }
+    let scope = match raw.scope.as_deref() {
+        None | Some("local") => PoolScope::Local,
+        Some("cluster") => {
+            if raw.subnet.is_none() && raw.subnet6.is_none() {
+                s.err("scope", "a cluster network shares its address pool: give it a `subnet` (or `subnet6`)".to_string());
+            }
+            PoolScope::Cluster
+        }
+        Some(other) => {
+            s.err("scope", format!("`{other}` is not a scope: use \"local\" (this host's pool) or \"cluster\" (shared through etcd)"));
+            PoolScope::Local
+        }
+    };
     if !s.ok() {
         return None;
     }
@@ -66,5 +79,6 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
         gratuitous_arp: raw.gratuitous_arp.unwrap_or(true),
         mtu: raw.mtu,
         metric: raw.metric,
+        scope,
     })
 }
