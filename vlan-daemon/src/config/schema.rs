@@ -119,6 +119,7 @@ pub struct RawNetwork {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<u32>,
     /// "local" (default): the pool is this host's; "cluster": shared through etcd.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
 }
 
