@@ -146,7 +146,7 @@ fn a_second_state_dir_on_one_bpf_dir_is_refused() {
     let out = lab.vland(&host, &second, &["down"]);
     assert!(!out.status.success() && text(&out).contains("belongs to state dir"), "{}", text(&out));
     // The first instance's endpoint still runs its programs.
-    assert!(ip::link(&ns, "eth0").xdp.is_some());
+    assert!(vland_tests::ingress_counter(&ns, "eth0").is_some());
     let stats = lab.stats(&host, &config);
     assert_eq!(stats["endpoints"].as_array().unwrap().len(), 1, "{stats}");
 }
