@@ -80,6 +80,8 @@ pub struct RawNetwork {
     pub spoof_check: bool,
     /// Announce each endpoint with a gratuitous ARP when its child comes up (default on).
     pub gratuitous_arp: Option<bool>,
+    /// Answer ARP and neighbour solicitations for the endpoints in the parent's XDP hook.
+    pub arp_responder: Option<bool>,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
 }
