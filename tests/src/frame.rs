@@ -118,6 +118,46 @@ pub fn arp_request() -> Vec<u8> {
     buf
 }
 
+/// A whole broadcast Ethernet/IPv4 ARP request from (`mac`, `sender`) asking for `target`,
+/// padded to the 60-byte minimum.
+pub fn arp_request_frame(mac: [u8; 6], sender: std::net::Ipv4Addr, target: std::net::Ipv4Addr) -> Vec<u8> {
+    let mut buf = vec![0u8; 28];
+    let mut arp = MutableArpPacket::new(&mut buf).unwrap();
+    arp.set_hardware_type(ArpHardwareTypes::Ethernet);
+    arp.set_protocol_type(EtherTypes::Ipv4);
+    arp.set_hw_addr_len(6);
+    arp.set_proto_addr_len(4);
+    arp.set_operation(ArpOperations::Request);
+    arp.set_sender_hw_addr(mac.into());
+    arp.set_sender_proto_addr(sender);
+    arp.set_target_proto_addr(target);
+    Frame::new(EtherTypes::Arp).dst(BROADCAST).src(mac).payload(&buf).padded_to(60, 0).build()
+}
+
+/// A whole IPv6 neighbour solicitation from (`mac`, `sender`) for `target`, to the target's
+/// solicited-node multicast address, with a source link-layer address option.
+pub fn neighbour_solicitation_frame(mac: [u8; 6], sender: std::net::Ipv6Addr, target: std::net::Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let group = std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(t[13]), u16::from_be_bytes([t[14], t[15]]));
+    let mut icmp = vec![135u8, 0, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&t);
+    icmp.extend_from_slice(&[1, 1]);
+    icmp.extend_from_slice(&mac);
+    let sum = pnet_packet::icmpv6::checksum(&pnet_packet::icmpv6::Icmpv6Packet::new(&icmp).unwrap(), &sender, &group);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut buf = vec![0u8; 40 + icmp.len()];
+    let mut ip = MutableIpv6Packet::new(&mut buf).unwrap();
+    ip.set_version(6);
+    ip.set_hop_limit(255);
+    ip.set_next_header(pnet_packet::ip::IpNextHeaderProtocols::Icmpv6);
+    ip.set_payload_length(icmp.len() as u16);
+    ip.set_source(sender);
+    ip.set_destination(group);
+    buf[40..].copy_from_slice(&icmp);
+    let g = group.octets();
+    Frame::new(EtherTypes::Ipv6).dst([0x33, 0x33, g[12], g[13], g[14], g[15]]).src(mac).payload(&buf).build()
+}
+
 /// An IPv6 header (no payload) from fd00::2 to fd00::1.
 pub fn ipv6_packet() -> Vec<u8> {
     let mut buf = vec![0u8; 40];

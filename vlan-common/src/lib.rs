@@ -22,13 +22,25 @@ pub mod names {
     pub const LEGACY_INGRESS_XDP_PROGRAM: &str = "vland_ingress";
     pub const TRUNK_PROGRAM: &str = "vland_trunk";
     pub const TRUNK_TC_PROGRAM: &str = "vland_trunk_tc";
-    pub const ALL_MAPS: [&str; 6] =
-        [ENDPOINT_TRAFFIC_MAP, TRUNKS_MAP, VLAN_COUNTERS_MAP, TRUNK_MALFORMED_MAP, ENDPOINT_POLICY_MAP, ENDPOINT_DROPS_MAP];
+    pub const ALL_MAPS: [&str; 8] = [
+        ENDPOINT_TRAFFIC_MAP,
+        TRUNKS_MAP,
+        VLAN_COUNTERS_MAP,
+        TRUNK_MALFORMED_MAP,
+        ENDPOINT_POLICY_MAP,
+        ENDPOINT_DROPS_MAP,
+        NEIGHBOURS_MAP,
+        ENDPOINT_NEIGH_MAP,
+    ];
     /// Read-only global patched at load time: the ifindex of the endpoint in slot 0 (see
     /// `endpoint_slot`).
     pub const ENDPOINT_IFINDEX_BASE_GLOBAL: &str = "ENDPOINT_IFINDEX_BASE";
     /// Read-only global patched at load time: the trunk's slot in TRUNKS.
     pub const TRUNK_SLOT_GLOBAL: &str = "TRUNK_SLOT";
+    /// The ARP/ND responder on a parent (XDP), and its table and per-endpoint counters.
+    pub const PARENT_PROGRAM: &str = "vland_parent";
+    pub const NEIGHBOURS_MAP: &str = "NEIGHBOURS";
+    pub const ENDPOINT_NEIGH_MAP: &str = "ENDPOINT_NEIGH";
 }
 
 /// Slots of the per-endpoint arrays. vland creates each endpoint's child link with the ifindex
@@ -134,6 +146,45 @@ impl EndpointDrops {
     pub fn add(&mut self, other: &EndpointDrops) {
         self.spoofed_mac += other.spoofed_mac;
         self.spoofed_ip += other.spoofed_ip;
+    }
+}
+
+/// Entries of NEIGHBOURS: an endpoint address on a parent (v4 and v6 for each endpoint).
+pub const MAX_NEIGHBOURS: u32 = 2 * MAX_ENDPOINTS;
+
+/// A question the parent's responder answers: an address of an endpoint, asked on the parent
+/// `ifindex` (in vland's namespace). IPv4 addresses fill the first 4 bytes of `addr`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NeighKey {
+    pub ifindex: u32,
+    /// 4 or 6.
+    pub family: u32,
+    pub addr: [u8; 16],
+}
+
+/// The answer: the MAC the endpoint's address resolves to (the child's; the parent's for
+/// ipvlan), and the endpoint's slot for counting.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighEntry {
+    pub slot: u32,
+    /// MAC in the first 6 bytes.
+    pub mac: [u8; 8],
+}
+
+/// Per-CPU counters of what a parent's responder answered for one endpoint.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighCounters {
+    pub arp_answered: u64,
+    pub nd_answered: u64,
+}
+
+impl NeighCounters {
+    pub fn add(&mut self, other: &NeighCounters) {
+        self.arp_answered += other.arp_answered;
+        self.nd_answered += other.nd_answered;
     }
 }
 
@@ -276,4 +327,7 @@ mod pod {
     unsafe impl aya::Pod for super::VlanStatsChunk {}
     unsafe impl aya::Pod for super::EndpointPolicy {}
     unsafe impl aya::Pod for super::EndpointDrops {}
+    unsafe impl aya::Pod for super::NeighKey {}
+    unsafe impl aya::Pod for super::NeighEntry {}
+    unsafe impl aya::Pod for super::NeighCounters {}
 }

@@ -70,6 +70,16 @@ fn encode_report(r: &StatsReport, enc: &mut DescriptorEncoder) -> Result<(), std
         "Frames an endpoint sent that vland dropped, by reason.",
         e.iter().flat_map(|s| s.drops.iter().map(|(reason, n)| (with(endpoint_labels(s), "reason", *reason), *n))).collect(),
     )?;
+    family(
+        enc,
+        "vland_endpoint_neighbour_answers",
+        "ARP requests (protocol arp) and IPv6 neighbour solicitations (protocol nd) for an endpoint that its parent's XDP responder answered.",
+        e.iter()
+            .flat_map(|s| {
+                [(with(endpoint_labels(s), "protocol", "arp"), s.arp_answered), (with(endpoint_labels(s), "protocol", "nd"), s.nd_answered)]
+            })
+            .collect(),
+    )?;
     let p = &r.parents;
     family(
         enc,

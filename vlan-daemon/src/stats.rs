@@ -1,7 +1,7 @@
 //! `vland stats`: counters read straight from the pinned eBPF maps, named through vland's state.
 //! Works whether or not the daemon runs.
 use crate::config::DaemonConfig;
-use crate::ebpf::{Pins, VlanKey, read_endpoint_drops, read_endpoint_traffic, read_trunk_counters};
+use crate::ebpf::{Pins, VlanKey, read_endpoint_drops, read_endpoint_traffic, read_neigh_counters, read_trunk_counters};
 use crate::state;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -26,6 +26,10 @@ pub struct EndpointStats {
     /// Frames the endpoint sent that vland dropped (spoofing), in total and per reason.
     pub dropped_packets: u64,
     pub drops: BTreeMap<&'static str, u64>,
+    /// ARP requests and IPv6 neighbour solicitations for the endpoint that its parent's
+    /// responder answered (they never reached the children).
+    pub arp_answered: u64,
+    pub nd_answered: u64,
 }
 
 /// One VLAN on one trunk (`vlan` null: frames without a tag, and frames too short to parse).
@@ -66,11 +70,13 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
     let endpoint_drops = read_endpoint_drops(&pins, &slots)?;
     // Names of what the front-ends made; stats still work if that file cannot be read.
     let fragments = crate::frontends::store::read(&daemon.state_dir).unwrap_or_default();
+    let answered = read_neigh_counters(&pins, &slots)?;
     let mut endpoints = Vec::new();
     for (name, rec) in &state.endpoints {
         let (Some(_), Some(slot)) = (rec.link, rec.slot) else { continue };
         let t = traffic.get(&slot).copied().unwrap_or_default();
         let d = endpoint_drops.get(&slot).copied().unwrap_or_default();
+        let a = answered.get(&slot).copied().unwrap_or_default();
         let drops: BTreeMap<&'static str, u64> =
             [(DropReason::SpoofedMac.name(), d.spoofed_mac), (DropReason::SpoofedIp.name(), d.spoofed_ip)]
                 .into_iter()
@@ -90,6 +96,8 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
             tx_bytes: t.tx_bytes,
             dropped_packets: drops.values().sum(),
             drops,
+            arp_answered: a.arp_answered,
+            nd_answered: a.nd_answered,
         });
     }
     endpoints.sort_by(|a, b| (&a.network, &a.endpoint).cmp(&(&b.network, &b.endpoint)));
@@ -421,6 +429,8 @@ mod tests {
                 tx_bytes: 900,
                 dropped_packets: 0,
                 drops: BTreeMap::new(),
+                arp_answered: 0,
+                nd_answered: 0,
             }],
             parents: vec![ParentStats {
                 parent: "eth1".into(),
@@ -468,6 +478,8 @@ eth1   -     untagged           3       180        3  runt=1 vlan_not_allowed=2
             tx_bytes: 1,
             dropped_packets: 0,
             drops: BTreeMap::new(),
+            arp_answered: 0,
+            nd_answered: 0,
         }
     }
 

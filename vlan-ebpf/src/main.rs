@@ -7,6 +7,7 @@
 
 mod counters;
 mod headers;
+mod neighbour;
 mod spoof;
 mod trunk;
 
@@ -34,6 +35,13 @@ pub fn vland_rx_tc(ctx: TcContext) -> i32 {
 #[xdp(frags)]
 pub fn vland_trunk(ctx: XdpContext) -> u32 {
     trunk::enforce_xdp(&ctx)
+}
+
+/// Answers ARP and neighbour solicitations for endpoint addresses on a parent (see
+/// neighbour.rs); a parent that is also a trunk gets this from `vland_trunk` instead.
+#[xdp(frags)]
+pub fn vland_parent(ctx: XdpContext) -> u32 {
+    neighbour::respond(&ctx)
 }
 
 /// Enforces and counts what the XDP hook let through, offloaded VLAN tags included.

@@ -140,7 +140,10 @@ pub fn enforce_xdp(ctx: &XdpContext) -> u32 {
             count(slot, tpid, vid, unsafe { bpf_xdp_get_buff_len(ctx.ctx) }, true);
             xdp_action::XDP_DROP
         }
-        // Its tag may have been taken out of the bytes (offload): TC sees the metadata.
+        // Its tag may have been taken out of the bytes (offload): TC sees the metadata. A trunk
+        // that is also a parent answers for its endpoints here, unless untagged frames are
+        // dropped (TC drops them).
+        InData::Untagged if policy.flags & TrunkPolicy::UNTAGGED_DROP == 0 => crate::neighbour::respond(ctx),
         InData::Untagged => xdp_action::XDP_PASS,
     }
 }

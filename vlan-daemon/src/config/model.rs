@@ -144,6 +144,8 @@ pub struct Network {
     pub spoof_check: bool,
     /// The kernel's arp_notify on each child: a gratuitous ARP when it comes up, as CNI does.
     pub gratuitous_arp: bool,
+    /// The parent answers ARP and neighbour solicitations for the endpoints (XDP).
+    pub arp_responder: bool,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
     pub scope: PoolScope,

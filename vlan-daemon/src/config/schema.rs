@@ -114,6 +114,9 @@ pub struct RawNetwork {
     /// Announce each endpoint with a gratuitous ARP when its child comes up (default on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gratuitous_arp: Option<bool>,
+    /// Answer ARP and neighbour solicitations for the endpoints in the parent's XDP hook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arp_responder: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -50,6 +50,10 @@ impl ChildDriver for Ipvlan {
         true
     }
 
+    fn parent_answers_neighbours(&self) -> bool {
+        self.mode == IpvlanMode::L2
+    }
+
     fn routes_by_device(&self) -> bool {
         matches!(self.mode, IpvlanMode::L3 | IpvlanMode::L3s)
     }

@@ -63,6 +63,10 @@ impl ChildDriver for Macvlan {
         self.mode == MacvlanMode::Passthru
     }
 
+    fn parent_answers_neighbours(&self) -> bool {
+        matches!(self.mode, MacvlanMode::Bridge | MacvlanMode::Vepa | MacvlanMode::Private)
+    }
+
     fn routes_by_device(&self) -> bool {
         false
     }

@@ -21,6 +21,11 @@ pub trait ChildDriver {
     fn kind(&self) -> &'static str;
     /// Children carry the parent's MAC, so an endpoint cannot choose one.
     fn takes_parent_mac(&self) -> bool;
+    /// The parent may answer ARP and neighbour solicitations for the children (the request
+    /// would otherwise be cloned to every child): children that answer on the wire with a MAC
+    /// of their own or the parent's. Not passthru (one child, the parent's MAC) or source mode
+    /// (children answer only some senders), nor ipvlan l3/l3s (the host routes for them).
+    fn parent_answers_neighbours(&self) -> bool;
     /// Children route everything out of their own device: no gateway, `default dev` routes.
     fn routes_by_device(&self) -> bool;
     /// How many endpoints one network of this driver can hold when the kernel limits it, and why.

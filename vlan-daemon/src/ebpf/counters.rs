@@ -5,7 +5,12 @@ use aya::maps::{Map, PerCpuArray, PerCpuValues};
 use std::collections::HashMap;
 use vlan_common::{EndpointDrops, Traffic, names};
 
-fn sums<V: Pod + Default + Copy>(pins: &Pins, name: &str, slots: &[u32], add: impl Fn(&mut V, &V)) -> anyhow::Result<HashMap<u32, V>> {
+pub(super) fn sums<V: Pod + Default + Copy>(
+    pins: &Pins,
+    name: &str,
+    slots: &[u32],
+    add: impl Fn(&mut V, &V),
+) -> anyhow::Result<HashMap<u32, V>> {
     if slots.is_empty() {
         return Ok(HashMap::new());
     }

@@ -6,6 +6,7 @@ mod endpoints;
 mod liveness;
 mod pins;
 mod prog_info;
+mod responder;
 mod tc;
 mod trunk;
 mod trunk_table;
@@ -17,6 +18,10 @@ pub use endpoints::{
     EndpointPrograms, ProgramIds, endpoint_policy, is_legacy_ingress_xdp, pinned_program_ids, read_policies, reset_slots, write_policies,
 };
 pub use pins::Pins;
+pub use responder::{
+    attach_responder, detach_other_responders, insert_neighbours, key_addr, neigh_key, read_neigh_counters, read_neighbours,
+    remove_neighbours, responder_attached,
+};
 pub use trunk::{DropKey, TrunkCounters, apply_trunk, read_trunk_counters, remove_other_trunks, trunk_in_place};
 pub use trunk_table::{TrunkTable, VlanKey};
 pub use upgrade::{object_id, replace_trunk_programs};

@@ -133,6 +133,16 @@ impl Pins {
         self.dir.join("links").join(format!("trunk_{}_{}_{hook}", id.netns_inum, id.ifindex))
     }
 
+    /// The responder's XDP link on a parent.
+    pub fn parent_link(&self, id: LinkId) -> PathBuf {
+        self.dir.join("links").join(format!("parent_{}_{}_xdp", id.netns_inum, id.ifindex))
+    }
+
+    /// Every responder link pin present, with its parent.
+    pub fn parent_links(&self) -> Vec<(LinkId, PathBuf)> {
+        self.links_named("parent_").into_iter().map(|(netns_inum, ifindex, p)| (LinkId { netns_inum, ifindex }, p)).collect()
+    }
+
     /// Every link pin named `PREFIX_<netns inode>_<ifindex>_...`, with those two numbers.
     fn links_named(&self, prefix: &str) -> Vec<(u32, u32, PathBuf)> {
         let Ok(dir) = std::fs::read_dir(self.dir.join("links")) else { return Vec::new() };

@@ -28,7 +28,7 @@ fn load(pins: &Pins, trunk_slot: u32) -> anyhow::Result<Ebpf> {
     Ok(bpf)
 }
 
-fn replace_xdp(bpf: &mut Ebpf, program: &str, pin: &PathBuf) -> anyhow::Result<()> {
+pub(super) fn replace_xdp(bpf: &mut Ebpf, program: &str, pin: &PathBuf) -> anyhow::Result<()> {
     let link = XdpLink::try_from(FdLink::from(PinnedLink::from_pin(pin)?))?;
     let xdp: &mut Xdp = bpf.program_mut(program).context("program missing")?.try_into()?;
     let id = xdp.attach_to_link(link).with_context(|| format!("cannot update {}", pin.display()))?;

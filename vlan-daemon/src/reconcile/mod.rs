@@ -14,6 +14,7 @@ mod namespace;
 mod observed;
 mod parents;
 mod plan;
+pub(crate) mod responder;
 mod sysctls;
 mod trunks;
 
@@ -145,6 +146,7 @@ async fn execute(
     // Maps created now are all zeros: no slot needs clearing.
     let maps_existed = pins.map(vlan_common::names::ENDPOINT_TRAFFIC_MAP).exists();
     let programs = upgrade_programs(store, &mut state, pins)?;
+    responder::execute_early(&plan.actions, pins)?;
 
     for action in &plan.actions {
         if let Action::RemoveEndpoint { endpoint: name, .. } = action {
@@ -227,6 +229,7 @@ async fn execute(
     }
     state.pending_links.retain(|p| failed.iter().any(|(ns_ref, _)| *ns_ref == p.netns));
     store.save(&state)?;
+    responder::execute_late(&plan.actions, pins, host).await?;
     trunks::apply(host, store, &mut state, config, pins).await?;
     if !failed.is_empty() {
         let list: Vec<String> = failed.iter().map(|(ns_ref, e)| format!("namespace {ns_ref}: {e:#}")).collect();
@@ -319,6 +322,8 @@ pub async fn down(state_dir: &std::path::Path, bpf_dir: &std::path::Path) -> any
     pins.check_owner(state_dir)?;
     let mut summary = Summary::default();
     endpoint::clean_pending(&store, &mut state).await?;
+    // The parents stop answering for the endpoints before their children go.
+    responder::remove_all(&pins)?;
     let mut by_netns: BTreeMap<NetnsRef, Vec<String>> = BTreeMap::new();
     for (name, rec) in &state.endpoints {
         by_netns.entry(rec.netns.clone()).or_default().push(name.clone());

@@ -63,6 +63,8 @@ pub struct Observed {
     pub policies: HashMap<u32, EndpointPolicy>,
     /// The desired trunks whose programs and policy are already as wanted.
     pub trunks_in_place: Vec<String>,
+    /// The parents' ARP/ND responder: its table and where vland's program is attached.
+    pub responder: super::responder::ResponderView,
 }
 
 /// Reads the kernel where `config` puts endpoints, plus the records in `state`. (The endpoint
@@ -92,7 +94,8 @@ pub async fn observe(config: &Config, state: State, host: &Netlink, pins: &Pins,
             trunks_in_place.push(name);
         }
     }
-    Ok(Observed { state, host_links, namespaces, programs, policies: HashMap::new(), trunks_in_place })
+    let responder = super::responder::observe(pins, own_inum)?;
+    Ok(Observed { state, host_links, namespaces, programs, policies: HashMap::new(), trunks_in_place, responder })
 }
 
 impl Observed {

@@ -65,6 +65,34 @@ pub enum Action {
     RemoveTrunk {
         trunk: String,
     },
+    /// A parent stops answering ARP/ND for these addresses, before any child changes (answered
+    /// again after, where still wanted).
+    StopAnswering {
+        parent: String,
+        #[serde(skip)]
+        ifindex: u32,
+        addresses: Vec<std::net::IpAddr>,
+    },
+    /// vland's responder leaves a parent that no longer wants it (or that became a trunk, whose
+    /// program answers instead).
+    DetachResponder {
+        parent: String,
+        #[serde(skip)]
+        ifindex: u32,
+    },
+    /// A parent answers ARP/ND for these addresses once their children are up; `attach`: vland's
+    /// responder goes on the parent first.
+    Answer {
+        parent: String,
+        attach: bool,
+        via_trunk: bool,
+        add: Vec<super::responder::Answer>,
+    },
+    /// The responder cannot go on this parent.
+    SkipResponder {
+        parent: String,
+        reason: String,
+    },
 }
 
 /// One correction of a child, in place.
@@ -202,6 +230,15 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed, source_name: &str) -> Re
     for name in state.trunks.keys().filter(|t| !wanted_trunks.contains_key(*t)) {
         actions.push(Action::RemoveTrunk { trunk: name.clone() });
     }
+    // The responder lets go before any endpoint changes (where apply carries it out) and
+    // answers once the children are up.
+    let (early, late): (Vec<Action>, Vec<Action>) = super::responder::plan(desired, observed, &actions)
+        .into_iter()
+        .partition(|a| matches!(a, Action::StopAnswering { .. } | Action::DetachResponder { .. } | Action::SkipResponder { .. }));
+    let at =
+        actions.iter().position(|a| !matches!(a, Action::RemoveLeftover { .. } | Action::LoadPrograms { .. })).unwrap_or(actions.len());
+    actions.splice(at..at, early);
+    actions.extend(late);
     if errors.is_empty() { Ok(Plan { actions }) } else { Err(errors) }
 }
 
@@ -408,6 +445,21 @@ impl fmt::Display for Action {
             Action::Correct { endpoint, fixes: list } => write!(f, "endpoint {endpoint}: {}", fixes(list)),
             Action::ConfigureTrunk { trunk } => write!(f, "enforce the VLAN policy of trunk {trunk}"),
             Action::RemoveTrunk { trunk } => write!(f, "remove the VLAN policy of trunk {trunk}: no longer configured"),
+            Action::StopAnswering { parent, addresses, .. } => {
+                let list: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+                write!(f, "{parent} stops answering ARP/ND for {} (until their children are up and current)", list.join(", "))
+            }
+            Action::DetachResponder { parent, .. } => write!(f, "detach vland's ARP/ND responder from {parent}: no longer wanted there"),
+            Action::Answer { parent, attach, via_trunk, add } => {
+                let how = match (attach, via_trunk) {
+                    (true, _) => "attach vland's ARP/ND responder to",
+                    (false, true) => "the trunk program answers on",
+                    (false, false) => "the responder answers on",
+                };
+                let list: Vec<String> = add.iter().map(|a| format!("{} ({})", a.address, a.endpoint)).collect();
+                if list.is_empty() { write!(f, "{how} {parent}") } else { write!(f, "{how} {parent}; answer for {}", list.join(", ")) }
+            }
+            Action::SkipResponder { parent, reason } => write!(f, "no ARP/ND responder on {parent}: {reason}"),
         }
     }
 }

@@ -47,7 +47,7 @@ fn frame() -> Vec<u8> {
     Frame::new(ETHERTYPE_EXPERIMENTAL).dst(BROADCAST).src([0x02, 0xbe, 0, 0, 0, 0x01]).tags(&[(TPID_8021Q, 20)]).padded_to(64, 0).build()
 }
 
-fn pin_to_cpu(pid: libc::pid_t, cpu: usize) -> anyhow::Result<()> {
+pub(super) fn pin_to_cpu(pid: libc::pid_t, cpu: usize) -> anyhow::Result<()> {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     unsafe { libc::CPU_SET(cpu, &mut set) };
     if unsafe { libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {

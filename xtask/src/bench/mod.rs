@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: each benchmark with its baseline, side by side in one run; a table, and
 //! target/bench/results.json. Targets are ratios, since this machine is noisy; tests never
 //! assert times.
+mod arp;
 mod cluster;
 mod control_plane;
 mod datapath;
@@ -26,6 +27,8 @@ pub enum Group {
     Cluster,
     /// iperf3 between two endpoints: vland's children against plain ones.
     Datapath,
+    /// ARP answered on the parent (XDP) against the kernel path, 500 endpoints.
+    Arp,
 }
 
 pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
@@ -52,6 +55,10 @@ pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
     if wanted(Group::Datapath) {
         step("benchmark: endpoint data path (iperf3, vland's children vs plain macvlan children)");
         results.extend(datapath::run(&vland, quick)?);
+    }
+    if wanted(Group::Arp) {
+        step("benchmark: ARP answered by the parent's XDP responder vs the kernel path (500 endpoints)");
+        results.extend(arp::run(&vland, quick)?);
     }
     let out_dir = target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;

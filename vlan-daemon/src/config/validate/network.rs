@@ -12,6 +12,10 @@ use std::net::IpAddr;
 /// RFC 8200: every link that carries IPv6 has an MTU of at least 1280.
 const IPV6_MIN_MTU: u32 = 1280;
 
+/// Off unless asked for: on a veth parent the answers go back through the peer's XDP path,
+/// which drops them unless the peer has GRO or an XDP program (see README, Data plane).
+pub const ARP_RESPONDER_DEFAULT: bool = false;
+
 pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Option<Network> {
     let mut s = Scope::new(errors, format!("networks.{name}"));
     if let Err(msg) = check_name(name) {
@@ -77,6 +81,7 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
         ipv6_autoconf: raw.ipv6_autoconf,
         spoof_check: raw.spoof_check,
         gratuitous_arp: raw.gratuitous_arp.unwrap_or(true),
+        arp_responder: raw.arp_responder.unwrap_or(ARP_RESPONDER_DEFAULT),
         mtu: raw.mtu,
         metric: raw.metric,
         scope,

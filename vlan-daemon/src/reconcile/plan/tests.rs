@@ -99,6 +99,15 @@ fn parent_link() -> (String, LinkFacts) {
 
 /// The plan for `config` against `state` and a namespace view changed by `edit`.
 fn plan_with(config: &Config, state: State, edit: impl FnOnce(&mut NamespaceView)) -> Result<Plan, ConfigErrors> {
+    plan_with_responder(config, state, edit, Default::default())
+}
+
+fn plan_with_responder(
+    config: &Config,
+    state: State,
+    edit: impl FnOnce(&mut NamespaceView),
+    responder: crate::reconcile::responder::ResponderView,
+) -> Result<Plan, ConfigErrors> {
     let pins = Pins::new(&config.daemon.bpf_dir);
     let mut kept = state.clone();
     kept.endpoints.retain(|name, rec| config.endpoints.get(name).is_some_and(|ep| same_placement(ep, rec, config)));
@@ -119,6 +128,7 @@ fn plan_with(config: &Config, state: State, edit: impl FnOnce(&mut NamespaceView
         programs: Some(PROGRAMS),
         policies,
         trunks_in_place: Vec::new(),
+        responder,
     };
     plan(&desired, &observed, "t")
 }
@@ -149,6 +159,7 @@ fn nothing_yet_means_namespace_programs_and_child_with_its_setup() {
         programs: None,
         policies: HashMap::new(),
         trunks_in_place: Vec::new(),
+        responder: Default::default(),
     };
     let plan = plan(&desired, &observed, "t").unwrap();
     assert_eq!(
@@ -258,4 +269,41 @@ fn a_mac_given_statically_is_taken_from_the_endpoint_that_held_it() {
 
 fn config_of_web1() -> Config {
     config(CONFIG)
+}
+
+/// The responder answers only for children that are up: one that went down is taken out of the
+/// table before apply touches it and put back after; an address no endpoint has goes.
+#[test]
+fn the_responder_follows_the_children() {
+    let c = config(&CONFIG.replace("mtu = 1500", "mtu = 1500\narp_responder = true"));
+    let entry = vlan_common::NeighEntry { slot: 1, mac: [0x02, 0x42, 0xac, 0x10, 0x0a, 0x02, 0, 0] };
+    let web1 = crate::ebpf::neigh_key(2, "172.16.10.2".parse().unwrap());
+    let view = |entries: Vec<(vlan_common::NeighKey, vlan_common::NeighEntry)>, attached: &[u32]| {
+        crate::reconcile::responder::ResponderView { entries: entries.into_iter().collect(), attached: attached.iter().copied().collect() }
+    };
+    let lines_of = |edit: fn(&mut NamespaceView), v| lines(&plan_with_responder(&c, applied_state(), edit, v).unwrap());
+    assert_eq!(lines_of(|_| {}, view(vec![], &[])), ["attach vland's ARP/ND responder to eth0; answer for 172.16.10.2 (web1)"]);
+    assert!(lines_of(|_| {}, view(vec![(web1, entry)], &[2])).is_empty(), "in place");
+    assert_eq!(
+        lines_of(|v| v.links.get_mut("eth0").unwrap().up = false, view(vec![(web1, entry)], &[2])),
+        [
+            "eth0 stops answering ARP/ND for 172.16.10.2 (until their children are up and current)",
+            "endpoint web1: link down -> up",
+            "the responder answers on eth0; answer for 172.16.10.2 (web1)",
+        ]
+    );
+    let stale = crate::ebpf::neigh_key(2, "172.16.10.9".parse().unwrap());
+    assert_eq!(
+        lines_of(|_| {}, view(vec![(web1, entry), (stale, entry)], &[2])),
+        ["eth0 stops answering ARP/ND for 172.16.10.9 (until their children are up and current)"]
+    );
+    // Turned off: the program leaves the parent, the entries go.
+    let off = plan_with_responder(&config(CONFIG), applied_state(), |_| {}, view(vec![(web1, entry)], &[2])).unwrap();
+    assert_eq!(
+        lines(&off),
+        [
+            "detach vland's ARP/ND responder from eth0: no longer wanted there",
+            "eth0 stops answering ARP/ND for 172.16.10.2 (until their children are up and current)"
+        ]
+    );
 }
