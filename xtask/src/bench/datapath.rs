@@ -44,11 +44,7 @@ fn pairs() -> [Pair; 2] {
 
 /// The host and its parent (one end of a veth pair), and the two plain macvlan children.
 fn build_lab() -> anyhow::Result<()> {
-    remove_namespaces(PREFIX);
-    add_ns(&host())?;
-    in_ns(&host(), &["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"])?;
-    in_ns(&host(), &["ip", "link", "set", "eth0", "up"])?;
-    in_ns(&host(), &["ip", "link", "set", "eth0p", "up"])?;
+    super::lab::veth_host(PREFIX, &host())?;
     let plain = &pairs()[0];
     for (ns, ip) in [(&plain.client, "10.77.0.11/24"), (&plain.server, "10.77.0.12/24")] {
         add_ns(ns)?;
@@ -78,12 +74,7 @@ fn config(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn vland(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out =
-        Command::new("nsenter").arg(format!("--net=/run/netns/{}", host())).arg(bin).args(args).arg("--config").arg(config).output()?;
-    if !out.status.success() {
-        bail!("vland {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
+    super::lab::vland_in(&host(), bin, config, args).map(|_| ())
 }
 
 /// An iperf3 server in the pair's server namespace (killed when dropped).
