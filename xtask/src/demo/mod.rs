@@ -239,7 +239,8 @@ pub fn run(keep: bool) -> anyhow::Result<()> {
     let edited = lab.dir.join("docker1-edited.toml");
     let extra = format!("\n[endpoints.web3]\nnetwork = \"macvlan_net\"\nnetns = \"{}\"\n", ns("web3"));
     std::fs::write(&edited, std::fs::read_to_string(lab.config_path("docker1"))? + &extra)?;
-    ok &= lab.vland_with("docker1", &edited, &["plan"]).status()?.success();
+    // Exit code 2: there are changes (as `terraform plan -detailed-exitcode`).
+    ok &= lab.vland_with("docker1", &edited, &["plan"]).status()?.code() == Some(2);
     ok &= engines::cni_pod(&lab, "docker2")?;
 
     lab.stop_daemons();
