@@ -133,7 +133,7 @@ fn the_daemon_serves_the_map_counters_as_prometheus_metrics() {
     assert!(metrics.contains("\nvland_counters_readable 1\n"), "{metrics}");
 
     // A counter map removed behind vland's back: the scrape says so instead of looking quiet,
-    // and the next apply (a reload) re-creates the map.
+    // and the next apply (SIGHUP) re-creates the map.
     let bpf_dir = std::fs::read_to_string(&config)
         .unwrap()
         .lines()
@@ -142,9 +142,9 @@ fn the_daemon_serves_the_map_counters_as_prometheus_metrics() {
     std::fs::remove_file(format!("{bpf_dir}/ENDPOINT_TRAFFIC")).unwrap();
     let metrics = scrape().unwrap();
     assert!(metrics.contains("\nvland_counters_readable 0\n") && !metrics.contains("endpoint=\"web1\""), "{metrics}");
-    lab.vland_ok(&host, &config, &["reload"]);
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
     let back = wait_until(Duration::from_secs(10), || scrape().is_some_and(|m| m.contains("\nvland_counters_readable 1\n")));
-    assert!(back.is_some(), "the reload did not bring the counters back: {}", daemon.log_text());
+    assert!(back.is_some(), "the re-apply did not bring the counters back: {}", daemon.log_text());
 }
 
 #[test]
