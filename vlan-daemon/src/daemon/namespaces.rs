@@ -42,6 +42,8 @@ impl NamespaceEvents {
     /// Watches the namespaces `config`'s endpoints live in, and no others. One that does not
     /// exist (yet) is picked up by a later call, after the apply that creates it.
     pub fn follow(&mut self, config: &Config) {
+        // vland's own namespace too, where `host_access` networks have their host children.
+        let config = crate::reconcile::host_access::with_host_children(config);
         let wanted: BTreeSet<&NetnsRef> = config.endpoints.values().map(|e| &e.netns).collect();
         self.watching.retain(|ns_ref, task| {
             let keep = wanted.contains(ns_ref) && !task.is_finished();
