@@ -65,7 +65,13 @@ fn host_routes(ns: &str) -> Vec<String> {
 }
 
 fn host_row(stats: &Value) -> Value {
-    stats["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == "lan/host").unwrap_or_else(|| panic!("no lan/host in {stats}")).clone()
+    stats["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["endpoint"] == "lan/host")
+        .unwrap_or_else(|| panic!("no lan/host in {stats}"))
+        .clone()
 }
 
 #[test]
@@ -166,9 +172,8 @@ fn drift_of_the_host_child_is_repaired_by_apply_and_by_the_daemon() {
     let repaired = wait_until(Duration::from_secs(5), || host_routes(&h1) == routes);
     assert!(repaired.is_some(), "the route was not restored: {}", daemon.log_text());
     lab.exec(&h1, &["ip", "link", "del", "vh-lan"]);
-    let repaired = wait_until(Duration::from_secs(5), || {
-        ip::try_link(&h1, "vh-lan").is_some_and(|l| l.is_up()) && host_routes(&h1) == routes
-    });
+    let repaired =
+        wait_until(Duration::from_secs(5), || ip::try_link(&h1, "vh-lan").is_some_and(|l| l.is_up()) && host_routes(&h1) == routes);
     assert!(repaired.is_some(), "the host child was not restored: {}", daemon.log_text());
     let web1 = lab.ns("web1");
     assert!(pings(&lab, &web1, HOST_ADDRESS));
