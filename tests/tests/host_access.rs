@@ -1,12 +1,18 @@
 //! `host_access`: the host reaches its own children. The lab's host namespace `h1` stands for the
 //! host (vland runs inside it, so "vland's namespace" is h1): its eth0 (172.16.10.2/24) is the
 //! parent of a macvlan bridge network, the switch holds the gateway (172.16.10.1) and another host
-//! `h2` (172.16.10.3) sits on the same segment.
+//! `h2` (172.16.10.3) sits on the same segment. The ipvlan variants need ipvlan links: they run
+//! through `vm_suite` (here when `vland doctor` finds ipvlan, else in the VM).
 use serde_json::Value;
 use std::time::Duration;
 use vland_tests::{Lab, ip, run, wait_until};
 
 const HOST_ADDRESS: &str = "172.16.10.101";
+
+#[test]
+fn vm_suite() {
+    vland_tests::vm::run_guest_tests(&["ipvlan"]);
+}
 
 fn config_body(lab: &Lab, host_access: bool) -> String {
     let keys = if host_access { format!("host_access = true\nhost_address = \"{HOST_ADDRESS}\"\n") } else { String::new() };
@@ -187,4 +193,40 @@ fn drift_of_the_host_child_is_repaired_by_apply_and_by_the_daemon() {
     lab.vland_ok(&h1, &config, &["down"]);
     assert_eq!(host_dump(&lab, &h1), before);
     assert!(!run("ip", &["netns", "exec", &h1, "ip", "link", "show", "vh-lan"]).status.success());
+}
+
+/// ipvlan in the network's mode: the host child shares the parent's MAC (l2) or routes by address
+/// alone (l3); either way the host and the endpoints reach each other and `down` restores the host.
+fn ipvlan_host_access(mode: &str) {
+    let (mut lab, h1) = lab();
+    let before = host_dump(&lab, &h1);
+    let body = config_body(&lab, true).replace("driver = \"macvlan\"", &format!("driver = \"ipvlan\"\nmode = \"{mode}\""));
+    let config = lab.config("h1", &body);
+    lab.vland_ok(&h1, &config, &["apply"]);
+    let child = ip::link(&h1, "vh-lan");
+    assert_eq!(child.kind(), "ipvlan", "{child:?}");
+    assert_eq!(child.address, ip::link(&h1, "eth0").address, "an ipvlan child has its parent's MAC");
+    let addrs = [endpoint_addr(&lab.ns("web1")), endpoint_addr(&lab.ns("web2"))];
+    for a in &addrs {
+        assert!(pings(&lab, &h1, a), "ipvlan {mode}: the host cannot reach its child {a}");
+    }
+    for ep in ["web1", "web2"] {
+        assert!(pings(&lab, &lab.ns(ep), HOST_ADDRESS), "ipvlan {mode}: {ep} cannot reach the host");
+    }
+    assert_eq!(route_get(&lab, &h1, "172.16.10.1"), ("eth0".to_string(), "172.16.10.2".to_string()));
+    assert!(pings(&lab, &h1, "172.16.10.1") && pings(&lab, &h1, "172.16.10.3"));
+    lab.vland_ok(&h1, &config, &["down"]);
+    assert_eq!(host_dump(&lab, &h1), before);
+}
+
+#[test]
+#[ignore = "needs ipvlan: run by vm_suite (here or in the VM)"]
+fn ipvlan_l2_host_reaches_its_children() {
+    ipvlan_host_access("l2");
+}
+
+#[test]
+#[ignore = "needs ipvlan: run by vm_suite (here or in the VM)"]
+fn ipvlan_l3_host_reaches_its_children() {
+    ipvlan_host_access("l3");
 }
