@@ -174,6 +174,11 @@ fn drift_of_the_host_child_is_repaired_by_apply_and_by_the_daemon() {
     let settled = applies();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(applies(), settled, "the daemon keeps re-applying: {}", daemon.log_text());
+    // The host's own changes (a route of its own, added and removed) are none of its business.
+    lab.exec(&h1, &["ip", "route", "add", "10.99.0.0/16", "dev", "eth0"]);
+    lab.exec(&h1, &["ip", "route", "del", "10.99.0.0/16", "dev", "eth0"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(applies(), settled, "a route of the host's own set off an apply: {}", daemon.log_text());
     lab.exec(&h1, &["ip", "route", "del", &routes[1], "dev", "vh-lan"]);
     let repaired = wait_until(Duration::from_secs(5), || host_routes(&h1) == routes);
     assert!(repaired.is_some(), "the route was not restored: {}", daemon.log_text());
