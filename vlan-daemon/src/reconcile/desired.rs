@@ -61,7 +61,8 @@ pub fn desired<'c>(config: &'c Config, allocations: BTreeMap<String, Allocation>
         let ep = &config.endpoints[&name];
         let net = &config.networks[&ep.network];
         let owns_default = [false, true].map(|v6| config.default_route_owner(&ep.netns, v6) == Some(name.as_str()));
-        let addresses = [false, true].map(|v6| Some((alloc.address(v6)?, net.ipam(v6)?.subnet.prefix())));
+        // A staged child gets its addresses where the engine moves it (Docker sets them there).
+        let addresses = [false, true].map(|v6| Some((alloc.address(v6)?, net.ipam(v6)?.subnet.prefix())).filter(|_| !ep.staged));
         by_netns.entry(ep.netns.clone()).or_default().push(name.clone());
         endpoints.insert(
             name.clone(),
@@ -84,6 +85,9 @@ pub fn desired<'c>(config: &'c Config, allocations: BTreeMap<String, Allocation>
 /// gateway; `dev` for ipvlan l3/l3s; none for internal networks), then its extra routes.
 fn routes(ep: &Endpoint, net: &Network, owns_default: [bool; 2]) -> Vec<RouteSpec> {
     let mut routes = Vec::new();
+    if ep.staged {
+        return routes;
+    }
     for v6 in [false, true] {
         if net.internal || net.ipam(v6).is_none() || !owns_default[v6 as usize] {
             continue;
