@@ -274,6 +274,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                     }
         Some(request) = frontend_requests.recv() => {
                         let answer = frontends::handle(request.body, path, &mut applier).await;
+                        // The namespaces the request added are watched from now on (a Docker
+                        // child staged in vland's own: Docker moving it is what settles it).
+                        follow(&mut ns_events, &applier);
                         let _ = request.reply.send(answer);
                         retry_at = applier.retry_at(Instant::now());
                     }
