@@ -395,6 +395,43 @@ mod tests {
     }
 
     #[test]
+    fn docker_ipam_data_becomes_the_networks_addressing() {
+        let mut fragments = Fragments::default();
+        fragments.docker_pools.insert(
+            "10.10.10.0/24|10.10.10.0/25".into(),
+            crate::frontends::store::DockerPool {
+                subnet: "10.10.10.0/24".into(),
+                ip_range: Some("10.10.10.0/25".into()),
+                addresses: BTreeMap::new(),
+            },
+        );
+        let v4: Vec<IpamData> = serde_json::from_value(json!([{"AddressSpace": "LocalDefault", "Pool": "10.10.10.0/24",
+            "Gateway": "10.10.10.1/24", "AuxAddresses": {"docker1": "10.10.10.101/24", "host": "10.10.10.200/24"}}]))
+        .unwrap();
+        let v6: Vec<IpamData> = serde_json::from_value(json!([{"AddressSpace": "LocalDefault", "Pool": "fd00:10::/64",
+            "Gateway": "fd00:10::1/64", "AuxAddresses": {"host": "fd00:10::5/64"}}]))
+        .unwrap();
+        let (mut net, mut errors) = (RawNetwork::default(), Vec::new());
+        addressing(&mut net, &v4, false, &fragments, &mut errors);
+        addressing(&mut net, &v6, true, &fragments, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (net.subnet.as_deref(), net.ip_range.as_deref(), net.gateway.as_deref()),
+            (Some("10.10.10.0/24"), Some("10.10.10.0/25"), Some("10.10.10.1"))
+        );
+        assert_eq!(
+            (net.subnet6.as_deref(), net.ip_range6.as_deref(), net.gateway6.as_deref()),
+            (Some("fd00:10::/64"), None, Some("fd00:10::1"))
+        );
+        let aux: Vec<(&str, &str)> = net.aux_addresses.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(aux, [("docker1", "10.10.10.101"), ("host", "10.10.10.200"), ("host-v6", "fd00:10::5")]);
+        // Two subnets of one family: refused.
+        let two: Vec<IpamData> = serde_json::from_value(json!([{"Pool": "10.1.0.0/24"}, {"Pool": "10.2.0.0/24"}])).unwrap();
+        addressing(&mut RawNetwork::default(), &two, false, &fragments, &mut errors);
+        assert!(errors[0].contains("one subnet per family"), "{errors:?}");
+    }
+
+    #[test]
     fn join_tells_docker_the_gateway_or_the_dev_route() {
         let macvlan = network(
             "driver = \"macvlan\"\nsubnet = \"10.0.0.0/24\"\ngateway = \"10.0.0.1\"\nsubnet6 = \"fd00::/64\"\ngateway6 = \"fd00::1\"",
