@@ -317,7 +317,13 @@ fn beside_the_toml_an_internal_network_taken_over_without_further_calls() {
         lab.stats(&host, &config)["endpoints"].as_array().unwrap().iter().map(|e| e["endpoint"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, [format!("docker-{}", &EID[..12]), "web1".to_string()]);
 
+    // `docker rm` while vland is stopped: Docker gives the child back, its Leave fails. The
+    // restarted daemon deletes the child; the endpoint waits for DeleteEndpoint.
+    drop(daemon);
     docker_moves_out(&lab, &host, &sandbox, &src);
+    let daemon = start(&mut lab, &host, &config, &socket);
+    let gone = wait_until(Duration::from_secs(10), || ip::try_link(&host, &src).is_none());
+    assert!(gone.is_some(), "the child Docker gave back stayed: {}", daemon.log_text());
     ok(&socket, "NetworkDriver.Leave", &json!({"NetworkID": NID, "EndpointID": EID}));
     ok(&socket, "NetworkDriver.DeleteEndpoint", &json!({"NetworkID": NID, "EndpointID": EID}));
     for a in ["10.20.0.7", "10.20.0.1"] {
