@@ -1,6 +1,7 @@
 //! Prometheus metrics on `[daemon] metrics_addr`: every scrape reads the pinned maps (summed over
 //! CPUs) through the same path as `vland stats`, so the numbers always agree. Labels are limited
-//! to network, endpoint, parent, vlan, reason and direction, to keep cardinality bounded.
+//! to network, endpoint, parent, vlan, reason and direction, to keep cardinality bounded (plus
+//! address and mac on the last-conflict gauge: one series per endpoint with a conflict).
 use crate::config::DaemonConfig;
 use crate::stats::{self, StatsReport};
 use anyhow::Context;
@@ -8,6 +9,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +82,26 @@ fn encode_report(r: &StatsReport, enc: &mut DescriptorEncoder) -> Result<(), std
             })
             .collect(),
     )?;
+    family(
+        enc,
+        "vland_endpoint_address_conflicts",
+        "Frames from the segment that claimed an endpoint's address (ARP sender, neighbour advertisement) from a MAC not its own.",
+        e.iter().map(|s| (endpoint_labels(s), s.address_conflicts)).collect(),
+    )?;
+    // The last claim per endpoint, as the time it was seen, labelled with what it claimed and who
+    // (one series per endpoint with a conflict: a new MAC replaces the old series).
+    let mut last = enc.encode_descriptor(
+        "vland_endpoint_last_address_conflict_timestamp_seconds",
+        "When a frame last claimed an endpoint's address from a foreign MAC (labels: the address and that MAC).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for s in e {
+        if let Some(c) = &s.last_conflict {
+            let labels = with(with(endpoint_labels(s), "address", c.address.to_string()), "mac", c.mac.to_string());
+            ConstGauge::new(c.unix_time).encode(last.encode_family(&labels)?)?;
+        }
+    }
     let p = &r.parents;
     family(
         enc,

@@ -146,6 +146,8 @@ pub struct Network {
     pub gratuitous_arp: bool,
     /// The parent answers ARP and neighbour solicitations for the endpoints (XDP).
     pub arp_responder: bool,
+    /// The parent counts frames that claim the endpoints' addresses from other MACs (XDP).
+    pub detect_conflicts: bool,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
     pub scope: PoolScope,

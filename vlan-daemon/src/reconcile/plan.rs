@@ -456,7 +456,10 @@ impl fmt::Display for Action {
                     (false, true) => "the trunk program answers on",
                     (false, false) => "the responder answers on",
                 };
-                let list: Vec<String> = add.iter().map(|a| format!("{} ({})", a.address, a.endpoint)).collect();
+                let list: Vec<String> = add
+                    .iter()
+                    .map(|a| format!("{} ({}{})", a.address, a.endpoint, if a.watch_only { ", conflicts only" } else { "" }))
+                    .collect();
                 if list.is_empty() { write!(f, "{how} {parent}") } else { write!(f, "{how} {parent}; answer for {}", list.join(", ")) }
             }
             Action::SkipResponder { parent, reason } => write!(f, "no ARP/ND responder on {parent}: {reason}"),

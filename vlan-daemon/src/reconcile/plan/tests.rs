@@ -276,7 +276,7 @@ fn config_of_web1() -> Config {
 #[test]
 fn the_responder_follows_the_children() {
     let c = config(&CONFIG.replace("mtu = 1500", "mtu = 1500\narp_responder = true"));
-    let entry = vlan_common::NeighEntry { slot: 1, mac: [0x02, 0x42, 0xac, 0x10, 0x0a, 0x02, 0, 0] };
+    let entry = vlan_common::NeighEntry { slot: 1, mac: [0x02, 0x42, 0xac, 0x10, 0x0a, 0x02], flags: 0, _pad: 0 };
     let web1 = crate::ebpf::neigh_key(2, "172.16.10.2".parse().unwrap());
     let view = |entries: Vec<(vlan_common::NeighKey, vlan_common::NeighEntry)>, attached: &[u32]| {
         crate::reconcile::responder::ResponderView { entries: entries.into_iter().collect(), attached: attached.iter().copied().collect() }
