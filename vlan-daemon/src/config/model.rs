@@ -17,6 +17,15 @@ pub struct Config {
     pub trunks: BTreeMap<String, TrunkVlans>,
     /// `[cluster]`: where `scope = "cluster"` networks coordinate their pools.
     pub cluster: Option<ClusterConfig>,
+    /// `[docker]`: serve Docker's plugin API.
+    pub docker: Option<DockerConfig>,
+}
+
+/// The `[docker]` table, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerConfig {
+    /// The plugin socket (Docker's driver name is its file name without `.sock`).
+    pub socket: PathBuf,
 }
 
 /// The `[cluster]` table, validated.
@@ -63,7 +72,7 @@ impl Config {
     pub fn default_route_owner(&self, netns: &NetnsRef, v6: bool) -> Option<&str> {
         self.endpoints
             .values()
-            .filter(|e| &e.netns == netns)
+            .filter(|e| &e.netns == netns && !e.staged)
             .filter(|e| {
                 let n = &self.networks[&e.network];
                 !n.internal && n.ipam(v6).is_some() && (n.default_gateway(v6).is_some() || n.driver.routes_by_device())
@@ -148,6 +157,8 @@ pub struct Network {
     pub arp_responder: bool,
     /// The parent counts frames that claim the endpoints' addresses from other MACs (XDP).
     pub detect_conflicts: bool,
+    /// `host_access`: vland gives the host a child of its own on the parent, with these addresses.
+    pub host_access: Option<HostAccess>,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
     pub scope: PoolScope,
@@ -167,6 +178,14 @@ impl Network {
     }
 }
 
+/// The host's own child on a network's parent (`host_access = true`): its address of each family
+/// the network has (`host_address`, `host_address6`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAccess {
+    pub ip: Option<Ipv4Addr>,
+    pub ip6: Option<Ipv6Addr>,
+}
+
 /// Which network namespace an endpoint lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,6 +194,9 @@ pub enum NetnsRef {
     Named(String),
     /// Any nsfs path, e.g. /proc/PID/ns/net of a running process: used, never removed.
     Path(PathBuf),
+    /// The namespace vland itself runs in (where the parents are): the host children of
+    /// `host_access` networks live here. Never created or removed.
+    Own,
 }
 
 impl NetnsRef {
@@ -182,6 +204,8 @@ impl NetnsRef {
         match self {
             NetnsRef::Named(name) => crate::netns::named_path(name),
             NetnsRef::Path(p) => p.clone(),
+            // The process's (the main thread's) namespace, whichever thread asks.
+            NetnsRef::Own => PathBuf::from("/proc/self/ns/net"),
         }
     }
 }
@@ -191,6 +215,7 @@ impl fmt::Display for NetnsRef {
         match self {
             NetnsRef::Named(n) => f.write_str(n),
             NetnsRef::Path(p) => write!(f, "{}", p.display()),
+            NetnsRef::Own => f.write_str("(host)"),
         }
     }
 }
@@ -214,6 +239,9 @@ pub struct Endpoint {
     pub mac: Option<Mac>,
     pub ifname: String,
     pub routes: Vec<Route>,
+    /// Made for an engine to move into its sandbox (Docker's Join): a bare child, without
+    /// addresses or routes where it is made.
+    pub staged: bool,
 }
 
 impl Endpoint {

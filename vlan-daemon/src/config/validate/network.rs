@@ -70,6 +70,7 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
             PoolScope::Local
         }
     };
+    let host_access = super::host_access::host_access(raw, ipam4.as_ref(), ipam6.as_ref(), driver.as_ref(), scope, &mut s);
     if !s.ok() {
         return None;
     }
@@ -86,6 +87,7 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
         gratuitous_arp: raw.gratuitous_arp.unwrap_or(true),
         arp_responder: raw.arp_responder.unwrap_or(ARP_RESPONDER_DEFAULT),
         detect_conflicts: raw.detect_conflicts.unwrap_or(DETECT_CONFLICTS_DEFAULT),
+        host_access,
         mtu: raw.mtu,
         metric: raw.metric,
         scope,
