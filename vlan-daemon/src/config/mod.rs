@@ -1,11 +1,13 @@
 //! The declarative config: TOML as written by the user (`schema`), read with every unknown key
 //! reported (`parse`), and checked into the typed model the rest of vland uses (`validate`).
+mod engine_keys;
 mod errors;
 mod model;
 mod parse;
 mod schema;
 mod validate;
 
+pub use engine_keys::{network_from_json, network_from_strings};
 pub use errors::{ConfigErrors, Scope};
 pub use model::*;
 pub use parse::{LoadError, load, load_daemon_section, load_effective, load_with, parse_str, parse_with};

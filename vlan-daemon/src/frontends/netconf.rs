@@ -2,11 +2,10 @@
 //! config file; otherwise the network is defined inline, with vland's own keys or with the
 //! reference macvlan/ipvlan plugins' keys (`master`, `mode`, `mtu`, `mac`, and a `host-local`
 //! shaped `ipam`), so a conflist written for those plugins works with `type` changed to `vland`.
-use crate::config::{RawNetwork, RawRoute, network_keys};
+use crate::config::{RawNetwork, RawRoute, network_from_json, network_keys};
 use crate::ipam::{from_u128, to_u128};
 use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// What one network config asks for.
@@ -91,68 +90,12 @@ fn string(conf: &Map<String, Value>, key: &str, errors: &mut Vec<String>) -> Opt
     }
 }
 
-fn number(conf: &Map<String, Value>, key: &str, errors: &mut Vec<String>) -> Option<u32> {
-    let v = conf.get(key)?;
-    match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
-        Some(n) => Some(n),
-        None => {
-            errors.push(format!("`{key}` must be a whole number, not {v}"));
-            None
-        }
-    }
-}
-
-fn boolean(conf: &Map<String, Value>, key: &str, errors: &mut Vec<String>) -> Option<bool> {
-    let v = conf.get(key)?;
-    match v.as_bool() {
-        Some(b) => Some(b),
-        None => {
-            errors.push(format!("`{key}` must be true or false, not {v}"));
-            None
-        }
-    }
-}
-
 /// An inline network: vland's keys, with `master` for `parent` and a host-local `ipam`.
 fn inline(conf: &Map<String, Value>, routes: &mut Vec<RawRoute>, errors: &mut Vec<String>) -> RawNetwork {
     let s = |key: &str, errors: &mut Vec<String>| string(conf, key, errors);
-    let mut net = RawNetwork {
-        driver: s("driver", errors),
-        parent: s("parent", errors),
-        mode: s("mode", errors),
-        ipvlan_flag: s("ipvlan_flag", errors),
-        vlan_protocol: s("vlan_protocol", errors),
-        subnet: s("subnet", errors),
-        ip_range: s("ip_range", errors),
-        gateway: s("gateway", errors),
-        subnet6: s("subnet6", errors),
-        ip_range6: s("ip_range6", errors),
-        gateway6: s("gateway6", errors),
-        internal: boolean(conf, "internal", errors).unwrap_or(false),
-        ipv6_autoconf: boolean(conf, "ipv6_autoconf", errors).unwrap_or(false),
-        spoof_check: boolean(conf, "spoof_check", errors).unwrap_or(false),
-        gratuitous_arp: boolean(conf, "gratuitous_arp", errors),
-        host_access: boolean(conf, "host_access", errors).unwrap_or(false),
-        host_address: s("host_address", errors),
-        host_address6: s("host_address6", errors),
-        mtu: number(conf, "mtu", errors),
-        metric: number(conf, "metric", errors),
-        ..RawNetwork::default()
-    };
-    for (key, target) in [("source_macs", &mut net.source_macs)] {
-        if let Some(v) = conf.get(key) {
-            match serde_json::from_value::<Vec<String>>(v.clone()) {
-                Ok(list) => *target = list,
-                Err(_) => errors.push(format!("`{key}` must be a list of strings")),
-            }
-        }
-    }
-    if let Some(v) = conf.get("aux_addresses") {
-        match serde_json::from_value::<BTreeMap<String, String>>(v.clone()) {
-            Ok(map) => net.aux_addresses = map,
-            Err(_) => errors.push("`aux_addresses` must be an object of names to addresses".into()),
-        }
-    }
+    let own: Map<String, Value> =
+        conf.iter().filter(|(k, _)| network_keys().contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut net = network_from_json(&own, |k| format!("`{k}`"), errors);
     if let Some(master) = s("master", errors) {
         if net.parent.is_some() {
             errors.push("give either `parent` (vland) or `master` (the reference plugins), not both".into());

@@ -3,7 +3,7 @@
 //! `com.docker.network.internal` / `com.docker.network.enable_ipv6`. The seed's macvlan/ipvlan
 //! options (`parent`, `macvlan_mode`, `ipvlan_mode`, `ipvlan_flag`) and vland's own keys are
 //! taken; anything else is refused, every problem listed at once.
-use crate::config::RawNetwork;
+use crate::config::{RawNetwork, network_from_strings};
 use serde_json::{Map, Value};
 
 /// What the options say about the network: its keys (addressing comes from IPAM) and whether
@@ -14,9 +14,15 @@ pub struct NetworkOptions {
     pub ipv6: bool,
 }
 
+/// vland's network keys a `-o` may not set: Docker gives the addressing through IPAM and
+/// `--internal`.
+const FROM_DOCKER: &[&str] = &["subnet", "ip_range", "gateway", "subnet6", "ip_range6", "gateway6", "aux_addresses", "internal"];
+
 /// vland's own network keys a `-o` may set (as in the config file's network tables).
-const VLAND_KEYS: &[&str] =
-    &["driver", "mode", "mtu", "metric", "spoof_check", "vlan_protocol", "gratuitous_arp", "arp_responder", "ipv6_autoconf", "source_macs"];
+fn vland_keys() -> impl Iterator<Item = &'static str> {
+    crate::config::network_keys().iter().copied().filter(|k| !FROM_DOCKER.contains(k))
+}
+
 /// The seed's (Docker's macvlan and ipvlan drivers') option names.
 const DOCKER_KEYS: &[&str] = &["parent", "macvlan_mode", "ipvlan_mode", "ipvlan_flag", "com.docker.network.driver.mtu"];
 
@@ -65,31 +71,33 @@ fn flag(v: &Value, what: &str, errors: &mut Vec<String>) -> bool {
 
 fn generic_options(generic: &Map<String, Value>, net: &mut RawNetwork, errors: &mut Vec<String>) {
     // `-o` values are strings; a JSON number or boolean from an API client is taken too.
-    let text = |key: &str, errors: &mut Vec<String>| -> Option<String> {
-        match generic.get(key)? {
-            Value::String(s) => Some(s.clone()),
-            v @ (Value::Number(_) | Value::Bool(_)) => Some(v.to_string()),
+    let mut texts: Vec<(&str, String)> = Vec::new();
+    for (key, value) in generic {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            v @ (Value::Number(_) | Value::Bool(_)) => v.to_string(),
             other => {
                 errors.push(format!("-o {key} must be a string, not {other}"));
-                None
+                continue;
             }
-        }
-    };
-    for key in generic.keys() {
-        if !VLAND_KEYS.contains(&key.as_str()) && !DOCKER_KEYS.contains(&key.as_str()) {
+        };
+        if DOCKER_KEYS.contains(&key.as_str()) || vland_keys().any(|k| k == key) {
+            texts.push((key, text));
+        } else {
             errors.push(format!(
                 "unknown option `-o {key}`: vland takes parent, macvlan_mode, ipvlan_mode, ipvlan_flag and its own network keys ({})",
-                VLAND_KEYS.join(", ")
+                vland_keys().collect::<Vec<_>>().join(", ")
             ));
         }
     }
-    net.parent = text("parent", errors).filter(|p| !p.is_empty());
-    net.driver = text("driver", errors);
-    net.ipvlan_flag = text("ipvlan_flag", errors);
-    net.vlan_protocol = text("vlan_protocol", errors);
-    let macvlan_mode = text("macvlan_mode", errors);
-    let ipvlan_mode = text("ipvlan_mode", errors);
-    let mode = text("mode", errors);
+    let seed = |key: &str| texts.iter().find(|(k, _)| *k == key).map(|(_, t)| t.clone());
+    let own = texts.iter().filter(|(k, _)| vland_keys().any(|v| v == *k)).map(|(k, t)| (*k, t.as_str()));
+    let internal = net.internal;
+    *net = network_from_strings(own, |k| format!("-o {k}"), errors);
+    net.internal = internal;
+    net.parent = net.parent.take().filter(|p| !p.is_empty());
+    let macvlan_mode = seed("macvlan_mode");
+    let ipvlan_mode = seed("ipvlan_mode");
     // The driver follows from the seed's option names: ipvlan_mode or ipvlan_flag means ipvlan.
     let implied = match (&macvlan_mode, ipvlan_mode.is_some() || net.ipvlan_flag.is_some()) {
         (Some(_), true) => {
@@ -107,45 +115,21 @@ fn generic_options(generic: &Map<String, Value>, net: &mut RawNetwork, errors: &
     }
     // `-d vland` alone: macvlan, as the seed's `-d macvlan`.
     net.driver.get_or_insert_with(|| "macvlan".to_string());
-    if mode.is_some() && (macvlan_mode.is_some() || ipvlan_mode.is_some()) {
+    if net.mode.is_some() && (macvlan_mode.is_some() || ipvlan_mode.is_some()) {
         errors.push("give the mode once: -o macvlan_mode, -o ipvlan_mode or -o mode".into());
     }
-    net.mode = macvlan_mode.or(ipvlan_mode).or(mode);
-    let number = |key: &str, errors: &mut Vec<String>| -> Option<u32> {
-        let t = text(key, errors)?;
-        match t.parse() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                errors.push(format!("-o {key}={t}: must be a whole number"));
-                None
-            }
+    net.mode = macvlan_mode.or(ipvlan_mode).or(net.mode.take());
+    let docker_mtu = seed("com.docker.network.driver.mtu").and_then(|t| match t.parse::<u32>() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            errors.push(format!("-o com.docker.network.driver.mtu must be a whole number, not \"{t}\""));
+            None
         }
-    };
-    let boolean = |key: &str, errors: &mut Vec<String>| -> Option<bool> {
-        let t = text(key, errors)?;
-        match t.as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => {
-                errors.push(format!("-o {key}={t}: must be true or false"));
-                None
-            }
-        }
-    };
-    let mtu = number("mtu", errors);
-    let docker_mtu = number("com.docker.network.driver.mtu", errors);
-    if mtu.is_some() && docker_mtu.is_some() {
+    });
+    if net.mtu.is_some() && docker_mtu.is_some() {
         errors.push("give the MTU once: -o mtu or -o com.docker.network.driver.mtu".into());
     }
-    net.mtu = mtu.or(docker_mtu);
-    net.metric = number("metric", errors);
-    net.spoof_check = boolean("spoof_check", errors).unwrap_or(false);
-    net.ipv6_autoconf = boolean("ipv6_autoconf", errors).unwrap_or(false);
-    net.gratuitous_arp = boolean("gratuitous_arp", errors);
-    net.arp_responder = boolean("arp_responder", errors);
-    if let Some(macs) = text("source_macs", errors) {
-        net.source_macs = macs.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_string).collect();
-    }
+    net.mtu = net.mtu.or(docker_mtu);
 }
 
 #[cfg(test)]
@@ -200,7 +184,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(errors.len(), 5, "{errors:#?}");
         assert!(errors.iter().any(|e| e.contains("unknown option `-o colour`")), "{errors:#?}");
-        assert!(errors.iter().any(|e| e.contains("-o mtu=big")), "{errors:#?}");
+        assert!(errors.iter().any(|e| e.contains("-o mtu must be a whole number, not \"big\"")), "{errors:#?}");
         let errors = parse_json(json!({"com.docker.network.generic": {"driver": "macvlan", "ipvlan_mode": "l2"}})).unwrap_err();
         assert!(errors[0].contains("contradicts"), "{errors:#?}");
         assert!(parse_json(json!(["x"])).is_err());
