@@ -7,6 +7,7 @@ mod control_plane;
 mod datapath;
 mod drop_rate;
 mod ebpf_cost;
+mod lab;
 mod report;
 
 use crate::ebpf::build_daemon;

@@ -105,6 +105,8 @@ fn generic_options(generic: &Map<String, Value>, net: &mut RawNetwork, errors: &
         (None, Some(i)) => net.driver = Some(i.to_string()),
         _ => {}
     }
+    // `-d vland` alone: macvlan, as the seed's `-d macvlan`.
+    net.driver.get_or_insert_with(|| "macvlan".to_string());
     if mode.is_some() && (macvlan_mode.is_some() || ipvlan_mode.is_some()) {
         errors.push("give the mode once: -o macvlan_mode, -o ipvlan_mode or -o mode".into());
     }
@@ -206,7 +208,8 @@ mod tests {
 
     #[test]
     fn no_options_is_a_plain_network() {
-        assert_eq!(parse(None).unwrap(), NetworkOptions::default());
-        assert_eq!(parse(Some(&Value::Null)).unwrap(), NetworkOptions::default());
+        let macvlan = NetworkOptions { network: RawNetwork { driver: Some("macvlan".into()), ..RawNetwork::default() }, ipv6: false };
+        assert_eq!(parse(None).unwrap(), macvlan);
+        assert_eq!(parse(Some(&Value::Null)).unwrap(), macvlan);
     }
 }
