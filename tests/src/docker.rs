@@ -13,6 +13,8 @@ use std::time::Duration;
 
 /// The image every test imports: busybox-static with its applet links.
 pub const BUSYBOX: &str = "vlt-busybox";
+/// docker.io's client.
+const PACKAGED_CLIENT: &str = "/usr/bin/docker";
 
 pub struct Dockerd {
     child: Child,
@@ -58,9 +60,11 @@ impl Dockerd {
         std::fs::read_to_string(self.dir.join("log.err")).unwrap_or_default()
     }
 
-    /// `docker -H unix://SOCKET ARGS`, not yet run.
+    /// `docker -H unix://SOCKET ARGS`, not yet run. The client of the same package as the daemon:
+    /// a newer one first in PATH sends some flags (`--mac-address`) in a form 20.10 refuses.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("docker");
+        let client = if Path::new(PACKAGED_CLIENT).exists() { PACKAGED_CLIENT } else { "docker" };
+        let mut cmd = Command::new(client);
         cmd.arg("-H").arg(format!("unix://{}", self.socket.display())).args(args);
         cmd
     }

@@ -98,6 +98,22 @@ impl Setup {
         args
     }
 
+    /// `docker network create` with vland on another subnet (no aux addresses), and `extra`.
+    fn create_on<'a>(&'a self, subnet: &'a str, range: &'a str, gateway: &'a str, extra: &[&'a str], name: &'a str) -> Vec<&'a str> {
+        let mut args = vec!["network", "create", "-d", &self.driver, "--ipam-driver", &self.driver, "--subnet", subnet];
+        args.extend_from_slice(&["--ip-range", range, "--gateway", gateway, "-o", "parent=eth0"]);
+        args.extend_from_slice(extra);
+        args.push(name);
+        args
+    }
+
+    /// vland's front-end state, a missing file read as empty.
+    fn fragment_tables(&self) -> Value {
+        let f = self.fragments();
+        let table = |k: &str| f.get(k).cloned().unwrap_or_else(|| json!({}));
+        json!({"networks": table("networks"), "endpoints": table("endpoints"), "docker_pools": table("docker_pools")})
+    }
+
     fn fragments(&self) -> Value {
         let text = std::fs::read_to_string(self.lab.dir.join("h1-state/frontends.json")).unwrap_or_else(|_| "{}".into());
         serde_json::from_str(&text).unwrap()
@@ -147,7 +163,11 @@ impl Setup {
 fn docker_address(docker: &Dockerd, container: &str, network: &str) -> (String, String, String) {
     let c = docker.inspect(&[container]);
     let n = &c["NetworkSettings"]["Networks"][network];
-    (n["IPAddress"].as_str().unwrap_or("").to_string(), n["GlobalIPv6Address"].as_str().unwrap_or("").to_string(), n["MacAddress"].as_str().unwrap_or("").to_string())
+    (
+        n["IPAddress"].as_str().unwrap_or("").to_string(),
+        n["GlobalIPv6Address"].as_str().unwrap_or("").to_string(),
+        n["MacAddress"].as_str().unwrap_or("").to_string(),
+    )
 }
 
 #[test]
@@ -313,23 +333,13 @@ fn bad_input_shows_vlands_error_in_docker_and_changes_nothing() {
     let before = children(&s);
 
     // An unknown option and a bad value, both named at once, on another subnet.
-    let mut bad = s.create_args(&["-o", "colour=red", "-o", "mtu=big"], "bad1");
-    bad[7] = "10.20.0.0/24";
-    bad[9] = "10.20.0.0/25";
-    bad[11] = "10.20.0.1";
-    bad.retain(|a| !a.starts_with("docker") && *a != "--aux-address");
-    let err = s.docker.fails(&bad);
+    let err = s.docker.fails(&s.create_on("10.20.0.0/24", "10.20.0.0/25", "10.20.0.1", &["-o", "colour=red", "-o", "mtu=big"], "bad1"));
     assert!(err.contains("colour") && err.contains("mtu"), "{err}");
     // A subnet overlapping vland's network in Docker.
-    let err = s.docker.fails(&s.create_args(&[], "bad2"));
-    assert!(err.contains("overlaps"), "{err}");
+    let err = s.docker.fails(&s.create_on("10.10.10.0/25", "10.10.10.0/26", "10.10.10.1", &[], "bad2"));
+    assert!(err.contains("overlaps"), "{err}\n{}", s.log());
     // An --ip-range outside the subnet: Docker's own check, or vland's, names it.
-    let mut bad = s.create_args(&[], "bad3");
-    bad[7] = "10.30.0.0/24";
-    bad[9] = "10.31.0.0/25";
-    bad[11] = "10.30.0.1";
-    bad.retain(|a| !a.starts_with("docker") && *a != "--aux-address");
-    let err = s.docker.fails(&bad);
+    let err = s.docker.fails(&s.create_on("10.30.0.0/24", "10.31.0.0/25", "10.30.0.1", &[], "bad3"));
     assert!(err.contains("10.31.0.0/25"), "{err}");
     // An address another container holds, and an aux address.
     let err = s.docker.fails(&["run", "-d", "--name", "dup", "--net", "lan", "--ip", "10.10.10.2", BUSYBOX, "sleep", "600"]);
@@ -361,7 +371,7 @@ fn a_vlan_parent_and_ipvlan_l3_as_far_as_this_kernel_goes() {
             args.insert(17, "-o");
             args.insert(18, option);
         }
-        let saved = s.fragments_text();
+        let saved = s.fragment_tables();
         if missing.iter().any(|m| m == feature) {
             eprintln!("docker_engine: this kernel lacks {feature} (per vland doctor): `-o {option}` is refused here, as checked");
             let out = s.docker.run(&args);
@@ -375,7 +385,7 @@ fn a_vlan_parent_and_ipvlan_l3_as_far_as_this_kernel_goes() {
             } else {
                 assert!(err.contains("vland"), "{err}");
             }
-            assert_eq!(s.fragments_text(), saved);
+            assert_eq!(s.fragment_tables(), saved);
             assert!(s.host_children().is_empty(), "{:?}", s.host_children());
         } else {
             s.docker.ok(&args);
