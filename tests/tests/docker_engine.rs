@@ -368,8 +368,8 @@ fn a_vlan_parent_and_ipvlan_l3_as_far_as_this_kernel_goes() {
         if option.starts_with("parent=") {
             args[17] = option;
         } else {
-            args.insert(17, "-o");
-            args.insert(18, option);
+            args.insert(16, "-o");
+            args.insert(17, option);
         }
         let saved = s.fragment_tables();
         if missing.iter().any(|m| m == feature) {
