@@ -10,6 +10,7 @@ mod allocate;
 mod desired;
 mod endpoint;
 mod error;
+pub(crate) mod host_access;
 mod namespace;
 mod observed;
 mod parents;
@@ -100,7 +101,8 @@ async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool) -> Re
 
 /// What `apply` would do now, without doing it.
 pub async fn plan(config: &Config, source_name: &str) -> Result<Plan, ApplyError> {
-    let p = prepare(config, source_name, true).await?;
+    let config = host_access::with_host_children(config);
+    let p = prepare(&config, source_name, true).await?;
     Ok(plan::plan(&p.desired, &p.observed, source_name)?)
 }
 
@@ -108,7 +110,9 @@ pub async fn plan(config: &Config, source_name: &str) -> Result<Plan, ApplyError
 /// carries it out. Blocks its thread at times (the state lock, namespace threads, file writes):
 /// see daemon.rs for where the daemon runs it.
 pub async fn apply(config: &Config, source_name: &str) -> Result<Summary, ApplyError> {
-    let Prepared { host, store, pins, desired, observed, mut cluster } = prepare(config, source_name, false).await?;
+    // The host children of `host_access` networks are endpoints from here on.
+    let config = host_access::with_host_children(config);
+    let Prepared { host, store, pins, desired, observed, mut cluster } = prepare(&config, source_name, false).await?;
     let plan = plan::plan(&desired, &observed, source_name)?;
     for action in &plan.actions {
         info!("plan: {action}");
