@@ -243,3 +243,98 @@ fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
+
+/// A Docker network beside the TOML's: the same parent rules across both (an ipvlan network on
+/// the parent of the TOML's macvlan network is refused with vland's message); an `--internal`
+/// network gets no gateway from Join, and its child is taken over without any further call
+/// from Docker (internal networks get no ProgramExternalConnectivity); the TOML's `apply`
+/// keeps Docker's endpoint. (ipvlan children need a kernel with ipvlan: the Join reply for
+/// ipvlan l3 is checked by the daemon's unit tests.)
+#[test]
+fn beside_the_toml_an_internal_network_taken_over_without_further_calls() {
+    let socket = sock("b");
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    let web1 = lab.expect_ns("web1");
+    // A second parent (this kernel has no dummy links): a veth pair of the host's own.
+    lab.exec(&host, &["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"]);
+    lab.exec(&host, &["ip", "link", "set", "eth1p", "up"]);
+    lab.exec(&host, &["ip", "link", "set", "eth1", "up"]);
+    let toml = format!(
+        "[docker]\nsocket = \"{}\"\n\n[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{web1}\"\n",
+        socket.display()
+    );
+    let config = lab.config("h1", &toml);
+    let daemon = start(&mut lab, &host, &config, &socket);
+    assert!(wait_until(Duration::from_secs(10), || ip::try_link(&web1, "eth0").is_some()).is_some(), "{}", daemon.log_text());
+
+    let pool = json!({"AddressSpace": "LocalDefault", "Pool": "10.20.0.0/24", "SubPool": "", "Options": {}, "V6": false});
+    let pool_id = ok(&socket, "IpamDriver.RequestPool", &pool)["PoolID"].as_str().unwrap().to_string();
+    let gateway = json!({"PoolID": pool_id, "Address": "", "Options": {"RequestAddressType": "com.docker.network.gateway"}});
+    assert_eq!(ok(&socket, "IpamDriver.RequestAddress", &gateway)["Address"], "10.20.0.1/24");
+    let create = |generic: Value| {
+        json!({"NetworkID": NID, "Options": {"com.docker.network.enable_ipv6": false, "com.docker.network.internal": true,
+                "com.docker.network.generic": generic},
+               "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": "10.20.0.0/24", "Gateway": "10.20.0.1/24"}], "IPv6Data": []})
+    };
+    // eth0 carries the TOML's macvlan network: vland's parent rule, as for two TOML networks.
+    refused(&lab, &host, &socket, "NetworkDriver.CreateNetwork", &create(json!({"parent": "eth0", "ipvlan_mode": "l3"})), "eth0");
+    ok(&socket, "NetworkDriver.CreateNetwork", &create(json!({"parent": "eth1", "macvlan_mode": "private"})));
+    let addr = ok(&socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "10.20.0.7", "Options": {}}));
+    assert_eq!(addr["Address"], "10.20.0.7/24");
+    // `docker run --mac-address 02:42:0a:14:00:07`: base64 in the endpoint's options.
+    let endpoint = json!({"NetworkID": NID, "EndpointID": EID,
+        "Interface": {"Address": "10.20.0.7/24", "AddressIPv6": "", "MacAddress": ""},
+        "Options": {"com.docker.network.endpoint.macaddress": "AkIKFAAH"}});
+    ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint);
+    let sandbox = lab.add_ns("sandbox");
+    let join = ok(
+        &socket,
+        "NetworkDriver.Join",
+        &json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": format!("/run/netns/{sandbox}"), "Options": {}}),
+    );
+    assert_eq!((join.get("Gateway"), join.get("StaticRoutes")), (None, None), "{join}");
+    let src = join["InterfaceName"]["SrcName"].as_str().unwrap().to_string();
+    let staged = ip::link(&host, &src);
+    assert_eq!(staged.address, "02:42:0a:14:00:07");
+    lab.exec(&host, &["ip", "link", "set", &src, "netns", &sandbox]);
+    lab.exec(&sandbox, &["ip", "link", "set", &src, "name", "eth0"]);
+    lab.exec(&sandbox, &["ip", "addr", "add", "10.20.0.7/24", "dev", "eth0"]);
+    lab.exec(&sandbox, &["ip", "link", "set", "eth0", "up"]);
+    // No call from Docker follows: the move itself is noticed.
+    let counted = wait_until(Duration::from_secs(10), || filter_programs(&sandbox, "eth0", "ingress").iter().any(|p| p == "vland_rx_tc"));
+    assert!(counted.is_some(), "the moved child was not taken over: {}", daemon.log_text());
+    let child = ip::link(&sandbox, "eth0");
+    assert_eq!((child.ifindex, child.kind(), child.linkinfo.info_data.mode.as_deref()), (staged.ifindex, "macvlan", Some("private")));
+    assert!(ip::routes(&sandbox, "-4", &["default"]).is_empty(), "an internal network got a default route");
+
+    // The TOML's apply keeps Docker's network and endpoint, and its own.
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(ip::link(&sandbox, "eth0").ifindex, staged.ifindex);
+    assert_eq!(ip::link(&web1, "eth0").kind(), "macvlan");
+    let names: Vec<String> =
+        lab.stats(&host, &config)["endpoints"].as_array().unwrap().iter().map(|e| e["endpoint"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, [format!("docker-{}", &EID[..12]), "web1".to_string()]);
+
+    // `docker rm` while vland is stopped: Docker gives the child back, its Leave fails. The
+    // restarted daemon deletes the child; the endpoint waits for DeleteEndpoint.
+    drop(daemon);
+    docker_moves_out(&lab, &host, &sandbox, &src);
+    let daemon = start(&mut lab, &host, &config, &socket);
+    let gone = wait_until(Duration::from_secs(10), || ip::try_link(&host, &src).is_none());
+    assert!(gone.is_some(), "the child Docker gave back stayed: {}", daemon.log_text());
+    ok(&socket, "NetworkDriver.Leave", &json!({"NetworkID": NID, "EndpointID": EID}));
+    ok(&socket, "NetworkDriver.DeleteEndpoint", &json!({"NetworkID": NID, "EndpointID": EID}));
+    for a in ["10.20.0.7", "10.20.0.1"] {
+        ok(&socket, "IpamDriver.ReleaseAddress", &json!({"PoolID": pool_id, "Address": a}));
+    }
+    ok(&socket, "IpamDriver.ReleasePool", &json!({"PoolID": pool_id}));
+    ok(&socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
+    let mut links = ip::link_names(&host);
+    links.sort();
+    assert_eq!(links, ["eth0", "eth1", "eth1p", "lo"], "only what vland did not make is left");
+    assert_eq!(ip::link(&web1, "eth0").kind(), "macvlan", "the TOML's endpoint stays");
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
+}

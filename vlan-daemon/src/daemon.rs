@@ -137,12 +137,18 @@ impl frontends::Apply for Applier<'_> {
 
 /// Children Docker has moved into their containers since the last apply are recorded there
 /// first, so the apply neither misses nor re-creates them.
-async fn settle_docker(path: &Path) {
-    let Ok(daemon) = config::load_daemon_section(path) else { return };
+async fn settle_docker(path: &Path) -> bool {
+    let Ok(daemon) = config::load_daemon_section(path) else { return false };
     match frontends::docker::join::settle(&daemon.state_dir).await {
-        Ok(moved) if !moved.is_empty() => info!(endpoints = ?moved, "Docker moved children into their containers"),
-        Ok(_) => {}
-        Err(e) => error!("cannot follow Docker's children into their containers: {e:#}"),
+        Ok(moved) if !moved.is_empty() => {
+            info!(endpoints = ?moved, "Docker moved children into or out of their containers");
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            error!("cannot follow Docker's children into their containers: {e:#}");
+            false
+        }
     }
 }
 
@@ -179,10 +185,11 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
 
     // An invalid config at start is fatal: nothing would change until the file is edited. A
     // failing apply is not: the kernel may yet get what is missing (a parent link, say).
-    settle_docker(path).await;
     let config = config::load_effective(path)?;
     // One daemon per state dir, held until exit.
     let _instance = crate::state::DaemonLock::acquire(&config.daemon.state_dir)?;
+    // What Docker did while vland was down is recorded before the first apply.
+    let config = if settle_docker(path).await { config::load_effective(path)? } else { config };
     crate::listen::raise_fd_limit();
     if let Some(addr) = &config.daemon.metrics_addr {
         let addr = addr.parse().with_context(|| format!("[daemon] metrics_addr `{addr}` is not an address:port such as 127.0.0.1:9750"))?;
@@ -274,6 +281,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                     }
         Some(request) = frontend_requests.recv() => {
                         let answer = frontends::handle(request.body, path, &mut applier).await;
+                        // The namespaces the request added are watched from now on (a Docker
+                        // child staged in vland's own: Docker moving it is what settles it).
+                        follow(&mut ns_events, &applier);
                         let _ = request.reply.send(answer);
                         retry_at = applier.retry_at(Instant::now());
                     }

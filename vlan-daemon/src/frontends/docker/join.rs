@@ -20,11 +20,24 @@ use vlan_common::LinkId;
 const DOCKER_CONFIGURES_WITHIN: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(20);
 
-/// Records every staged child Docker has moved since the last look; returns their endpoints.
+/// Records every staged child Docker has moved since the last look (and forgets every child
+/// Docker has given back); returns their endpoints.
 pub async fn settle(state_dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut fragments = store::read(state_dir)?;
     let mut moved = Vec::new();
+    let own = Netlink::current()?;
     for (name, f) in fragments.endpoints.iter_mut() {
+        // A child Docker gave back while vland was not answering (its Leave failed): Docker is
+        // done with it, so it is deleted and the endpoint waits for DeleteEndpoint without one.
+        if let Origin::DockerEndpoint { phase: phase @ DockerPhase::Joined { .. }, .. } = &mut f.origin
+            && let DockerPhase::Joined { src_name, .. } = &*phase
+            && own.link_by_name(src_name).await?.is_some_and(|l| l.alias.as_deref() == Some(alias_for(name).as_str()))
+        {
+            delete_returned(name, src_name).await?;
+            *phase = DockerPhase::Created;
+            moved.push(name.clone());
+            continue;
+        }
         let Origin::DockerEndpoint { phase: DockerPhase::Joining { sandbox, src_name, default_routes }, .. } = &f.origin else {
             continue;
         };

@@ -3,7 +3,7 @@
 //! has a child only between Join and Leave (see `store::DockerPhase`).
 use super::ipam;
 use super::{Ctx, decode, options, short};
-use crate::config::{RawEndpoint, RawNetwork};
+use crate::config::{Network, RawEndpoint, RawNetwork};
 use crate::frontends::Apply;
 use crate::frontends::store::{DockerPhase, EndpointFragment, Fragments, NetworkFragment, Origin};
 use base64::Engine;
@@ -330,12 +330,25 @@ async fn join<A: Apply>(r: Join, ctx: &mut Ctx<'_, A>) -> Result<Value, String> 
     // What Docker is told to set: the gateway, or a `dev` default route (ipvlan l3/l3s).
     let config = crate::config::load_with(ctx.path, &ctx.fragments).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
     let net = config.networks.get(&network).ok_or_else(|| format!("vland has no network {network} for this endpoint"))?;
-    let mut reply = json!({ "InterfaceName": { "SrcName": src_name(&r.endpoint_id), "DstPrefix": "eth" } });
+    let has_address = [fragment.config.ip.is_some(), fragment.config.ip6.is_some()];
+    let (reply, default_routes) = join_reply(net, &src_name(&r.endpoint_id), has_address);
+    let mut next = ctx.fragments.clone();
+    if let Some(Origin::DockerEndpoint { phase, .. }) = next.endpoints.get_mut(&name).map(|f| &mut f.origin) {
+        *phase = DockerPhase::Joining { sandbox: PathBuf::from(&r.sandbox_key), src_name: src_name(&r.endpoint_id), default_routes };
+    }
+    ctx.commit(next, &format!("Docker Join {} (network {})", short(&r.endpoint_id), short(&r.network_id))).await?;
+    Ok(reply)
+}
+
+/// Join's reply: the child's name in vland's namespace, and what Docker sets in the sandbox,
+/// the gateway or (ipvlan l3/l3s) a `dev` default route, per family the endpoint has an address
+/// of; and for which families that gives a default route.
+fn join_reply(net: &Network, src: &str, has_address: [bool; 2]) -> (Value, [bool; 2]) {
+    let mut reply = json!({ "InterfaceName": { "SrcName": src, "DstPrefix": "eth" } });
     let mut static_routes = Vec::new();
     let mut default_routes = [false; 2];
     for v6 in [false, true] {
-        let has_address = if v6 { fragment.config.ip6.is_some() } else { fragment.config.ip.is_some() };
-        if net.internal || net.ipam(v6).is_none() || !has_address {
+        if net.internal || net.ipam(v6).is_none() || !has_address[v6 as usize] {
             continue;
         }
         if let Some(gw) = net.default_gateway(v6) {
@@ -350,12 +363,7 @@ async fn join<A: Apply>(r: Join, ctx: &mut Ctx<'_, A>) -> Result<Value, String> 
     if !static_routes.is_empty() {
         reply["StaticRoutes"] = Value::Array(static_routes);
     }
-    let mut next = ctx.fragments.clone();
-    if let Some(Origin::DockerEndpoint { phase, .. }) = next.endpoints.get_mut(&name).map(|f| &mut f.origin) {
-        *phase = DockerPhase::Joining { sandbox: PathBuf::from(&r.sandbox_key), src_name: src_name(&r.endpoint_id), default_routes };
-    }
-    ctx.commit(next, &format!("Docker Join {} (network {})", short(&r.endpoint_id), short(&r.network_id))).await?;
-    Ok(reply)
+    (reply, default_routes)
 }
 
 /// Leave: Docker has moved the child back into vland's namespace under SrcName; it is deleted
@@ -375,4 +383,74 @@ async fn leave<A: Apply>(r: EndpointRef, ctx: &mut Ctx<'_, A>) -> Result<Value, 
     super::join::delete_returned(&name, &src).await.map_err(|e| format!("cannot remove the container's link {src}: {e:#}"))?;
     ctx.commit(next, &format!("Docker Leave {}", short(&r.endpoint_id))).await?;
     Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(table: &str) -> Network {
+        let config = crate::config::parse_str(&format!("[networks.n]\nparent = \"eth0\"\n{table}"), "test").unwrap();
+        config.networks["n"].clone()
+    }
+
+    #[test]
+    fn docker_ipam_data_becomes_the_networks_addressing() {
+        let mut fragments = Fragments::default();
+        fragments.docker_pools.insert(
+            "10.10.10.0/24|10.10.10.0/25".into(),
+            crate::frontends::store::DockerPool {
+                subnet: "10.10.10.0/24".into(),
+                ip_range: Some("10.10.10.0/25".into()),
+                addresses: BTreeMap::new(),
+            },
+        );
+        let v4: Vec<IpamData> = serde_json::from_value(json!([{"AddressSpace": "LocalDefault", "Pool": "10.10.10.0/24",
+            "Gateway": "10.10.10.1/24", "AuxAddresses": {"docker1": "10.10.10.101/24", "host": "10.10.10.200/24"}}]))
+        .unwrap();
+        let v6: Vec<IpamData> = serde_json::from_value(json!([{"AddressSpace": "LocalDefault", "Pool": "fd00:10::/64",
+            "Gateway": "fd00:10::1/64", "AuxAddresses": {"host": "fd00:10::5/64"}}]))
+        .unwrap();
+        let (mut net, mut errors) = (RawNetwork::default(), Vec::new());
+        addressing(&mut net, &v4, false, &fragments, &mut errors);
+        addressing(&mut net, &v6, true, &fragments, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (net.subnet.as_deref(), net.ip_range.as_deref(), net.gateway.as_deref()),
+            (Some("10.10.10.0/24"), Some("10.10.10.0/25"), Some("10.10.10.1"))
+        );
+        assert_eq!(
+            (net.subnet6.as_deref(), net.ip_range6.as_deref(), net.gateway6.as_deref()),
+            (Some("fd00:10::/64"), None, Some("fd00:10::1"))
+        );
+        let aux: Vec<(&str, &str)> = net.aux_addresses.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(aux, [("docker1", "10.10.10.101"), ("host", "10.10.10.200"), ("host-v6", "fd00:10::5")]);
+        // Two subnets of one family: refused.
+        let two: Vec<IpamData> = serde_json::from_value(json!([{"Pool": "10.1.0.0/24"}, {"Pool": "10.2.0.0/24"}])).unwrap();
+        addressing(&mut RawNetwork::default(), &two, false, &fragments, &mut errors);
+        assert!(errors[0].contains("one subnet per family"), "{errors:?}");
+    }
+
+    #[test]
+    fn join_tells_docker_the_gateway_or_the_dev_route() {
+        let macvlan = network(
+            "driver = \"macvlan\"\nsubnet = \"10.0.0.0/24\"\ngateway = \"10.0.0.1\"\nsubnet6 = \"fd00::/64\"\ngateway6 = \"fd00::1\"",
+        );
+        let (reply, routes) = join_reply(&macvlan, "vd0123", [true, true]);
+        assert_eq!(
+            reply,
+            json!({"InterfaceName": {"SrcName": "vd0123", "DstPrefix": "eth"}, "Gateway": "10.0.0.1", "GatewayIPv6": "fd00::1"})
+        );
+        assert_eq!(routes, [true, true]);
+        // Without an IPv6 address, no IPv6 gateway.
+        assert_eq!(join_reply(&macvlan, "vd0123", [true, false]).1, [true, false]);
+        let l3 = network("driver = \"ipvlan\"\nmode = \"l3\"\nsubnet = \"10.0.0.0/24\"");
+        let (reply, routes) = join_reply(&l3, "vd0123", [true, false]);
+        assert_eq!(reply.get("Gateway"), None);
+        assert_eq!(reply["StaticRoutes"], json!([{"Destination": "0.0.0.0/0", "RouteType": 1}]));
+        assert_eq!(routes, [true, false]);
+        let internal = network("driver = \"macvlan\"\ninternal = true\nsubnet = \"10.0.0.0/24\"\ngateway = \"10.0.0.1\"");
+        let (reply, routes) = join_reply(&internal, "vd0123", [true, false]);
+        assert_eq!((reply.get("Gateway"), reply.get("StaticRoutes"), routes), (None, None, [false, false]));
+    }
 }
