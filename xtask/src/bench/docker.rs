@@ -178,6 +178,7 @@ fn round(engines: &Engines, net: &str, n: usize, parallel: usize) -> anyhow::Res
         ids.push(run_one(engines, net)?.0);
     }
     let sequential = start.elapsed();
+    step(&format!("{net}: {n} containers one after another, {:.0} ms each", sequential.as_secs_f64() * 1000.0 / n as f64));
     let queue = Mutex::new(0..n);
     let started = Mutex::new(Vec::new());
     let start = Instant::now();
@@ -261,12 +262,13 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
         let mut times: [Vec<Round>; 3] = Default::default();
         for r in 0..rounds {
             // Taking turns, each driver's network alone on the parent while it is measured.
-            for (i, create) in [&vland_net[..], &docker_net[..]].into_iter().enumerate() {
+            for (i, create) in [(1, &docker_net[..]), (0, &vland_net[..])] {
                 let mut args = create.to_vec();
                 args.extend_from_slice(&SUBNET);
                 args.extend_from_slice(&RANGE);
                 args.extend_from_slice(&["-o", "parent=eth0", "bench"]);
                 engines.docker(&args)?;
+                step(&format!("round {r}: {} driver", create[3]));
                 times[i].push(round(&engines, "bench", n, parallel).with_context(|| format!("round {r}, {}", create[3]))?);
                 engines.docker(&["network", "rm", "bench"])?;
                 check_clean(&engines, &state_dir)?;
