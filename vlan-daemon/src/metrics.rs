@@ -134,24 +134,6 @@ const MAX_CONNECTIONS: usize = 64;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
 
-/// HTTP/1 without keep-alive, one request per connection, within the limits above.
-async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router) {
-    let mut limiter = crate::listen::Limiter::new("metrics", MAX_CONNECTIONS);
-    loop {
-        let Some((stream, permit)) = limiter.accept(listener.accept()).await else { continue };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .keep_alive(false)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
-        });
-    }
-}
-
 /// Binds `addr` now (so a taken port fails the start) and serves /metrics in the background.
 pub async fn serve(addr: SocketAddr, daemon: DaemonConfig) -> anyhow::Result<()> {
     let mut registry = Registry::default();
@@ -177,6 +159,8 @@ pub async fn serve(addr: SocketAddr, daemon: DaemonConfig) -> anyhow::Result<()>
     );
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on metrics_addr {addr}"))?;
     info!(%addr, "serving Prometheus metrics on /metrics");
-    tokio::spawn(serve_connections(listener, app));
+    let limiter = crate::listen::Limiter::new("metrics", MAX_CONNECTIONS);
+    let deadlines = crate::listen::HttpDeadlines { headers: HEADER_TIMEOUT, lifetime: CONNECTION_LIFETIME };
+    tokio::spawn(async move { crate::listen::serve_http(limiter, || listener.accept(), app, deadlines).await });
     Ok(())
 }
