@@ -2,6 +2,7 @@
 //! "host", readers for what the kernel shows (`ip -j`, typed) and frames built byte by byte. Every lab removes what it made when
 //! dropped, also when the test panics.
 pub mod capture;
+pub mod docker;
 pub mod engines;
 pub mod etcd;
 pub mod frame;

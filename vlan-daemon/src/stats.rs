@@ -93,6 +93,8 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
     let fragments = crate::frontends::store::read(&daemon.state_dir).unwrap_or_default();
     let answered = read_neigh_counters(&pins, &slots)?;
     let conflicts = read_conflicts(&pins, &slots)?;
+    // Docker's endpoints by Docker's names (`docker network ls`, `docker ps`), else their IDs.
+    let docker = crate::frontends::docker::names::resolve(daemon.docker_api.as_deref(), &fragments);
     let mut endpoints = Vec::new();
     for (name, rec) in &state.endpoints {
         let (Some(_), Some(slot)) = (rec.link, rec.slot) else { continue };
@@ -105,12 +107,13 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
                 .into_iter()
                 .filter(|(_, n)| *n > 0)
                 .collect();
+        let named = docker.get(name);
         endpoints.push(EndpointStats {
-            network: rec.network.clone(),
-            endpoint: name.clone(),
+            network: named.map_or_else(|| rec.network.clone(), |n| n.network.clone()),
+            endpoint: named.map_or_else(|| name.clone(), |n| n.container.clone()),
             netns: rec.netns.to_string(),
             ifname: rec.ifname.clone(),
-            owner: fragments.endpoints.get(name).and_then(|f| f.origin.owner()),
+            owner: named.map(|n| n.owner.clone()).or_else(|| fragments.endpoints.get(name).and_then(|f| f.origin.owner())),
             parent: rec.parent.clone(),
             vlan: vlan_of(&rec.parent),
             rx_packets: t.rx_packets,

@@ -68,6 +68,9 @@ pub struct DaemonConfig {
     pub bpf_dir: PathBuf,
     pub socket: Option<PathBuf>,
     pub metrics_addr: Option<String>,
+    /// Docker's API socket, asked for the names of Docker's networks and containers in stats
+    /// and metrics (default /var/run/docker.sock).
+    pub docker_api: Option<PathBuf>,
 }
 
 pub fn default_state_dir() -> PathBuf {
@@ -80,7 +83,7 @@ pub fn default_bpf_dir() -> PathBuf {
 
 impl Default for DaemonConfig {
     fn default() -> Self {
-        Self { state_dir: default_state_dir(), bpf_dir: default_bpf_dir(), socket: None, metrics_addr: None }
+        Self { state_dir: default_state_dir(), bpf_dir: default_bpf_dir(), socket: None, metrics_addr: None, docker_api: None }
     }
 }
 

@@ -5,6 +5,7 @@ mod arp;
 mod cluster;
 mod control_plane;
 mod datapath;
+mod docker;
 mod drop_rate;
 mod ebpf_cost;
 mod lab;
@@ -30,6 +31,8 @@ pub enum Group {
     Datapath,
     /// ARP answered on the parent (XDP) against the kernel path, 500 endpoints.
     Arp,
+    /// `docker run` / `docker rm -f` with vland as Docker's driver against Docker's macvlan.
+    Docker,
 }
 
 pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
@@ -60,6 +63,11 @@ pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
     if wanted(Group::Arp) {
         step("benchmark: ARP answered by the parent's XDP responder vs the kernel path (500 endpoints)");
         results.extend(arp::run(&vland, quick)?);
+    }
+    if wanted(Group::Docker) {
+        step("benchmark: docker run and rm -f, vland's Docker driver vs Docker's macvlan (private dockerd)");
+        ensure_host_tools(&[("dockerd", "docker.io"), ("busybox", "busybox-static")])?;
+        results.extend(docker::run(&vland, quick)?);
     }
     let out_dir = target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;

@@ -50,6 +50,14 @@ pub fn validate(raw: RawConfig, errors: &mut ConfigErrors) -> Config {
     {
         errors.push("daemon.metrics_addr", format!("`{addr}` is not an address:port: write it like \"127.0.0.1:9750\" or \"[::1]:9750\""));
     }
+    if let Some(api) = &raw.daemon.docker_api
+        && !api.is_absolute()
+    {
+        errors.push(
+            "daemon.docker_api",
+            format!("{} is relative: give Docker's API socket as an absolute path such as /var/run/docker.sock", api.display()),
+        );
+    }
     let trunks = raw.trunks.iter().filter_map(|(name, t)| trunk::trunk(name, t, errors).map(|t| (name.clone(), t))).collect();
     let cluster = cluster::cluster(raw.cluster.as_ref(), &networks, errors);
     let docker = raw.docker.as_ref().and_then(|d| docker(d, errors));

@@ -6,6 +6,7 @@
 //! into the container's, where Docker moves it.
 pub mod ipam;
 pub mod join;
+pub mod names;
 pub mod network;
 pub mod options;
 pub mod server;
