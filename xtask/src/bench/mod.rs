@@ -3,10 +3,12 @@
 //! assert times.
 mod arp;
 mod cluster;
+mod cni;
 mod control_plane;
 mod datapath;
 mod drop_rate;
 mod ebpf_cost;
+mod podman;
 mod report;
 
 use crate::ebpf::build_daemon;
@@ -29,6 +31,10 @@ pub enum Group {
     Datapath,
     /// ARP answered on the parent (XDP) against the kernel path, 500 endpoints.
     Arp,
+    /// CNI ADD/DEL: vland-cni against the reference macvlan + host-local plugins.
+    Cni,
+    /// podman run --rm: Podman's CNI backend with vland against netavark's macvlan.
+    Podman,
 }
 
 pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
@@ -59,6 +65,14 @@ pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
     if wanted(Group::Arp) {
         step("benchmark: ARP answered by the parent's XDP responder vs the kernel path (500 endpoints)");
         results.extend(arp::run(&vland, quick)?);
+    }
+    if wanted(Group::Cni) {
+        step("benchmark: CNI ADD and DEL, vland-cni vs the reference macvlan + host-local plugins");
+        results.extend(cni::run(&vland, quick)?);
+    }
+    if wanted(Group::Podman) {
+        step("benchmark: podman run --rm, CNI backend with vland vs netavark's macvlan");
+        results.extend(podman::run(&vland, quick)?);
     }
     let out_dir = target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;
