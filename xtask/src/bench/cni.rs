@@ -51,6 +51,7 @@ pub(super) struct Daemon {
 
 impl Daemon {
     pub fn start(bin: &Path, dir: &Path, prefix: &str, networks: &str) -> anyhow::Result<Daemon> {
+        std::fs::create_dir_all(dir)?;
         let state_dir = dir.join("state");
         let socket = dir.join("vland.sock");
         let config = dir.join("vland.toml");

@@ -23,6 +23,8 @@ const SUBNET: &str = "10.67.0.0/24";
 /// One engine setup: its storage, its containers.conf and the network its containers join.
 struct Podman {
     dir: PathBuf,
+    /// Podman wants a short runroot (at most 50 characters).
+    runroot: PathBuf,
     conf: PathBuf,
     network: String,
 }
@@ -42,7 +44,12 @@ impl Podman {
             dir.join("net.d").display()
         );
         std::fs::write(&conf, text)?;
-        Ok(Podman { dir: dir.to_path_buf(), conf, network: format!("vlbench-{backend}") })
+        Ok(Podman {
+            dir: dir.to_path_buf(),
+            runroot: PathBuf::from(format!("/run/{PREFIX}{backend}")),
+            conf,
+            network: format!("vlbench-{backend}"),
+        })
     }
 
     /// Podman in the bench's host namespace (where the parent is), with this setup's storage.
@@ -54,7 +61,7 @@ impl Podman {
             .arg("--root")
             .arg(self.dir.join("root"))
             .arg("--runroot")
-            .arg(self.dir.join("runroot"))
+            .arg(&self.runroot)
             .args(["--storage-driver", "vfs"])
             .args(args);
         cmd
@@ -211,6 +218,7 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
     for p in &engines {
         let _ = p.command(&["rm", "-a", "-f", "-t", "0"]).output();
         let _ = p.command(&["network", "rm", "-f", &p.network]).output();
+        let _ = std::fs::remove_dir_all(&p.runroot);
     }
     let stopped = daemon.map(Daemon::stop).transpose();
     remove_namespaces(PREFIX);
