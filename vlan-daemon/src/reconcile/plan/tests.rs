@@ -129,6 +129,7 @@ fn plan_with_responder(
         policies,
         trunks_in_place: Vec::new(),
         responder,
+        scope: None,
     };
     plan(&desired, &observed, "t")
 }
@@ -159,6 +160,7 @@ fn nothing_yet_means_namespace_programs_and_child_with_its_setup() {
         programs: None,
         policies: HashMap::new(),
         trunks_in_place: Vec::new(),
+        scope: None,
         responder: Default::default(),
     };
     let plan = plan(&desired, &observed, "t").unwrap();
