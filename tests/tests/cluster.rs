@@ -155,24 +155,35 @@ fn one_host_claims_blocks_and_allocates_inside_them() {
     assert_eq!(b.keys().collect::<Vec<_>>(), ["172.16.10.0/28"], "{b:?}");
 }
 
+/// Configs of `count` endpoints on `net` for hosts h1..h3, with their namespaces expected.
+fn three_host_configs(lab: &mut Lab, etcd: &Etcd, count: usize, net: &Net<'_>) -> Vec<PathBuf> {
+    let configs = (1..=3).map(|h| host_config(lab, etcd, h, count, net, "")).collect();
+    for h in 1..=3 {
+        expect_namespaces(lab, h, count);
+    }
+    configs
+}
+
+/// `vland apply` on every host at the same moment.
+fn apply_at_once(hosts: &[String], configs: &[PathBuf]) -> Vec<Output> {
+    std::thread::scope(|s| {
+        let runs: Vec<_> = hosts
+            .iter()
+            .zip(configs)
+            .map(|(host, config)| s.spawn(move || Lab::vland_command(host, &["apply"], Some(config)).output().unwrap()))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    })
+}
+
 /// The seed's two (here three) hosts without a hand-split range: all apply at once, 60
 /// endpoints each, into one /24 that holds them all.
 #[test]
 fn three_hosts_applying_at_once_share_one_subnet_without_duplicates() {
     let (mut lab, etcd, hosts) = cluster_lab(3, 1);
     let count = 60;
-    let configs: Vec<PathBuf> = (1..=3).map(|h| host_config(&lab, &etcd, h, count, &NET, "")).collect();
-    for h in 1..=3 {
-        expect_namespaces(&mut lab, h, count);
-    }
-    let outputs: Vec<Output> = std::thread::scope(|s| {
-        let runs: Vec<_> = hosts
-            .iter()
-            .zip(&configs)
-            .map(|(host, config)| s.spawn(move || Lab::vland_command(host, &["apply"], Some(config)).output().unwrap()))
-            .collect();
-        runs.into_iter().map(|r| r.join().unwrap()).collect()
-    });
+    let configs = three_host_configs(&mut lab, &etcd, count, &NET);
+    let outputs = apply_at_once(&hosts, &configs);
     for (h, (host, config)) in hosts.iter().zip(&configs).enumerate() {
         // Registered for the lab's clean-up `down`.
         let _ = lab.vland(host, config, &["plan"]);
@@ -207,18 +218,8 @@ fn an_exhausted_pool_is_a_clear_error_and_never_a_duplicate() {
     let count = 30;
     // 172.16.10.64/26: four blocks, 64 addresses, for 90 endpoints.
     let net = Net { extra: "ip_range = \"172.16.10.64/26\"", ..NET };
-    let configs: Vec<PathBuf> = (1..=3).map(|h| host_config(&lab, &etcd, h, count, &net, "")).collect();
-    for h in 1..=3 {
-        expect_namespaces(&mut lab, h, count);
-    }
-    let outputs: Vec<Output> = std::thread::scope(|s| {
-        let runs: Vec<_> = hosts
-            .iter()
-            .zip(&configs)
-            .map(|(host, config)| s.spawn(move || Lab::vland_command(host, &["apply"], Some(config)).output().unwrap()))
-            .collect();
-        runs.into_iter().map(|r| r.join().unwrap()).collect()
-    });
+    let configs = three_host_configs(&mut lab, &etcd, count, &net);
+    let outputs = apply_at_once(&hosts, &configs);
     let mut seen = BTreeSet::new();
     let mut failed = 0;
     for (h, out) in outputs.iter().enumerate() {

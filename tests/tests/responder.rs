@@ -63,14 +63,31 @@ fn counts(stats: &serde_json::Value, name: &str) -> (u64, u64, u64) {
     (e["rx_packets"].as_u64().unwrap(), e["arp_answered"].as_u64().unwrap(), e["nd_answered"].as_u64().unwrap())
 }
 
-#[test]
-fn the_parent_answers_arp_and_nd_for_its_endpoints_in_xdp() {
+/// A lab applied with the responder on: the switch port `p-h1` has an XDP program so that the
+/// responder's XDP_TX answers reach it (veth delivers them only to a peer with XDP).
+struct Responding {
+    lab: Lab,
+    host: String,
+    sw: String,
+    web1: String,
+    web2: String,
+    config: std::path::PathBuf,
+    _port: (aya::Ebpf, aya::programs::xdp::XdpLink),
+}
+
+fn responding() -> Responding {
     let (mut lab, host) = Lab::with_host();
     let sw = lab.ns("sw");
     let (web1, web2) = (lab.expect_ns("web1"), lab.expect_ns("web2"));
     let _port = empty_xdp(&sw, "p-h1", aya::programs::XdpMode::Default);
     let config = lab.config("h1", &config_body(&web1, &web2, Some(true), ""));
     lab.vland_ok(&host, &config, &["apply"]);
+    Responding { lab, host, sw, web1, web2, config, _port }
+}
+
+#[test]
+fn the_parent_answers_arp_and_nd_for_its_endpoints_in_xdp() {
+    let Responding { mut lab, host, sw, web1, web2, config, _port } = responding();
     let parent = ip::link(&host, "eth0");
     assert_eq!(parent.xdp_prog().map(|p| p.name.as_str()), Some("vland_parent"), "{parent:?}");
     assert_eq!(parent.xdp.as_ref().map(|x| x.mode), Some(1), "veth has native XDP");
@@ -169,12 +186,7 @@ fn on_a_veth_parent_answers_need_an_xdp_program_on_the_peer() {
 /// A parent that is also a trunk: one XDP program, the trunk's, enforces the VLANs and answers.
 #[test]
 fn a_parent_that_is_a_trunk_answers_from_the_trunk_program() {
-    let (mut lab, host) = Lab::with_host();
-    let sw = lab.ns("sw");
-    let (web1, web2) = (lab.expect_ns("web1"), lab.expect_ns("web2"));
-    let _port = empty_xdp(&sw, "p-h1", aya::programs::XdpMode::Default);
-    let config = lab.config("h1", &config_body(&web1, &web2, Some(true), ""));
-    lab.vland_ok(&host, &config, &["apply"]);
+    let Responding { mut lab, host, sw, web1: _, web2, config, _port } = responding();
     assert_eq!(ip::link(&host, "eth0").xdp_prog().map(|p| p.name.clone()).as_deref(), Some("vland_parent"));
     // The parent becomes a trunk: vland's responder makes way for the trunk program.
     let text = std::fs::read_to_string(&config).unwrap();

@@ -317,20 +317,23 @@ mod tests {
         assert_eq!(allocatable(&i, &net("10.10.10.240/28")).count(), 15);
     }
 
+    static NONE: BTreeSet<IpAddr> = BTreeSet::new();
+
+    /// Host `b`'s need with /28 blocks, nothing kept or recorded yet.
+    fn need_of_b<'a>(
+        ipam: &'a Ipam,
+        owners: &'a BTreeMap<IpNetwork, String>,
+        statics: &'a [(IpAddr, String)],
+        new_endpoints: usize,
+    ) -> Need<'a> {
+        Need { ipam, prefix: 28, host: "b", owners, kept: &NONE, statics, recorded_statics: &NONE, new_endpoints }
+    }
+
     #[test]
     fn claims_only_what_new_endpoints_need_skipping_others_blocks() {
         let i = ipam("10.10.10.0/24", "10.10.10.0/24", Some("10.10.10.1"));
         let owners = BTreeMap::from([(net("10.10.10.0/28"), "a".to_string()), (net("10.10.10.16/28"), "b".to_string())]);
-        let need = Need {
-            ipam: &i,
-            prefix: 28,
-            host: "b",
-            owners: &owners,
-            kept: &BTreeSet::new(),
-            statics: &[],
-            recorded_statics: &BTreeSet::new(),
-            new_endpoints: 20,
-        };
+        let need = need_of_b(&i, &owners, &[], 20);
         // b owns 16 addresses; 4 more need one more block, the lowest unclaimed one.
         assert_eq!(need.claims().unwrap(), Claims { blocks: vec![net("10.10.10.32/28")], statics: vec![] });
         let need = Need { new_endpoints: 16, ..need };
@@ -342,16 +345,7 @@ mod tests {
         let i = ipam("10.10.10.0/24", "10.10.10.0/24", None);
         let owners = BTreeMap::from([(net("10.10.10.0/28"), "a".to_string())]);
         let statics = [(ip("10.10.10.5"), "web".to_string())];
-        let need = Need {
-            ipam: &i,
-            prefix: 28,
-            host: "b",
-            owners: &owners,
-            kept: &BTreeSet::new(),
-            statics: &statics,
-            recorded_statics: &BTreeSet::new(),
-            new_endpoints: 0,
-        };
+        let need = need_of_b(&i, &owners, &statics, 0);
         assert!(matches!(need.claims(), Err(NeedError::StaticInOthersBlock { .. })));
         let statics = [(ip("10.10.10.200"), "web".to_string())];
         let need = Need { statics: &statics, ..need };
@@ -365,16 +359,7 @@ mod tests {
     fn a_full_pool_is_exhausted() {
         let i = ipam("10.10.10.0/26", "10.10.10.0/26", Some("10.10.10.1"));
         let owners: BTreeMap<_, _> = blocks_of(net("10.10.10.0/26"), 28).take(3).map(|b| (b, "a".to_string())).collect();
-        let need = Need {
-            ipam: &i,
-            prefix: 28,
-            host: "b",
-            owners: &owners,
-            kept: &BTreeSet::new(),
-            statics: &[],
-            recorded_statics: &BTreeSet::new(),
-            new_endpoints: 16,
-        };
+        let need = need_of_b(&i, &owners, &[], 16);
         let err = need.claims().unwrap_err();
         assert!(err.to_string().starts_with("pool exhausted: 10.10.10.0/26"), "{err}");
     }

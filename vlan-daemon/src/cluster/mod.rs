@@ -119,6 +119,30 @@ struct Demand {
     new_endpoints: usize,
 }
 
+impl Demand {
+    /// What this host must own of the family's pool, given every host's blocks (`owners`) and
+    /// the static addresses already recorded as this host's.
+    fn need<'a>(
+        &'a self,
+        cc: &'a ClusterConfig,
+        ipam: &'a Ipam,
+        v6: bool,
+        owners: &'a BTreeMap<IpNetwork, String>,
+        recorded_statics: &'a BTreeSet<IpAddr>,
+    ) -> Need<'a> {
+        Need {
+            ipam,
+            prefix: block_prefix(cc, ipam, v6),
+            host: &cc.host,
+            owners,
+            kept: &self.kept,
+            statics: &self.statics,
+            recorded_statics,
+            new_endpoints: self.new_endpoints,
+        }
+    }
+}
+
 fn demand(config: &Config, kept: &State, net: &Network, v6: bool, ipam: &Ipam) -> Demand {
     let mut d = Demand { kept: BTreeSet::new(), statics: Vec::new(), new_endpoints: 0 };
     for (name, ep) in config.endpoints.iter().filter(|(_, e)| e.network == net.name) {
@@ -185,16 +209,7 @@ pub(crate) fn offline(config: &Config, cc: &ClusterConfig, kept: &State, reason:
                 .filter(|(ip, name)| kept.endpoints.get(name).and_then(|r| r.address(v6)) == Some(*ip))
                 .map(|(ip, _)| *ip)
                 .collect();
-            let need = Need {
-                ipam,
-                prefix: block_prefix(cc, ipam, v6),
-                host: &cc.host,
-                owners: &owners,
-                kept: &d.kept,
-                statics: &d.statics,
-                recorded_statics: &recorded,
-                new_endpoints: d.new_endpoints,
-            };
+            let need = d.need(cc, ipam, v6, &owners, &recorded);
             let unreachable = || ClusterError::Unreachable {
                 network: net.name.clone(),
                 owned: if mine.is_empty() { "none".into() } else { mine.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ") },

@@ -1,8 +1,8 @@
 //! The etcd side of cluster networks: this host's claims (blocks, static addresses, the
 //! network's pool record) and the bookkeeping after an apply.
-use super::blocks::{self, BlockOwner, Need, PoolRecord, StaticOwner};
+use super::blocks::{self, BlockOwner, PoolRecord, StaticOwner};
 use super::client::Etcd;
-use super::{ClusterError, Owned, Session, block_prefix, cluster_networks, demand, hosts, offline, usage};
+use super::{ClusterError, Owned, Session, cluster_networks, demand, hosts, offline, usage};
 use crate::config::{ClusterConfig, Config, Network};
 use crate::state::State;
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
@@ -81,17 +81,7 @@ async fn claim_network(
                 .filter(|(ip, (o, _))| o.host == cc.host && d.statics.contains(&(**ip, o.endpoint.clone())))
                 .map(|(ip, _)| *ip)
                 .collect();
-            let prefix = block_prefix(cc, ipam, v6);
-            let need = Need {
-                ipam,
-                prefix,
-                host: &cc.host,
-                owners: &owners,
-                kept: &d.kept,
-                statics: &d.statics,
-                recorded_statics: &recorded,
-                new_endpoints: d.new_endpoints,
-            };
+            let need = d.need(cc, ipam, v6, &owners, &recorded);
             let claims = need.claims().map_err(|source| ClusterError::Need { network: net.name.clone(), source })?;
             let mut mine = need.owned();
             let owner = serde_json::to_string(&BlockOwner { host: cc.host.clone(), request: request.clone() }).expect("serializable");
@@ -110,7 +100,7 @@ async fn claim_network(
                     txn_compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0));
                 }
                 // The block must still be this host's: checked in the same transaction.
-                let block = blocks::block_of(&ipam.range, prefix, *ip);
+                let block = blocks::block_of(&ipam.range, need.prefix, *ip);
                 if let Some((_, rev)) = seen.blocks.get(&block) {
                     txn_compares.push(Compare::mod_revision(blocks::block_key(&net.name, &block), CompareOp::Equal, *rev));
                 }

@@ -2,6 +2,7 @@
 //! built from every key with valid, borderline and hostile values, and good configs with bytes
 //! flipped. Whatever the input: no panic, and every error names the key it is about.
 use super::parse::parse_str;
+use super::schema::{endpoint_keys, network_keys};
 use proptest::prelude::*;
 use toml::{Table, Value};
 
@@ -69,31 +70,13 @@ fn value() -> impl Strategy<Value = Value> {
     ]
 }
 
-const NETWORK_KEYS: [&str; 20] = [
-    "driver",
-    "parent",
-    "vlan_protocol",
-    "mode",
-    "source_macs",
-    "ipvlan_flag",
-    "subnet",
-    "ip_range",
-    "gateway",
-    "subnet6",
-    "ip_range6",
-    "gateway6",
-    "aux_addresses",
-    "internal",
-    "ipv6_autoconf",
-    "spoof_check",
-    "gratuitous_arp",
-    "mtu",
-    "metric",
-    "bogus",
-];
-const ENDPOINT_KEYS: [&str; 9] = ["network", "netns", "netns_path", "ip", "ip6", "mac", "ifname", "routes", "bogus"];
 const TRUNK_KEYS: [&str; 3] = ["allowed_vlans", "untagged", "bogus"];
 const DAEMON_KEYS: [&str; 5] = ["state_dir", "bpf_dir", "socket", "metrics_addr", "bogus"];
+
+/// A table's real keys and one it does not have.
+fn keys_and_a_bogus_one(keys: &'static [&'static str]) -> &'static [&'static str] {
+    Vec::leak([keys, &["bogus"]].concat())
+}
 
 fn table(keys: &'static [&'static str]) -> impl Strategy<Value = Table> {
     prop::collection::vec((prop::sample::select(keys), value()), 0..8)
@@ -117,8 +100,8 @@ fn config() -> impl Strategy<Value = String> {
     let named = |keys: &'static [&'static str]| prop::collection::btree_map(name(), table(keys), 0..3);
     (
         table(&DAEMON_KEYS),
-        named(&NETWORK_KEYS),
-        named(&ENDPOINT_KEYS),
+        named(keys_and_a_bogus_one(network_keys())),
+        named(keys_and_a_bogus_one(endpoint_keys())),
         named(&TRUNK_KEYS),
         prop::collection::vec(route(), 0..3),
         prop::sample::subsequence(TOP.to_vec(), 0..=4),

@@ -9,7 +9,7 @@ mod validate;
 pub use errors::{ConfigErrors, Scope};
 pub use model::*;
 pub use parse::{LoadError, load, load_daemon_section, load_effective, load_with, parse_str, parse_with};
-pub use schema::{DaemonConfig, RawEndpoint, RawNetwork, RawRoute};
+pub use schema::{DaemonConfig, RawEndpoint, RawNetwork, RawRoute, endpoint_keys, network_keys};
 pub use validate::{check_ifname, check_name, dummy_name, is_network_or_broadcast};
 
 #[cfg(test)]

@@ -71,6 +71,17 @@ impl Default for DaemonConfig {
     }
 }
 
+/// The keys of a `[networks.NAME]` table, read from `RawNetwork` itself so that the front-ends'
+/// option checks (CNI's inline networks, Docker's `-o key=value`) and the fuzzer never lag it.
+pub fn network_keys() -> &'static [&'static str] {
+    serde_aux::serde_introspection::serde_introspect::<RawNetwork>()
+}
+
+/// The keys of an `[endpoints.NAME]` table, likewise.
+pub fn endpoint_keys() -> &'static [&'static str] {
+    serde_aux::serde_introspection::serde_introspect::<RawEndpoint>()
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
 /// Also the shape of a front-end's fragment (see frontends::store), hence Serialize.
 pub struct RawNetwork {

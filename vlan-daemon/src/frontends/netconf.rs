@@ -2,7 +2,7 @@
 //! config file; otherwise the network is defined inline, with vland's own keys or with the
 //! reference macvlan/ipvlan plugins' keys (`master`, `mode`, `mtu`, `mac`, and a `host-local`
 //! shaped `ipam`), so a conflist written for those plugins works with `type` changed to `vland`.
-use crate::config::{RawNetwork, RawRoute};
+use crate::config::{RawNetwork, RawRoute, network_keys};
 use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -26,28 +26,6 @@ pub struct NetConf {
 /// Keys the CNI spec (or a runtime) puts in every config; not the plugin's business.
 const SPEC_KEYS: &[&str] =
     &["cniVersion", "name", "type", "args", "dns", "capabilities", "runtimeConfig", "prevResult", "socket", "ipMasq"];
-/// vland's network keys, as in the config file.
-const VLAND_KEYS: &[&str] = &[
-    "driver",
-    "parent",
-    "mode",
-    "source_macs",
-    "ipvlan_flag",
-    "vlan_protocol",
-    "subnet",
-    "ip_range",
-    "gateway",
-    "subnet6",
-    "ip_range6",
-    "gateway6",
-    "aux_addresses",
-    "internal",
-    "ipv6_autoconf",
-    "spoof_check",
-    "gratuitous_arp",
-    "mtu",
-    "metric",
-];
 /// The reference plugins' keys vland maps.
 const REFERENCE_KEYS: &[&str] = &["master", "ipam", "mac", "linkInContainer"];
 
@@ -59,7 +37,7 @@ pub fn parse(conf: &Map<String, Value>) -> Result<NetConf, Vec<String>> {
     let mut errors = Vec::new();
     for key in conf.keys() {
         let known = SPEC_KEYS.contains(&key.as_str())
-            || VLAND_KEYS.contains(&key.as_str())
+            || network_keys().contains(&key.as_str())
             || REFERENCE_KEYS.contains(&key.as_str())
             || key == "network"
             || key.starts_with("cni.dev/");
@@ -80,7 +58,8 @@ pub fn parse(conf: &Map<String, Value>) -> Result<NetConf, Vec<String>> {
             Some(n) => out.network = Some(n.to_string()),
             None => errors.push("`network` must be a string: the name of a network in vland's config".into()),
         }
-        let defines: Vec<&str> = VLAND_KEYS.iter().chain(["master", "ipam"].iter()).copied().filter(|k| conf.contains_key(*k)).collect();
+        let defines: Vec<&str> =
+            network_keys().iter().chain(["master", "ipam"].iter()).copied().filter(|k| conf.contains_key(*k)).collect();
         if !defines.is_empty() {
             errors.push(format!(
                 "`network` joins a network of vland's config, so {} cannot be given here: change that network in the config instead",

@@ -7,10 +7,11 @@
 //! once, in both runs); the CPU time per answer is what both CPUs spent, less the generator's own
 //! thread, over the answers.
 use super::drop_rate::pin_to_cpu;
+use super::lab::vland_in;
 use super::report::{Measurement, Target, median};
 use crate::netlab::{add_ns, in_ns, quiet, remove_namespaces};
 use crate::paths::target_dir;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use aya::EbpfLoader;
 use aya::maps::Array;
 use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode};
@@ -58,15 +59,6 @@ fn config(dir: &Path, responder: bool) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("arp.toml");
     std::fs::write(&path, body)?;
     Ok(path)
-}
-
-fn vland(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out =
-        Command::new("nsenter").arg(format!("--net=/run/netns/{}", host_ns())).arg(bin).args(args).arg("--config").arg(config).output()?;
-    if !out.status.success() {
-        bail!("vland {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Busy and total jiffies of all CPUs (/proc/stat).
@@ -176,7 +168,7 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
         for round in 0..ROUNDS {
             let order = if round % 2 == 0 { [true, false] } else { [false, true] };
             for responder in order {
-                vland(vland_bin, &config(&dir, responder)?, &["apply"])?;
+                vland_in(&host_ns(), vland_bin, &config(&dir, responder)?, &["apply"])?;
                 receive_on_own_cpu()?;
                 let (rate, cpu, offered) = measure(secs)?;
                 crate::process::step(&format!(
@@ -190,7 +182,7 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
                 cpus.push(cpu);
             }
         }
-        vland(vland_bin, &config(&dir, false)?, &["down"])?;
+        vland_in(&host_ns(), vland_bin, &config(&dir, false)?, &["down"])?;
         Ok(vec![
             Measurement::new(
                 "ARP answers, 500 endpoints on one veth parent",

@@ -2,10 +2,11 @@
 //! (a single-member etcd on the host namespace's 127.0.0.1) and with the default local scope,
 //! taking turns; and how many requests etcd served per endpoint (from its own metrics), which
 //! per-host blocks keep far below one.
+use super::lab::{veth_host, vland_in};
 use super::report::{Measurement, Target, median};
-use crate::netlab::{add_ns, in_ns, remove_namespaces};
+use crate::netlab::remove_namespaces;
 use crate::paths::target_dir;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,15 +20,6 @@ const ETCD: &str = "127.0.0.1:2379";
 
 fn host() -> String {
     format!("{PREFIX}host")
-}
-
-fn build_host() -> anyhow::Result<()> {
-    remove_namespaces(PREFIX);
-    add_ns(&host())?;
-    in_ns(&host(), &["ip", "link", "set", "lo", "up"])?;
-    in_ns(&host(), &["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"])?;
-    in_ns(&host(), &["ip", "link", "set", "eth0", "up"])?;
-    in_ns(&host(), &["ip", "link", "set", "eth0p", "up"])
 }
 
 /// `n` endpoints allocated from 10.64.0.0/16; with `cluster_host`, in cluster scope.
@@ -50,17 +42,6 @@ fn config(dir: &Path, n: usize, cluster_host: Option<&str>) -> anyhow::Result<Pa
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text)?;
     Ok(path)
-}
-
-fn vland(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    let out =
-        Command::new("nsenter").arg(format!("--net=/run/netns/{}", host())).arg(bin).args(args).arg("--config").arg(config).output()?;
-    let took = start.elapsed();
-    if !out.status.success() {
-        bail!("vland {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(took)
 }
 
 fn start_etcd(dir: &Path) -> anyhow::Result<Child> {
@@ -113,22 +94,22 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
     let dir = target_dir().join("bench/cluster");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    build_host()?;
+    veth_host(PREFIX, &host())?;
     let mut etcd = None;
     let result = (|| -> anyhow::Result<Vec<Measurement>> {
         etcd = Some(start_etcd(&dir)?);
         let local = config(&dir, n, None)?;
         let (mut local_ups, mut cluster_ups, mut requests) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
-            local_ups.push(vland(vland_bin, &local, &["apply"])?);
-            vland(vland_bin, &local, &["down"])?;
+            local_ups.push(vland_in(&host(), vland_bin, &local, &["apply"])?.1);
+            vland_in(&host(), vland_bin, &local, &["down"])?;
             remove_namespaces(&format!("{PREFIX}ep"));
             // A new host name per round: each claims its blocks afresh, as a first apply does.
             let cluster = config(&dir, n, Some(&format!("bench{round}")))?;
             let before = etcd_requests()?;
-            cluster_ups.push(vland(vland_bin, &cluster, &["apply"])?);
+            cluster_ups.push(vland_in(&host(), vland_bin, &cluster, &["apply"])?.1);
             requests.push(etcd_requests()? - before);
-            vland(vland_bin, &cluster, &["down"])?;
+            vland_in(&host(), vland_bin, &cluster, &["down"])?;
             remove_namespaces(&format!("{PREFIX}ep"));
         }
         let rate = |d: Duration| n as f64 / d.as_secs_f64();

@@ -4,7 +4,7 @@
 //! network config serves both, with only `type` changed. After each run the bench checks what
 //! the kernel shows: every attachment had its own address, and nothing was left behind.
 use super::report::{Measurement, Target, median};
-use crate::netlab::{add_ns, in_ns, remove_bpf_dirs, remove_namespaces};
+use crate::netlab::{add_ns, remove_bpf_dirs, remove_namespaces};
 use crate::paths::target_dir;
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
@@ -30,12 +30,7 @@ fn container(i: usize) -> String {
 
 /// The bench's host: a namespace whose veth `eth0` is the parent of every attachment.
 pub(super) fn build_host(prefix: &str) -> anyhow::Result<()> {
-    let host = format!("{prefix}host");
-    remove_namespaces(prefix);
-    add_ns(&host)?;
-    in_ns(&host, &["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"])?;
-    in_ns(&host, &["ip", "link", "set", "eth0", "up"])?;
-    in_ns(&host, &["ip", "link", "set", "eth0p", "up"])
+    super::lab::veth_host(prefix, &format!("{prefix}host"))
 }
 
 /// A vland daemon in the bench's host namespace, on its own state dir, bpffs dir and socket.
@@ -110,14 +105,7 @@ impl Daemon {
         // SAFETY: kill(2) on our own child's PID.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait()?;
-        let out = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.host))
-            .arg(&self.bin)
-            .arg("down")
-            .arg("--config")
-            .arg(&self.config)
-            .output()?;
-        ensure!(out.status.success(), "vland down failed: {}", String::from_utf8_lossy(&out.stderr));
+        super::lab::vland_in(&self.host, &self.bin, &self.config, &["down"])?;
         Ok(())
     }
 }

@@ -2,8 +2,9 @@
 //! endpoints against iproute2 doing the same operations (`ip -batch` up, one link at a time
 //! down), `vland stats --json` against `ip -s -j link` over the same links, and the daemon's
 //! memory with those endpoints.
+use super::lab::{veth_host, vland_in};
 use super::report::{Measurement, Target, median};
-use crate::netlab::{add_ns, in_ns, quiet, remove_namespaces};
+use crate::netlab::{quiet, remove_namespaces};
 use crate::paths::target_dir;
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -23,15 +24,6 @@ fn host() -> String {
 
 fn ep_ns(i: usize) -> String {
     format!("{PREFIX}ep{}", i / PER_NS)
-}
-
-/// The lab: a host namespace whose eth0 (one end of a veth pair) is the parent.
-fn build_host() -> anyhow::Result<()> {
-    remove_namespaces(PREFIX);
-    add_ns(&host())?;
-    in_ns(&host(), &["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"])?;
-    in_ns(&host(), &["ip", "link", "set", "eth0", "up"])?;
-    in_ns(&host(), &["ip", "link", "set", "eth0p", "up"])
 }
 
 fn address(i: usize) -> String {
@@ -60,17 +52,6 @@ fn config(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
     let path = dir.join("bench.toml");
     std::fs::write(&path, text)?;
     Ok(path)
-}
-
-fn vland(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    let out =
-        Command::new("nsenter").arg(format!("--net=/run/netns/{}", host())).arg(bin).args(args).arg("--config").arg(config).output()?;
-    let took = start.elapsed();
-    if !out.status.success() {
-        bail!("vland {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(took)
 }
 
 fn ip_batch(ns: Option<&str>, lines: &str) -> anyhow::Result<()> {
@@ -153,7 +134,7 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
     let dir = target_dir().join("bench/lab");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    build_host()?;
+    veth_host(PREFIX, &host())?;
     let result = (|| -> anyhow::Result<Vec<Measurement>> {
         let mut out = Vec::new();
 
@@ -169,8 +150,8 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
                 ip_down = Some(ip_delete_one_by_one(n_up)?);
             }
             remove_endpoint_namespaces();
-            vland_ups.push(vland(vland_bin, &cfg, &["apply"])?);
-            vland_downs.push(vland(vland_bin, &cfg, &["down"])?);
+            vland_ups.push(vland_in(&host(), vland_bin, &cfg, &["apply"]).map(|(_, took)| took)?);
+            vland_downs.push(vland_in(&host(), vland_bin, &cfg, &["down"]).map(|(_, took)| took)?);
         }
         let (ip_up, vland_up, vland_down) = (median(ip_ups), median(vland_ups), median(vland_downs));
         let ip_down = ip_down.expect("round 0 ran");
@@ -211,7 +192,11 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
             std::thread::sleep(Duration::from_millis(200));
         }
         let rss = rss_mib(daemon.id())?;
-        let stats_time = median((0..5).map(|_| vland(vland_bin, &cfg, &["stats", "--json"])).collect::<anyhow::Result<Vec<_>>>()?);
+        let stats_time = median(
+            (0..5)
+                .map(|_| vland_in(&host(), vland_bin, &cfg, &["stats", "--json"]).map(|(_, took)| took))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
         let namespaces: Vec<String> = (0..n_stats.div_ceil(PER_NS)).map(|k| format!("{PREFIX}ep{k}")).collect();
         let ip_time = median(
             (0..5)
@@ -243,7 +228,7 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
             30.0,
             Target::AtMost(1.0),
         ));
-        vland(vland_bin, &cfg, &["down"])?;
+        vland_in(&host(), vland_bin, &cfg, &["down"])?;
         Ok(out)
     })();
     remove_namespaces(PREFIX);

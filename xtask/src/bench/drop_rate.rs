@@ -9,6 +9,7 @@
 //! other CPU, and the generator offers more than it can take (the rest overflow the veth ring),
 //! so each rate is what the receiving path sustains. GRO is on for the receiving veth in both
 //! runs: it is what gives a veth a NAPI instance (and a thread) without an XDP program.
+use super::lab::vland_in;
 use super::report::{Measurement, Target, median};
 use crate::netlab::{add_ns, in_ns, quiet, remove_namespaces};
 use crate::paths::target_dir;
@@ -122,17 +123,8 @@ fn receive_on_own_cpu() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn vland(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out =
-        Command::new("nsenter").arg(format!("--net=/run/netns/{}", trunk_ns())).arg(bin).args(args).arg("--config").arg(config).output()?;
-    if !out.status.success() {
-        bail!("vland {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn vlan20_dropped(bin: &Path, config: &Path) -> anyhow::Result<u64> {
-    let stats: serde_json::Value = serde_json::from_str(&vland(bin, config, &["stats", "--json"])?)?;
+    let stats: serde_json::Value = serde_json::from_str(&vland_in(&trunk_ns(), bin, config, &["stats", "--json"])?.0)?;
     Ok(stats["parents"]
         .as_array()
         .context("no parents")?
@@ -168,12 +160,12 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
         let (mut xdp_rates, mut nft_rates) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             fresh_veth()?;
-            vland(vland_bin, &config, &["apply"])?;
+            vland_in(&trunk_ns(), vland_bin, &config, &["apply"])?;
             receive_on_own_cpu()?;
             let before = vlan20_dropped(vland_bin, &config)?;
             let (sent_xdp, xdp_secs) = generate(&gen_ns(), "gen0", secs)?;
             let xdp_dropped = vlan20_dropped(vland_bin, &config)? - before;
-            vland(vland_bin, &config, &["down"])?;
+            vland_in(&trunk_ns(), vland_bin, &config, &["down"])?;
 
             fresh_veth()?;
             receive_on_own_cpu()?;

@@ -8,6 +8,7 @@ mod control_plane;
 mod datapath;
 mod drop_rate;
 mod ebpf_cost;
+mod lab;
 mod podman;
 mod report;
 
