@@ -127,7 +127,7 @@ async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool, scope
     let whole_needed = only.as_ref().is_some_and(|only| {
         allocations.iter().any(|(name, a)| {
             !only.contains(&config.endpoints[name].netns)
-                && !kept.endpoints.get(name).is_some_and(|r| (r.ip, r.ip6, r.mac, r.slot) == (a.ip, a.ip6, Some(a.mac), Some(a.slot)))
+                && kept.endpoints.get(name).is_none_or(|r| (r.ip, r.ip6, r.mac, r.slot) != (a.ip, a.ip6, Some(a.mac), Some(a.slot)))
         })
     });
     let mut desired = desired::desired(config, allocations, &pins);
