@@ -130,6 +130,21 @@ fn the_daemon_serves_the_map_counters_as_prometheus_metrics() {
     // Asked without `Accept: application/openmetrics-text`: the classic text format.
     assert!(metrics.contains("# TYPE vland_endpoint_bytes_total counter"), "{metrics}");
     assert!(!metrics.contains("# EOF"), "{metrics}");
+    assert!(metrics.contains("\nvland_counters_readable 1\n"), "{metrics}");
+
+    // A counter map removed behind vland's back: the scrape says so instead of looking quiet,
+    // and the next apply (SIGHUP) re-creates the map.
+    let bpf_dir = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("bpf_dir = ").map(|v| v.trim_matches('"').to_string()))
+        .unwrap();
+    std::fs::remove_file(format!("{bpf_dir}/ENDPOINT_TRAFFIC")).unwrap();
+    let metrics = scrape().unwrap();
+    assert!(metrics.contains("\nvland_counters_readable 0\n") && !metrics.contains("endpoint=\"web1\""), "{metrics}");
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let back = wait_until(Duration::from_secs(10), || scrape().is_some_and(|m| m.contains("\nvland_counters_readable 1\n")));
+    assert!(back.is_some(), "the re-apply did not bring the counters back: {}", daemon.log_text());
 }
 
 #[test]

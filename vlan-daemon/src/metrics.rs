@@ -8,6 +8,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -103,12 +104,25 @@ fn encode_report(r: &StatsReport, enc: &mut DescriptorEncoder) -> Result<(), std
 
 impl Collector for MapsCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        match stats::collect(&self.daemon) {
-            Ok(report) => encode_report(&report, &mut enc),
+        let report = stats::collect(&self.daemon);
+        // An unreadable map must not look like a quiet host: say so in a gauge an alert can watch.
+        let readable = match &report {
+            Ok(_) => 1,
             Err(e) => {
                 warn!("cannot read counters for a scrape: {e:#}");
-                Ok(())
+                0
             }
+        };
+        let gauge = enc.encode_descriptor(
+            "vland_counters_readable",
+            "1 when this scrape read every pinned counter map, 0 when it could not (see the daemon's log)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(readable).encode(gauge)?;
+        match report {
+            Ok(report) => encode_report(&report, &mut enc),
+            Err(_) => Ok(()),
         }
     }
 }

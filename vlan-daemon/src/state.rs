@@ -248,13 +248,16 @@ impl State {
             NetnsRef::Named(name) => check_name(name),
             NetnsRef::Path(p) if p.is_absolute() && p.components().all(|c| !matches!(c, std::path::Component::ParentDir)) => Ok(()),
             NetnsRef::Path(p) => Err(format!("namespace path `{}` is not absolute and plain", p.display())),
+            NetnsRef::Own => Ok(()),
         };
         for name in self.namespaces.iter() {
             check(format!("namespaces.{}", name.escape_debug()), check_name(name));
         }
         for (name, rec) in &self.endpoints {
             let key = format!("endpoints.{}", name.escape_debug());
-            check(key.clone(), check_name(name));
+            // A host child (`host_access`) is recorded as `NETWORK/host`.
+            let endpoint_name = crate::reconcile::host_access::network_of(name).unwrap_or(name);
+            check(key.clone(), check_name(endpoint_name));
             check(format!("{key}.network"), check_name(&rec.network));
             check(format!("{key}.parent"), check_ifname(&rec.parent));
             check(format!("{key}.netns"), netns(&rec.netns));

@@ -82,6 +82,9 @@ fn split_parent(link: &str, config: Option<&Config>) -> (String, Option<u16>) {
 type Networks = BTreeMap<String, (Option<&'static str>, Vec<EndpointNode>)>;
 
 pub fn collect(state: &State, config: Option<&Config>) -> Vec<ParentNode> {
+    // The host children of `host_access` networks are endpoints too.
+    let with_hosts = config.map(crate::reconcile::host_access::with_host_children);
+    let config = with_hosts.as_deref();
     let mut links: BTreeMap<String, Networks> = BTreeMap::new();
     if let Some(config) = config {
         for net in config.networks.values() {

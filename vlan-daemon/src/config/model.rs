@@ -146,6 +146,8 @@ pub struct Network {
     pub gratuitous_arp: bool,
     /// The parent answers ARP and neighbour solicitations for the endpoints (XDP).
     pub arp_responder: bool,
+    /// `host_access`: vland gives the host a child of its own on the parent, with these addresses.
+    pub host_access: Option<HostAccess>,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
     pub scope: PoolScope,
@@ -165,6 +167,14 @@ impl Network {
     }
 }
 
+/// The host's own child on a network's parent (`host_access = true`): its address of each family
+/// the network has (`host_address`, `host_address6`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAccess {
+    pub ip: Option<Ipv4Addr>,
+    pub ip6: Option<Ipv6Addr>,
+}
+
 /// Which network namespace an endpoint lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -173,6 +183,9 @@ pub enum NetnsRef {
     Named(String),
     /// Any nsfs path, e.g. /proc/PID/ns/net of a running process: used, never removed.
     Path(PathBuf),
+    /// The namespace vland itself runs in (where the parents are): the host children of
+    /// `host_access` networks live here. Never created or removed.
+    Own,
 }
 
 impl NetnsRef {
@@ -180,6 +193,8 @@ impl NetnsRef {
         match self {
             NetnsRef::Named(name) => crate::netns::named_path(name),
             NetnsRef::Path(p) => p.clone(),
+            // The process's (the main thread's) namespace, whichever thread asks.
+            NetnsRef::Own => PathBuf::from("/proc/self/ns/net"),
         }
     }
 }
@@ -189,6 +204,7 @@ impl fmt::Display for NetnsRef {
         match self {
             NetnsRef::Named(n) => f.write_str(n),
             NetnsRef::Path(p) => write!(f, "{}", p.display()),
+            NetnsRef::Own => f.write_str("(host)"),
         }
     }
 }

@@ -128,6 +128,14 @@ pub struct RawNetwork {
     /// Answer ARP and neighbour solicitations for the endpoints in the parent's XDP hook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arp_responder: Option<bool>,
+    /// The host reaches the endpoints through a child of its own on the parent (see host_access).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_access: bool,
+    /// The host child's addresses, in the subnets, reserved from allocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_address6: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,8 +5,12 @@
 use crate::config::{Config, NetnsRef};
 use crate::netns;
 use futures::StreamExt;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::route::RouteAttribute;
 use rtnetlink::MulticastGroup;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::warn;
@@ -42,6 +46,8 @@ impl NamespaceEvents {
     /// Watches the namespaces `config`'s endpoints live in, and no others. One that does not
     /// exist (yet) is picked up by a later call, after the apply that creates it.
     pub fn follow(&mut self, config: &Config) {
+        // vland's own namespace too, where `host_access` networks have their host children.
+        let config = crate::reconcile::host_access::with_host_children(config);
         let wanted: BTreeSet<&NetnsRef> = config.endpoints.values().map(|e| &e.netns).collect();
         self.watching.retain(|ns_ref, task| {
             let keep = wanted.contains(ns_ref) && !task.is_finished();
@@ -50,11 +56,17 @@ impl NamespaceEvents {
             }
             keep
         });
+        // In vland's own namespace only what happens to vland's children counts (they are
+        // numbered in this instance's block): the host's other links and routes change for
+        // reasons of their own.
+        let base = crate::ebpf::Pins::new(&config.daemon.bpf_dir).ifindex_base();
+        let children = base + 1..base + vlan_common::MAX_ENDPOINTS;
         for ns_ref in wanted {
             if self.watching.contains_key(ns_ref) || !netns::is_namespace(&ns_ref.path()) {
                 continue;
             }
-            match watch(ns_ref, self.tx.clone()) {
+            let only = (*ns_ref == NetnsRef::Own).then(|| children.clone());
+            match watch(ns_ref, only, self.tx.clone()) {
                 Ok(task) => {
                     self.watching.insert(ns_ref.clone(), task);
                 }
@@ -70,8 +82,9 @@ impl NamespaceEvents {
 }
 
 /// Opens the socket inside `ns_ref` (a socket stays in the namespace it was made in) and
-/// forwards each of its events as the namespace's name.
-fn watch(ns_ref: &NetnsRef, tx: mpsc::UnboundedSender<String>) -> anyhow::Result<JoinHandle<()>> {
+/// forwards each of its events as the namespace's name; with `only`, just the events about links
+/// numbered in that range.
+fn watch(ns_ref: &NetnsRef, only: Option<Range<u32>>, tx: mpsc::UnboundedSender<String>) -> anyhow::Result<JoinHandle<()>> {
     let ns = netns::open(&ns_ref.path())?;
     let rt = tokio::runtime::Handle::current();
     let (conn, handle, mut events) = netns::run_in(&ns, || {
@@ -83,11 +96,33 @@ fn watch(ns_ref: &NetnsRef, tx: mpsc::UnboundedSender<String>) -> anyhow::Result
         let connection = tokio::spawn(conn);
         // The handle keeps the connection open for as long as events are read.
         let _handle = handle;
-        while events.next().await.is_some() {
+        while let Some((msg, _)) = events.next().await {
+            if only.as_ref().is_some_and(|range| !link_of(&msg).is_some_and(|i| range.contains(&i))) {
+                continue;
+            }
             if tx.send(name.clone()).is_err() {
                 break;
             }
         }
         connection.abort();
     }))
+}
+
+/// The link an event is about: the link itself, an address's or a TC object's device, a route's
+/// output device.
+fn link_of(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<u32> {
+    let NetlinkPayload::InnerMessage(inner) = &msg.payload else { return None };
+    match inner {
+        RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l) => Some(l.header.index),
+        RouteNetlinkMessage::NewAddress(a) | RouteNetlinkMessage::DelAddress(a) => Some(a.header.index),
+        RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => r.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(i) => Some(*i),
+            _ => None,
+        }),
+        RouteNetlinkMessage::NewQueueDiscipline(t)
+        | RouteNetlinkMessage::DelQueueDiscipline(t)
+        | RouteNetlinkMessage::NewTrafficFilter(t)
+        | RouteNetlinkMessage::DelTrafficFilter(t) => u32::try_from(t.header.index).ok(),
+        _ => None,
+    }
 }

@@ -106,4 +106,15 @@ impl ChildDriver for Ipvlan {
              bond; macvlan and ipvlan cannot share a parent"
         )
     }
+
+    fn host_access_refusal(&self) -> Option<String> {
+        // private keeps slaves apart; vepa sends slave-to-slave traffic out to the switch.
+        (self.flag != IpvlanFlag::Bridge).then(|| {
+            format!(
+                "ipvlan_flag {} keeps children from reaching a sibling on their parent directly, so a host child cannot reach \
+                 them: use ipvlan_flag = \"bridge\" or remove host_access",
+                self.flag
+            )
+        })
+    }
 }

@@ -138,4 +138,15 @@ impl ChildDriver for Macvlan {
              bridge or bond; macvlan and ipvlan cannot share a parent, and passthru must be alone on it"
         )
     }
+
+    fn host_access_refusal(&self) -> Option<String> {
+        // macvlan delivers between siblings only when both are in bridge mode.
+        (self.mode != MacvlanMode::Bridge).then(|| {
+            format!(
+                "mode {} children do not talk to a sibling on their parent (macvlan does so in bridge mode only), so a host child \
+                 cannot reach them: use mode = \"bridge\" or remove host_access",
+                self.mode
+            )
+        })
+    }
 }

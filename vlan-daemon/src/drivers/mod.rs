@@ -40,6 +40,9 @@ pub trait ChildDriver {
     fn drift(&self, link: &LinkFacts) -> Vec<String>;
     /// What the kernel's EBUSY means when it refuses a child on `parent`.
     fn busy_explanation(&self, parent: &str) -> String;
+    /// Why the host cannot reach this network's children through a child of its own on the
+    /// parent (`host_access`), if it cannot: the host child must be a sibling the children talk to.
+    fn host_access_refusal(&self) -> Option<String>;
 }
 
 /// A network's driver with its options.

@@ -131,6 +131,9 @@ fn inline(conf: &Map<String, Value>, routes: &mut Vec<RawRoute>, errors: &mut Ve
         ipv6_autoconf: boolean(conf, "ipv6_autoconf", errors).unwrap_or(false),
         spoof_check: boolean(conf, "spoof_check", errors).unwrap_or(false),
         gratuitous_arp: boolean(conf, "gratuitous_arp", errors),
+        host_access: boolean(conf, "host_access", errors).unwrap_or(false),
+        host_address: s("host_address", errors),
+        host_address6: s("host_address6", errors),
         mtu: number(conf, "mtu", errors),
         metric: number(conf, "metric", errors),
         ..RawNetwork::default()

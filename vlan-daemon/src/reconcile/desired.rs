@@ -2,6 +2,7 @@
 //! for each endpoint (its child, addresses, routes, sysctls, counting programs). Pure.
 use super::allocate::Allocation;
 use super::endpoint::alias_for;
+use super::host_access;
 use super::sysctls::{Defaults, DeviceSysctls};
 use crate::config::{Config, Endpoint, NetnsRef, Network};
 use crate::ebpf::{Pins, endpoint_policy};
@@ -57,11 +58,28 @@ impl Desired<'_> {
 pub fn desired<'c>(config: &'c Config, allocations: BTreeMap<String, Allocation>, pins: &Pins) -> Desired<'c> {
     let mut endpoints = BTreeMap::new();
     let mut by_netns: BTreeMap<NetnsRef, Vec<String>> = BTreeMap::new();
+    // Each network's endpoint addresses, for its host child's routes.
+    let mut by_network: BTreeMap<&str, Vec<IpAddr>> = BTreeMap::new();
+    for (name, alloc) in &allocations {
+        let ep = &config.endpoints[name];
+        if !host_access::is_host_child(ep) {
+            by_network.entry(ep.network.as_str()).or_default().extend([alloc.address(false), alloc.address(true)].into_iter().flatten());
+        }
+    }
     for (name, alloc) in allocations {
         let ep = &config.endpoints[&name];
         let net = &config.networks[&ep.network];
+        let host_child = host_access::is_host_child(ep);
         let owns_default = [false, true].map(|v6| config.default_route_owner(&ep.netns, v6) == Some(name.as_str()));
-        let addresses = [false, true].map(|v6| Some((alloc.address(v6)?, net.ipam(v6)?.subnet.prefix())));
+        let addresses = [false, true].map(|v6| {
+            let addr = alloc.address(v6)?;
+            Some((addr, if host_child { host_access::prefix(addr) } else { net.ipam(v6)?.subnet.prefix() }))
+        });
+        let routes = if host_child {
+            host_access::routes(by_network.get(ep.network.as_str()).into_iter().flatten())
+        } else {
+            routes(ep, net, owns_default)
+        };
         by_netns.entry(ep.netns.clone()).or_default().push(name.clone());
         endpoints.insert(
             name.clone(),
@@ -72,7 +90,7 @@ pub fn desired<'c>(config: &'c Config, allocations: BTreeMap<String, Allocation>
                 alias: alias_for(&name),
                 alloc,
                 addresses,
-                routes: routes(ep, net, owns_default),
+                routes,
                 sysctls: DeviceSysctls::for_network(&ep.ifname, net),
             },
         );

@@ -10,6 +10,7 @@ mod allocate;
 mod desired;
 mod endpoint;
 mod error;
+pub(crate) mod host_access;
 mod namespace;
 mod observed;
 mod parents;
@@ -93,7 +94,9 @@ impl Scope {
         }
         let placed = names.iter().filter_map(|n| config.endpoints.get(n).map(|e| e.netns.clone()));
         let recorded = names.iter().filter_map(|n| state.endpoints.get(n).map(|r| r.netns.clone()));
-        Some(placed.chain(recorded).collect())
+        // A host child carries a route to every endpoint of its network: it is planned too.
+        let host = config.networks.values().any(|n| n.host_access.is_some()).then_some(NetnsRef::Own);
+        Some(placed.chain(recorded).chain(host).collect())
     }
 }
 
@@ -141,7 +144,8 @@ async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool, scope
 
 /// What `apply` would do now, without doing it.
 pub async fn plan(config: &Config, source_name: &str) -> Result<Plan, ApplyError> {
-    let p = prepare(config, source_name, true, &Scope::All).await?;
+    let config = host_access::with_host_children(config);
+    let p = prepare(&config, source_name, true, &Scope::All).await?;
     Ok(plan::plan(&p.desired, &p.observed, source_name)?)
 }
 
@@ -154,11 +158,13 @@ pub async fn apply(config: &Config, source_name: &str) -> Result<Summary, ApplyE
 
 /// `apply`, reading and changing only what `scope` concerns.
 pub async fn apply_scoped(config: &Config, source_name: &str, scope: &Scope) -> Result<Summary, ApplyError> {
-    let mut prepared = prepare(config, source_name, false, scope).await?;
+    // The host children of `host_access` networks are endpoints from here on.
+    let config = host_access::with_host_children(config);
+    let mut prepared = prepare(&config, source_name, false, scope).await?;
     if prepared.whole_needed {
         // The state lock is let go first: prepare takes it again.
         drop(prepared);
-        prepared = prepare(config, source_name, false, &Scope::All).await?;
+        prepared = prepare(&config, source_name, false, &Scope::All).await?;
     }
     let Prepared { host, store, pins, desired, observed, mut cluster, .. } = prepared;
     let plan = plan::plan(&desired, &observed, source_name)?;

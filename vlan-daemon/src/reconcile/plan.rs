@@ -211,6 +211,12 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed, source_name: &str) -> Re
                     }
                     continue;
                 }
+                NetnsRef::Own => {
+                    for name in names {
+                        errors.push(format!("endpoints.{name}"), "vland's own network namespace could not be read".to_string());
+                    }
+                    continue;
+                }
             }
         }
         // A child created now inherits the namespace's defaults; a new namespace gets, as its

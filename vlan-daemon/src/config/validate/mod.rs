@@ -2,6 +2,7 @@
 //! carries on, so one run reports everything; nothing here touches the kernel.
 mod cluster;
 mod endpoint;
+mod host_access;
 mod ipam;
 mod names;
 mod network;
@@ -33,6 +34,7 @@ pub fn validate(raw: RawConfig, errors: &mut ConfigErrors) -> Config {
         }
     }
     uniqueness::check_endpoints(&endpoints, &networks, errors);
+    host_access::check_endpoints(&endpoints, &networks, errors);
     if endpoints.len() >= vlan_common::MAX_ENDPOINTS as usize {
         errors.push(
             "endpoints",

@@ -67,6 +67,7 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
             PoolScope::Local
         }
     };
+    let host_access = super::host_access::host_access(raw, ipam4.as_ref(), ipam6.as_ref(), driver.as_ref(), scope, &mut s);
     if !s.ok() {
         return None;
     }
@@ -82,6 +83,7 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
         spoof_check: raw.spoof_check,
         gratuitous_arp: raw.gratuitous_arp.unwrap_or(true),
         arp_responder: raw.arp_responder.unwrap_or(ARP_RESPONDER_DEFAULT),
+        host_access,
         mtu: raw.mtu,
         metric: raw.metric,
         scope,

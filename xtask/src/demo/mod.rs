@@ -2,6 +2,8 @@
 //! routes between the hosts' subnet (gateway 172.16.10.1 on a bridge) and a test server on
 //! 10.20.30.0/24; two "Docker hosts" plug into the bridge with a veth uplink `eth0`, each runs
 //! the vland daemon with one half of the subnet, and their endpoints are the "containers".
+mod engines;
+
 use crate::ebpf::build_daemon;
 use crate::netlab::{add_ns, in_ns, quiet};
 use crate::paths::target_dir;
@@ -24,7 +26,7 @@ pub fn check_interrupted() -> anyhow::Result<()> {
     }
     Ok(())
 }
-const HOST_TEMPLATE: &str = include_str!("../demo/host.toml");
+const HOST_TEMPLATE: &str = include_str!("../../demo/host.toml");
 
 struct Host {
     name: &'static str,
@@ -68,8 +70,12 @@ impl Lab {
     }
 
     fn vland(&self, host: &str, args: &[&str]) -> Command {
+        self.vland_with(host, &self.config_path(host), args)
+    }
+
+    fn vland_with(&self, host: &str, config: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{}", ns(host))).arg(&self.vland).args(args).arg("--config").arg(self.config_path(host));
+        cmd.arg(format!("--net=/run/netns/{}", ns(host))).arg(&self.vland).args(args).arg("--config").arg(config);
         cmd
     }
 
@@ -229,6 +235,14 @@ pub fn run(keep: bool) -> anyhow::Result<()> {
         check_interrupted()?;
         ok &= status.success();
     }
+    heading("vland plan: what an edit of docker1's config would change (nothing is touched)");
+    let edited = lab.dir.join("docker1-edited.toml");
+    let extra = format!("\n[endpoints.web3]\nnetwork = \"macvlan_net\"\nnetns = \"{}\"\n", ns("web3"));
+    std::fs::write(&edited, std::fs::read_to_string(lab.config_path("docker1"))? + &extra)?;
+    // Exit code 2: there are changes (as `terraform plan -detailed-exitcode`).
+    ok &= lab.vland_with("docker1", &edited, &["plan"]).status()?.code() == Some(2);
+    ok &= engines::cni_pod(&lab, "docker2")?;
+
     lab.stop_daemons();
     heading("daemons stopped (SIGTERM); the eBPF programs stay attached and counting");
     show(&["ip", "-n", &ns("web1"), "link", "show", "eth0"])?;
