@@ -92,6 +92,7 @@ impl Applier<'_> {
 
     async fn reapply_scoped(&mut self, why: &str, scope: &reconcile::Scope) -> ApplyReport {
         info!(reason = why, "applying");
+        settle_docker(self.path).await;
         let result = match config::load_effective(self.path) {
             Ok(config) => {
                 self.watched = watched_links(&config);
@@ -142,6 +143,23 @@ impl frontends::Apply for Applier<'_> {
     }
 }
 
+/// Children Docker has moved into their containers since the last apply are recorded there
+/// first, so the apply neither misses nor re-creates them.
+async fn settle_docker(path: &Path) -> bool {
+    let Ok(daemon) = config::load_daemon_section(path) else { return false };
+    match frontends::docker::join::settle(&daemon.state_dir).await {
+        Ok(moved) if !moved.is_empty() => {
+            info!(endpoints = ?moved, "Docker moved children into or out of their containers");
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            error!("cannot follow Docker's children into their containers: {e:#}");
+            false
+        }
+    }
+}
+
 /// Takes the link events that queued up during an apply (mostly its own doing); the first
 /// watched link among them.
 async fn drain(link_events: &mut LinkEvents, watched: &BTreeSet<String>) -> Option<String> {
@@ -178,6 +196,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let config = config::load_effective(path)?;
     // One daemon per state dir, held until exit.
     let _instance = crate::state::DaemonLock::acquire(&config.daemon.state_dir)?;
+    // What Docker did while vland was down is recorded before the first apply.
+    let config = if settle_docker(path).await { config::load_effective(path)? } else { config };
     crate::listen::raise_fd_limit();
     if let Some(addr) = &config.daemon.metrics_addr {
         let addr = addr.parse().with_context(|| format!("[daemon] metrics_addr `{addr}` is not an address:port such as 127.0.0.1:9750"))?;
@@ -187,6 +207,15 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let (apply_sender, mut apply_requests) = mpsc::channel::<ApplyRequest>(16);
     let (frontend_sender, mut frontend_requests) = mpsc::channel::<frontends::Request>(64);
     // Before the first apply: a second daemon on this socket stops here, changing nothing.
+    // Docker's calls wait in the channel until the first apply is done.
+    let docker = match &config.docker {
+        Some(docker) => {
+            let server = frontends::docker::server::Server::listen(&docker.socket).await?;
+            info!(socket = %docker.socket.display(), "serving Docker's network and IPAM plugin API");
+            Some(tokio::spawn(server.serve(frontend_sender.clone())))
+        }
+        None => None,
+    };
     let control = match &config.daemon.socket {
         Some(socket) => {
             let server = control::Server::listen(socket).await?;
@@ -260,6 +289,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                     }
         Some(request) = frontend_requests.recv() => {
                         let answer = frontends::handle(request.body, path, &mut applier).await;
+                        // The namespaces the request added are watched from now on (a Docker
+                        // child staged in vland's own: Docker moving it is what settles it).
+                        follow(&mut ns_events, &applier);
                         let _ = request.reply.send(answer);
                         retry_at = applier.retry_at(Instant::now());
                     }
@@ -295,9 +327,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     crate::notify::stopping();
     info!("stopping; links and pinned eBPF programs stay in place");
     // The control socket's file goes with its server, before the process exits.
-    if let Some(control) = control {
-        control.abort();
-        let _ = control.await;
+    for server in [control, docker].into_iter().flatten() {
+        server.abort();
+        let _ = server.await;
     }
     Ok(())
 }

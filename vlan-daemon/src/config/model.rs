@@ -17,6 +17,15 @@ pub struct Config {
     pub trunks: BTreeMap<String, TrunkVlans>,
     /// `[cluster]`: where `scope = "cluster"` networks coordinate their pools.
     pub cluster: Option<ClusterConfig>,
+    /// `[docker]`: serve Docker's plugin API.
+    pub docker: Option<DockerConfig>,
+}
+
+/// The `[docker]` table, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerConfig {
+    /// The plugin socket (Docker's driver name is its file name without `.sock`).
+    pub socket: PathBuf,
 }
 
 /// The `[cluster]` table, validated.
@@ -63,7 +72,7 @@ impl Config {
     pub fn default_route_owner(&self, netns: &NetnsRef, v6: bool) -> Option<&str> {
         self.endpoints
             .values()
-            .filter(|e| &e.netns == netns)
+            .filter(|e| &e.netns == netns && !e.staged)
             .filter(|e| {
                 let n = &self.networks[&e.network];
                 !n.internal && n.ipam(v6).is_some() && (n.default_gateway(v6).is_some() || n.driver.routes_by_device())
@@ -228,6 +237,9 @@ pub struct Endpoint {
     pub mac: Option<Mac>,
     pub ifname: String,
     pub routes: Vec<Route>,
+    /// Made for an engine to move into its sandbox (Docker's Join): a bare child, without
+    /// addresses or routes where it is made.
+    pub staged: bool,
 }
 
 impl Endpoint {

@@ -17,6 +17,19 @@ pub struct RawConfig {
     pub trunks: BTreeMap<String, RawTrunk>,
     /// Several hosts sharing the pools of `scope = "cluster"` networks through etcd.
     pub cluster: Option<RawCluster>,
+    /// Serving Docker's plugin API (network and IPAM driver `vland`).
+    pub docker: Option<RawDocker>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDocker {
+    /// The plugin socket; its file name (without `.sock`) is the driver's name in Docker.
+    pub socket: Option<PathBuf>,
+}
+
+/// Where Docker finds vland's plugin socket by default: driver name `vland`.
+pub fn default_docker_socket() -> PathBuf {
+    PathBuf::from("/run/docker/plugins/vland.sock")
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,4 +186,8 @@ pub struct RawEndpoint {
     pub ifname: Option<String>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Set by a front-end, never by the file: the child is made in vland's own namespace for an
+    /// engine to move (Docker's Join), so it gets no addresses or routes there.
+    #[serde(skip)]
+    pub staged: bool,
 }

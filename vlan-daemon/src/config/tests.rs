@@ -257,3 +257,16 @@ fn only_regular_files_of_a_sane_size_are_read() {
     assert!(fifo_err.contains("is not a regular file"), "{fifo_err}");
     assert!(huge_err.contains("more than the"), "{huge_err}");
 }
+
+#[test]
+fn the_docker_table_defaults_to_dockers_plugin_dir_and_checks_its_path() {
+    assert_eq!(parse_str(GOOD, "t").unwrap().docker, None);
+    let c = parse_str(&format!("{GOOD}\n[docker]\n"), "t").unwrap();
+    assert_eq!(c.docker.unwrap().socket, std::path::PathBuf::from("/run/docker/plugins/vland.sock"));
+    let c = parse_str(&format!("{GOOD}\n[docker]\nsocket = \"/run/docker/plugins/lan.sock\"\n"), "t").unwrap();
+    assert_eq!(c.docker.unwrap().socket, std::path::PathBuf::from("/run/docker/plugins/lan.sock"));
+    let errors = errors_of(&format!("{GOOD}\n[docker]\nsocket = \"plugins/vland.sock\"\ncolour = 1\n"));
+    assert!(has(&errors, "docker.socket") && has(&errors, "is relative"), "{errors:?}");
+    assert!(has(&errors, "docker.colour"), "{errors:?}");
+    assert!(has(&errors_of(&format!("{GOOD}\n[docker]\nsocket = \"/run/vland\"\n")), ".sock"));
+}

@@ -2,6 +2,7 @@
 //! config file. Each turns an engine's request into config fragments (`store`), which the daemon
 //! applies together with the file, through the same reconcile path: nothing is special-cased.
 pub mod cni;
+pub mod docker;
 pub mod netconf;
 pub mod store;
 
@@ -24,8 +25,12 @@ pub struct Request {
     pub reply: oneshot::Sender<Value>,
 }
 
-/// Handles one front-end request in the apply loop: `{"cni": {...}}`.
+/// Handles one front-end request in the apply loop: `{"cni": {...}}` (control socket) or
+/// `{"docker": {...}}` (the Docker plugin socket).
 pub async fn handle(body: Value, path: &Path, applier: &mut impl Apply) -> Value {
+    if let Some(docker) = body.get("docker") {
+        return docker::handle(docker, path, applier).await;
+    }
     match body.get("cni") {
         Some(cni) => match serde_json::from_value::<cni::Request>(cni.clone()) {
             Ok(request) => cni::answer(cni::handle(request, path, applier).await),

@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const FILE: &str = "frontends.json";
 const VERSION: u32 = 1;
@@ -20,6 +20,44 @@ pub struct Fragments {
     pub networks: BTreeMap<String, NetworkFragment>,
     #[serde(default)]
     pub endpoints: BTreeMap<String, EndpointFragment>,
+    /// Docker's IPAM pools (by pool ID) and the addresses handed out from them: Docker asks
+    /// for these before it creates the network, and never asks again after a restart.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub docker_pools: BTreeMap<String, DockerPool>,
+}
+
+/// One pool Docker requested (`--subnet`, `--ip-range`) and what it took from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerPool {
+    pub subnet: String,
+    /// `--ip-range`: where addresses without a request are drawn from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    /// Addresses handed out, each with what it is for: `gateway`, `aux` or `endpoint`.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, String>,
+}
+
+/// Where a Docker endpoint's child is, between Docker's Join and Leave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DockerPhase {
+    /// CreateEndpoint: the address is held, no child yet.
+    #[default]
+    Created,
+    /// Join answered: the child is made in vland's namespace as `src_name`, for Docker to move
+    /// into `sandbox` (and rename).
+    Joining {
+        sandbox: PathBuf,
+        src_name: String,
+        /// Whether Join gave Docker a default route for IPv4 / IPv6 to set (it must be there
+        /// before vland takes the child over, or the two would race to add it).
+        #[serde(default)]
+        default_routes: [bool; 2],
+    },
+    /// Docker moved it: it is `ifname` in `sandbox`.
+    Joined { sandbox: PathBuf, src_name: String, ifname: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,13 +92,27 @@ pub enum Origin {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pod_name: Option<String>,
     },
+    /// A network Docker created (`docker network create -d vland`), by Docker's network ID.
+    DockerNetwork { network_id: String },
+    /// A Docker endpoint (one container on one network), by Docker's IDs.
+    DockerEndpoint {
+        network_id: String,
+        endpoint_id: String,
+        #[serde(default)]
+        phase: DockerPhase,
+    },
 }
+
+/// vland's own namespace, where a Docker child is made before Docker moves it.
+pub const OWN_NAMESPACE: &str = "/proc/self/ns/net";
 
 impl Origin {
     /// How `vland stats` shows the owner: the pod when Kubernetes named one, else the container.
     pub fn owner(&self) -> Option<String> {
         match self {
-            Origin::CniNetwork { .. } => None,
+            Origin::CniNetwork { .. } | Origin::DockerNetwork { .. } => None,
+            // The Docker names (`docker ps`) are looked up where stats are shown.
+            Origin::DockerEndpoint { endpoint_id, .. } => Some(format!("docker endpoint {}", &endpoint_id[..endpoint_id.len().min(12)])),
             Origin::CniAttachment { container_id, pod_namespace, pod_name, .. } => {
                 let short = &container_id[..container_id.len().min(12)];
                 Some(match (pod_namespace, pod_name) {
@@ -89,22 +141,51 @@ impl Fragments {
             }
         }
         for (name, f) in &self.endpoints {
-            if let Some(path) = &f.config.netns_path
+            let Some(config) = f.effective() else { continue };
+            if let Some(path) = &config.netns_path
                 && !crate::netns::is_namespace(path)
             {
                 tracing::debug!(endpoint = %name, netns = %path.display(), "front-end endpoint's namespace is gone; left out");
                 continue;
             }
-            if endpoints.insert(name.clone(), f.config.clone()).is_some() {
+            if endpoints.insert(name.clone(), config).is_some() {
                 errors.push(format!("endpoints.{name}"), "a front-end (CNI or Docker) made an endpoint of this name: rename the config's");
             }
         }
     }
 
-    /// Drops the networks no endpoint fragment uses any more.
+    /// Drops the CNI networks no endpoint fragment uses any more (Docker's live until
+    /// DeleteNetwork).
     pub fn remove_unused_networks(&mut self) {
         let endpoints = &self.endpoints;
-        self.networks.retain(|name, _| endpoints.values().any(|e| e.config.network.as_deref() == Some(name.as_str())));
+        self.networks.retain(|name, f| {
+            matches!(f.origin, Origin::DockerNetwork { .. })
+                || endpoints.values().any(|e| e.config.network.as_deref() == Some(name.as_str()))
+        });
+    }
+}
+
+impl EndpointFragment {
+    /// The endpoint as the effective config has it, if it has a child now: a Docker endpoint
+    /// only between Join and Leave, first in vland's namespace (staged), then in the sandbox.
+    pub fn effective(&self) -> Option<RawEndpoint> {
+        let mut config = self.config.clone();
+        match &self.origin {
+            Origin::DockerEndpoint { phase, .. } => match phase {
+                DockerPhase::Created => return None,
+                DockerPhase::Joining { src_name, .. } => {
+                    config.netns_path = Some(PathBuf::from(OWN_NAMESPACE));
+                    config.ifname = Some(src_name.clone());
+                    config.staged = true;
+                }
+                DockerPhase::Joined { sandbox, ifname, .. } => {
+                    config.netns_path = Some(sandbox.clone());
+                    config.ifname = Some(ifname.clone());
+                }
+            },
+            Origin::CniNetwork { .. } | Origin::CniAttachment { .. } | Origin::DockerNetwork { .. } => {}
+        }
+        Some(config)
     }
 }
 

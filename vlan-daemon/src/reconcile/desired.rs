@@ -71,8 +71,9 @@ pub fn desired<'c>(config: &'c Config, allocations: BTreeMap<String, Allocation>
         let net = &config.networks[&ep.network];
         let host_child = host_access::is_host_child(ep);
         let owns_default = [false, true].map(|v6| config.default_route_owner(&ep.netns, v6) == Some(name.as_str()));
+        // A staged child gets its addresses where the engine moves it (Docker sets them there).
         let addresses = [false, true].map(|v6| {
-            let addr = alloc.address(v6)?;
+            let addr = alloc.address(v6).filter(|_| !ep.staged)?;
             Some((addr, if host_child { host_access::prefix(addr) } else { net.ipam(v6)?.subnet.prefix() }))
         });
         let routes = if host_child {
@@ -102,6 +103,9 @@ pub fn desired<'c>(config: &'c Config, allocations: BTreeMap<String, Allocation>
 /// gateway; `dev` for ipvlan l3/l3s; none for internal networks), then its extra routes.
 fn routes(ep: &Endpoint, net: &Network, owns_default: [bool; 2]) -> Vec<RouteSpec> {
     let mut routes = Vec::new();
+    if ep.staged {
+        return routes;
+    }
     for v6 in [false, true] {
         if net.internal || net.ipam(v6).is_none() || !owns_default[v6 as usize] {
             continue;

@@ -63,6 +63,7 @@ pub fn with_host_children(config: &Config) -> Cow<'_, Config> {
                 mac: None,
                 ifname: ifname(&net.name),
                 routes: Vec::new(),
+                staged: false,
             },
         );
     }

@@ -30,6 +30,7 @@ use observed::Observed;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tracing::info;
 
+pub use endpoint::alias_for;
 pub use error::ApplyError;
 pub use plan::{Action, Fix, Plan};
 

@@ -6,7 +6,8 @@
 //! whatever runs on either child's hooks is paid for on that CPU.
 //!
 //! Rounds take turns (plain first in even rounds, vland first in odd ones) and each value is the
-//! median, since the machine is shared and slows down in spells.
+//! median, since the machine is shared and slows down in spells; the spread of the per-round
+//! ratios is printed with it, so a single slow spell is told from a steady cost.
 use super::report::{Measurement, Target, median};
 use crate::netlab::{add_ns, in_ns, remove_namespaces};
 use crate::paths::target_dir;
@@ -15,7 +16,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 const PREFIX: &str = "vlbp-";
-const ROUNDS: usize = 5;
+/// Rounds in a full run and in a quick one.
+const ROUNDS: usize = 9;
+const QUICK_ROUNDS: usize = 5;
 /// CPUs of the iperf3 client and server (the machine has two).
 const CLIENT_CPU: &str = "0";
 const SERVER_CPU: &str = "1";
@@ -41,11 +44,7 @@ fn pairs() -> [Pair; 2] {
 
 /// The host and its parent (one end of a veth pair), and the two plain macvlan children.
 fn build_lab() -> anyhow::Result<()> {
-    remove_namespaces(PREFIX);
-    add_ns(&host())?;
-    in_ns(&host(), &["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"])?;
-    in_ns(&host(), &["ip", "link", "set", "eth0", "up"])?;
-    in_ns(&host(), &["ip", "link", "set", "eth0p", "up"])?;
+    super::lab::veth_host(PREFIX, &host())?;
     let plain = &pairs()[0];
     for (ns, ip) in [(&plain.client, "10.77.0.11/24"), (&plain.server, "10.77.0.12/24")] {
         add_ns(ns)?;
@@ -75,12 +74,7 @@ fn config(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn vland(bin: &Path, config: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out =
-        Command::new("nsenter").arg(format!("--net=/run/netns/{}", host())).arg(bin).args(args).arg("--config").arg(config).output()?;
-    if !out.status.success() {
-        bail!("vland {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
+    super::lab::vland_in(&host(), bin, config, args).map(|_| ())
 }
 
 /// An iperf3 server in the pair's server namespace (killed when dropped).
@@ -140,8 +134,15 @@ fn tcp_gbits(pair: &Pair, secs: u64) -> anyhow::Result<f64> {
     report["end"]["sum_received"]["bits_per_second"].as_f64().map(|b| b / 1e9).context("no sum_received in iperf3's report")
 }
 
+/// The median and range of vland's per-round ratio to the plain children.
+fn spread([plain, vland]: &[Vec<f64>; 2]) -> String {
+    let ratios: Vec<f64> = plain.iter().zip(vland).map(|(p, v)| v / p).collect();
+    let (lo, hi) = ratios.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    format!("median {:.3}, range {lo:.3}-{hi:.3}", median(ratios))
+}
+
 pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
-    let secs = if quick { 2 } else { 5 };
+    let (secs, rounds) = if quick { (2, QUICK_ROUNDS) } else { (5, ROUNDS) };
     let dir = target_dir().join("bench/datapath");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -152,7 +153,7 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
         let pairs = pairs();
         let _servers = pairs.iter().map(Server::start).collect::<anyhow::Result<Vec<_>>>()?;
         let (mut udp, mut tcp) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
-        for round in 0..ROUNDS {
+        for round in 0..rounds {
             let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
             for i in order {
                 udp[i].push(udp_kpps(&pairs[i], secs)?);
@@ -173,6 +174,7 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
                 tcp[1][round]
             ));
         }
+        crate::process::step(&format!("data path per-round ratios: UDP {}, TCP {}", spread(&udp), spread(&tcp)));
         let [udp_plain, udp_vland] = udp.map(median);
         let [tcp_plain, tcp_vland] = tcp.map(median);
         vland(vland_bin, &config, &["down"])?;

@@ -227,6 +227,18 @@ pub fn run(keep: bool) -> anyhow::Result<()> {
     println!("{}", if reached { "unexpected: the parent answered" } else { "no answer, as expected" });
     ok &= !reached;
 
+    heading("host_access: docker1's config gains `host_access = true`, `host_address = \"172.16.10.101\"`; `vland reload`");
+    let config = std::fs::read_to_string(lab.config_path("docker1"))?;
+    let with_host =
+        config.replace("gateway = \"172.16.10.1\"\n", "gateway = \"172.16.10.1\"\nhost_access = true\nhost_address = \"172.16.10.101\"\n");
+    std::fs::write(lab.config_path("docker1"), with_host)?;
+    ok &= lab.vland("docker1", &["reload"]).status()?.success();
+    show(&["ip", "-n", &ns("docker1"), "-d", "address", "show", "vh-macvlan_net"])?;
+    show(&["ip", "-n", &ns("docker1"), "route"])?;
+    heading("now the host reaches its container, and the container reaches the host at host_address");
+    ok &= show(&["ip", "netns", "exec", &ns("docker1"), "ping", "-c", "3", "-i", "0.2", "-W", "2", "172.16.10.4"])?;
+    ok &= show(&["ip", "netns", "exec", &ns("web1"), "ping", "-c", "3", "-i", "0.2", "-W", "2", "172.16.10.101"])?;
+
     heading("vland status on docker1 (asks the daemon through its control socket)");
     ok &= lab.vland("docker1", &["status"]).status()?.success();
     for h in &HOSTS {

@@ -104,6 +104,7 @@ pub fn endpoint(
         mac,
         ifname,
         routes,
+        staged: raw.staged,
     })
 }
 

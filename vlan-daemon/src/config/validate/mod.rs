@@ -52,5 +52,23 @@ pub fn validate(raw: RawConfig, errors: &mut ConfigErrors) -> Config {
     }
     let trunks = raw.trunks.iter().filter_map(|(name, t)| trunk::trunk(name, t, errors).map(|t| (name.clone(), t))).collect();
     let cluster = cluster::cluster(raw.cluster.as_ref(), &networks, errors);
-    Config { daemon: raw.daemon, networks, endpoints, trunks, cluster }
+    let docker = raw.docker.as_ref().and_then(|d| docker(d, errors));
+    Config { daemon: raw.daemon, networks, endpoints, trunks, cluster, docker }
+}
+
+/// The `[docker]` table: where the plugin socket goes.
+fn docker(raw: &super::schema::RawDocker, errors: &mut ConfigErrors) -> Option<super::model::DockerConfig> {
+    let socket = raw.socket.clone().unwrap_or_else(super::schema::default_docker_socket);
+    if !socket.is_absolute() {
+        errors.push(
+            "docker.socket",
+            format!("{} is relative: give an absolute path such as /run/docker/plugins/vland.sock", socket.display()),
+        );
+        return None;
+    }
+    if socket.extension().and_then(|e| e.to_str()) != Some("sock") {
+        errors.push("docker.socket", format!("{}: Docker finds plugins by `NAME.sock` files: end the path with .sock", socket.display()));
+        return None;
+    }
+    Some(super::model::DockerConfig { socket })
 }

@@ -1,0 +1,340 @@
+//! vland's Docker plugin socket driven with the request bodies Docker 20.10 sends (as recorded
+//! on this machine), against a lab parent. The test plays dockerd: it moves the child Join hands
+//! over into a "sandbox" namespace, renames it and configures it as libnetwork does, then
+//! checks what the kernel shows, what vland counts, and that bad input changes nothing.
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vland_tests::{Daemon, Lab, filter_programs, ip, wait_until};
+
+const NID: &str = "9f2b1c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5061728394a5b6c7d8e9f";
+const EID: &str = "5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
+
+/// One plugin call as Docker makes it: HTTP/1.1 POST with a JSON body on the Unix socket.
+fn call(socket: &Path, name: &str, body: &Value) -> Value {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
+    let body = if body.is_null() { String::new() } else { body.to_string() };
+    write!(
+        s,
+        "POST /{name} HTTP/1.1\r\nHost: plugin\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or_else(|| panic!("not HTTP: {resp}"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("application/vnd.docker.plugins.v1+json"), "{head}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {body}"))
+}
+
+fn ok(socket: &Path, name: &str, body: &Value) -> Value {
+    let reply = call(socket, name, body);
+    assert!(reply.get("Err").is_none(), "{name} failed: {reply}");
+    reply
+}
+
+fn frag(lab: &Lab) -> String {
+    std::fs::read_to_string(lab.dir.join("h1-state/frontends.json")).unwrap_or_default()
+}
+
+/// A refused call: Docker shows `Err`; the fragments file (and so vland's state) is unchanged,
+/// and no link appeared in the host.
+fn refused(lab: &Lab, host: &str, socket: &Path, name: &str, body: &Value, want: &str) {
+    let (before, links) = (frag(lab), ip::link_names(host));
+    let reply = call(socket, name, body);
+    let err = reply["Err"].as_str().unwrap_or_else(|| panic!("{name} should fail: {reply}"));
+    assert!(err.contains(want), "`{want}` not in: {err}");
+    assert_eq!(frag(lab), before, "{name} changed the fragments although refused");
+    assert_eq!(ip::link_names(host), links, "{name} changed the host's links although refused");
+}
+
+fn start(lab: &mut Lab, host: &str, config: &Path, socket: &Path) -> Daemon {
+    let daemon = lab.spawn_daemon(host, config);
+    let up = wait_until(Duration::from_secs(30), || std::os::unix::net::UnixStream::connect(socket).is_ok());
+    assert!(up.is_some(), "the daemon did not serve {}: {}", socket.display(), daemon.log_text());
+    daemon
+}
+
+fn sock(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("vlt-docker-{}-{tag}/vland.sock", std::process::id()))
+}
+
+fn stats_row(lab: &mut Lab, host: &str, config: &Path, endpoint: &str) -> Option<Value> {
+    lab.stats(host, config)["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint"] == endpoint).cloned()
+}
+
+/// What libnetwork does with the child after Join: moves it into the sandbox, renames it
+/// `eth0`, sets the address, brings it up, adds the gateway route.
+fn docker_moves_in(lab: &Lab, host: &str, sandbox: &str, src: &str, cidr: &str, gateway: &str) {
+    lab.exec(host, &["ip", "link", "set", src, "netns", sandbox]);
+    lab.exec(sandbox, &["ip", "link", "set", src, "down"]);
+    lab.exec(sandbox, &["ip", "link", "set", src, "name", "eth0"]);
+    lab.exec(sandbox, &["ip", "addr", "add", cidr, "dev", "eth0"]);
+    lab.exec(sandbox, &["ip", "link", "set", "eth0", "up"]);
+    lab.exec(sandbox, &["ip", "route", "add", "default", "via", gateway, "dev", "eth0"]);
+}
+
+/// What libnetwork does before Leave: the child goes back to the host under its SrcName.
+fn docker_moves_out(lab: &Lab, host: &str, sandbox: &str, src: &str) {
+    lab.exec(sandbox, &["ip", "link", "set", "eth0", "down"]);
+    lab.exec(sandbox, &["ip", "link", "set", "eth0", "name", src]);
+    lab.exec(sandbox, &["ip", "link", "set", src, "netns", host]);
+}
+
+#[test]
+fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
+    let socket = sock("a");
+    let (mut lab, host) = Lab::with_host();
+    let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
+    let daemon = start(&mut lab, &host, &config, &socket);
+
+    // First use: the handshake.
+    assert_eq!(call(&socket, "Plugin.Activate", &Value::Null), json!({"Implements": ["NetworkDriver", "IpamDriver"]}));
+    assert_eq!(ok(&socket, "NetworkDriver.GetCapabilities", &Value::Null)["Scope"], "local");
+    ok(&socket, "IpamDriver.GetCapabilities", &Value::Null);
+    assert_eq!(ok(&socket, "IpamDriver.GetDefaultAddressSpaces", &Value::Null)["LocalDefaultAddressSpace"], "LocalDefault");
+
+    // Bad pools change nothing.
+    let pool = |sub: &str| json!({"AddressSpace": "LocalDefault", "Pool": "172.16.10.0/24", "SubPool": sub, "Options": {}, "V6": false});
+    refused(&lab, &host, &socket, "IpamDriver.RequestPool", &pool("172.16.20.0/25"), "outside --subnet");
+    refused(&lab, &host, &socket, "IpamDriver.RequestPool", &json!({"Pool": 17}), "malformed IpamDriver.RequestPool");
+
+    // `docker network create -d vland --ipam-driver vland --subnet 172.16.10.0/24 --ip-range 172.16.10.0/25
+    //  --gateway 172.16.10.1 --aux-address docker1=172.16.10.101 -o parent=eth0 -o macvlan_mode=bridge`
+    let pool_id = ok(&socket, "IpamDriver.RequestPool", &pool("172.16.10.0/25"))["PoolID"].as_str().unwrap().to_string();
+    let gw = ok(
+        &socket,
+        "IpamDriver.RequestAddress",
+        &json!({"PoolID": pool_id, "Address": "172.16.10.1", "Options": {"RequestAddressType": "com.docker.network.gateway"}}),
+    );
+    assert_eq!(gw["Address"], "172.16.10.1/24");
+    ok(&socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "172.16.10.101", "Options": null}));
+    refused(
+        &lab,
+        &host,
+        &socket,
+        "IpamDriver.RequestAddress",
+        &json!({"PoolID": pool_id, "Address": "172.16.10.101", "Options": null}),
+        "already taken",
+    );
+    let create = |generic: Value| {
+        json!({
+            "NetworkID": NID,
+            "Options": {"com.docker.network.enable_ipv6": false, "com.docker.network.generic": generic},
+            "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": "172.16.10.0/24", "Gateway": "172.16.10.1/24",
+                          "AuxAddresses": {"docker1": "172.16.10.101/24"}}],
+            "IPv6Data": []
+        })
+    };
+    // An unknown option and a bad value: both named, nothing created.
+    refused(
+        &lab,
+        &host,
+        &socket,
+        "NetworkDriver.CreateNetwork",
+        &create(json!({"parent": "eth0", "colour": "red", "mtu": "big"})),
+        "unknown option `-o colour`",
+    );
+    let e = call(&socket, "NetworkDriver.CreateNetwork", &create(json!({"parent": "eth0", "colour": "red", "mtu": "big"})));
+    assert!(e["Err"].as_str().unwrap().contains("-o mtu=big"), "{e}");
+    // vland's own validation (the TOML's): a parent that does not exist.
+    refused(&lab, &host, &socket, "NetworkDriver.CreateNetwork", &create(json!({"parent": "nosuch0"})), "nosuch0");
+    refused(&lab, &host, &socket, "NetworkDriver.CreateNetwork", &json!({"Options": {}}), "NetworkID");
+    ok(&socket, "NetworkDriver.CreateNetwork", &create(json!({"parent": "eth0", "macvlan_mode": "bridge"})));
+
+    // A restart and a kill -9 between `network create` and `run` change nothing for Docker.
+    drop(daemon);
+    let daemon = start(&mut lab, &host, &config, &socket);
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(daemon);
+    let daemon = start(&mut lab, &host, &config, &socket);
+
+    // `docker run --net=...`: the first address of the range, as in the book.
+    let addr = ok(&socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "", "Options": {}}));
+    assert_eq!(addr["Address"], "172.16.10.2/24");
+    refused(
+        &lab,
+        &host,
+        &socket,
+        "NetworkDriver.Join",
+        &json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": "/x", "Options": {}}),
+        "no endpoint",
+    );
+    let endpoint = json!({"NetworkID": NID, "EndpointID": EID,
+        "Interface": {"Address": "172.16.10.2/24", "AddressIPv6": "", "MacAddress": ""}, "Options": {}});
+    assert_eq!(ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint), json!({"Interface": {}}));
+    let sandbox = lab.add_ns("sandbox");
+    let join = ok(
+        &socket,
+        "NetworkDriver.Join",
+        &json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": format!("/run/netns/{sandbox}"), "Options": {}}),
+    );
+    let src = join["InterfaceName"]["SrcName"].as_str().unwrap().to_string();
+    assert_eq!(join["InterfaceName"]["DstPrefix"], "eth");
+    assert_eq!(join["Gateway"], "172.16.10.1");
+    // The child waits in the host namespace, bare: no address, no route there.
+    let staged = ip::link(&host, &src);
+    assert_eq!(staged.kind(), "macvlan");
+    assert!(ip::addrs(&host, "-4", &["dev", &src]).is_empty(), "a staged child got an address in the host");
+    assert!(ip::routes(&host, "-4", &["default"]).is_empty(), "a staged child changed the host's routes");
+
+    docker_moves_in(&lab, &host, &sandbox, &src, "172.16.10.2/24", "172.16.10.1");
+    let ports = json!({"NetworkID": NID, "EndpointID": EID,
+        "Options": {"com.docker.network.portmap": [{"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080, "HostPortEnd": 8080}]}});
+    ok(&socket, "NetworkDriver.ProgramExternalConnectivity", &ports);
+    ok(&socket, "NetworkDriver.EndpointOperInfo", &json!({"NetworkID": NID, "EndpointID": EID}));
+    assert!(daemon.log_text().contains("Docker publishes no ports for remote network drivers"), "{}", daemon.log_text());
+
+    // Adopted in the sandbox: same ifindex (its slot), counting programs attached.
+    let name = format!("docker-{}", &EID[..12]);
+    let counted = wait_until(Duration::from_secs(10), || {
+        ip::try_link(&sandbox, "eth0").is_some() && filter_programs(&sandbox, "eth0", "ingress").iter().any(|p| p == "vland_rx_tc")
+    });
+    assert!(counted.is_some(), "the moved child was not taken over: {}", daemon.log_text());
+    let child = ip::link(&sandbox, "eth0");
+    assert_eq!((child.ifindex, child.kind()), (staged.ifindex, "macvlan"));
+    assert_eq!(ip::addrs(&sandbox, "-4", &["dev", "eth0"]).iter().map(|a| a.cidr()).collect::<Vec<_>>(), ["172.16.10.2/24"]);
+    assert_eq!(ip::routes(&sandbox, "-4", &["default"])[0].gateway.as_deref(), Some("172.16.10.1"));
+    // It reaches the gateway on the switch; exactly the pings are counted.
+    lab.static_gateway(&sandbox);
+    lab.exec(&lab.ns("sw"), &["ip", "neigh", "replace", "172.16.10.2", "lladdr", &child.address, "dev", "br0", "nud", "permanent"]);
+    let before = stats_row(&mut lab, &host, &config, &name).expect("the Docker endpoint is in vland stats");
+    lab.exec(&sandbox, &["ping", "-c", "3", "-i", "0.05", "-W", "1", "172.16.10.1"]);
+    let after = stats_row(&mut lab, &host, &config, &name).unwrap();
+    let delta = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+    assert_eq!((delta("tx_packets"), delta("rx_packets")), (3, 3), "{before} {after}");
+
+    // Drift inside the container is repaired, as for any endpoint.
+    lab.exec(&sandbox, &["ip", "addr", "flush", "dev", "eth0"]);
+    let repaired = wait_until(Duration::from_secs(10), || ip::first_addr(&sandbox, "-4", "eth0").as_deref() == Some("172.16.10.2"));
+    assert!(repaired.is_some(), "the flushed address was not restored: {}", daemon.log_text());
+    // A kill -9 while the container runs: the endpoint stays as it is.
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(daemon);
+    let daemon = start(&mut lab, &host, &config, &socket);
+    assert!(wait_until(Duration::from_secs(10), || stats_row(&mut lab, &host, &config, &name).is_some()).is_some());
+    assert_eq!(ip::link(&sandbox, "eth0").ifindex, staged.ifindex);
+    // The TOML's `vland plan` leaves Docker's network and endpoint alone.
+    let plan = lab.vland(&host, &config, &["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "plan wants changes: {}", String::from_utf8_lossy(&plan.stdout));
+
+    // `docker rm`: the child comes back under SrcName, Leave deletes it.
+    ok(&socket, "NetworkDriver.RevokeExternalConnectivity", &json!({"NetworkID": NID, "EndpointID": EID}));
+    docker_moves_out(&lab, &host, &sandbox, &src);
+    ok(&socket, "NetworkDriver.Leave", &json!({"NetworkID": NID, "EndpointID": EID}));
+    assert!(ip::try_link(&host, &src).is_none(), "Leave left the child");
+    ok(&socket, "NetworkDriver.DeleteEndpoint", &json!({"NetworkID": NID, "EndpointID": EID}));
+    ok(&socket, "IpamDriver.ReleaseAddress", &json!({"PoolID": pool_id, "Address": "172.16.10.2"}));
+    assert!(stats_row(&mut lab, &host, &config, &name).is_none());
+
+    // `docker network rm`: IPAM first, then DeleteNetwork. Nothing is left.
+    for a in ["172.16.10.1", "172.16.10.101"] {
+        ok(&socket, "IpamDriver.ReleaseAddress", &json!({"PoolID": pool_id, "Address": a}));
+    }
+    ok(&socket, "IpamDriver.ReleasePool", &json!({"PoolID": pool_id}));
+    ok(&socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
+    let mut links = ip::link_names(&host);
+    links.sort();
+    assert_eq!(links, ["eth0", "lo"]);
+    let f: Value = serde_json::from_str(&frag(&lab)).unwrap();
+    assert_eq!((&f["networks"], &f["endpoints"], f.get("docker_pools")), (&json!({}), &json!({}), None), "{f}");
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
+}
+
+/// A Docker network beside the TOML's: the same parent rules across both (an ipvlan network on
+/// the parent of the TOML's macvlan network is refused with vland's message); an `--internal`
+/// network gets no gateway from Join, and its child is taken over without any further call
+/// from Docker (internal networks get no ProgramExternalConnectivity); the TOML's `apply`
+/// keeps Docker's endpoint. (ipvlan children need a kernel with ipvlan: the Join reply for
+/// ipvlan l3 is checked by the daemon's unit tests.)
+#[test]
+fn beside_the_toml_an_internal_network_taken_over_without_further_calls() {
+    let socket = sock("b");
+    let mut lab = Lab::new();
+    lab.add_switch("172.16.10.1/24");
+    let host = lab.add_host("h1", None);
+    let web1 = lab.expect_ns("web1");
+    // A second parent (this kernel has no dummy links): a veth pair of the host's own.
+    lab.exec(&host, &["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"]);
+    lab.exec(&host, &["ip", "link", "set", "eth1p", "up"]);
+    lab.exec(&host, &["ip", "link", "set", "eth1", "up"]);
+    let toml = format!(
+        "[docker]\nsocket = \"{}\"\n\n[networks.lan]\ndriver = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"172.16.10.0/24\"\ngateway = \"172.16.10.1\"\n\n[endpoints.web1]\nnetwork = \"lan\"\nnetns = \"{web1}\"\n",
+        socket.display()
+    );
+    let config = lab.config("h1", &toml);
+    let daemon = start(&mut lab, &host, &config, &socket);
+    assert!(wait_until(Duration::from_secs(10), || ip::try_link(&web1, "eth0").is_some()).is_some(), "{}", daemon.log_text());
+
+    let pool = json!({"AddressSpace": "LocalDefault", "Pool": "10.20.0.0/24", "SubPool": "", "Options": {}, "V6": false});
+    let pool_id = ok(&socket, "IpamDriver.RequestPool", &pool)["PoolID"].as_str().unwrap().to_string();
+    let gateway = json!({"PoolID": pool_id, "Address": "", "Options": {"RequestAddressType": "com.docker.network.gateway"}});
+    assert_eq!(ok(&socket, "IpamDriver.RequestAddress", &gateway)["Address"], "10.20.0.1/24");
+    let create = |generic: Value| {
+        json!({"NetworkID": NID, "Options": {"com.docker.network.enable_ipv6": false, "com.docker.network.internal": true,
+                "com.docker.network.generic": generic},
+               "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": "10.20.0.0/24", "Gateway": "10.20.0.1/24"}], "IPv6Data": []})
+    };
+    // eth0 carries the TOML's macvlan network: vland's parent rule, as for two TOML networks.
+    refused(&lab, &host, &socket, "NetworkDriver.CreateNetwork", &create(json!({"parent": "eth0", "ipvlan_mode": "l3"})), "eth0");
+    ok(&socket, "NetworkDriver.CreateNetwork", &create(json!({"parent": "eth1", "macvlan_mode": "private"})));
+    let addr = ok(&socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "10.20.0.7", "Options": {}}));
+    assert_eq!(addr["Address"], "10.20.0.7/24");
+    // `docker run --mac-address 02:42:0a:14:00:07`: base64 in the endpoint's options.
+    let endpoint = json!({"NetworkID": NID, "EndpointID": EID,
+        "Interface": {"Address": "10.20.0.7/24", "AddressIPv6": "", "MacAddress": ""},
+        "Options": {"com.docker.network.endpoint.macaddress": "AkIKFAAH"}});
+    ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint);
+    let sandbox = lab.add_ns("sandbox");
+    let join = ok(
+        &socket,
+        "NetworkDriver.Join",
+        &json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": format!("/run/netns/{sandbox}"), "Options": {}}),
+    );
+    assert_eq!((join.get("Gateway"), join.get("StaticRoutes")), (None, None), "{join}");
+    let src = join["InterfaceName"]["SrcName"].as_str().unwrap().to_string();
+    let staged = ip::link(&host, &src);
+    assert_eq!(staged.address, "02:42:0a:14:00:07");
+    lab.exec(&host, &["ip", "link", "set", &src, "netns", &sandbox]);
+    lab.exec(&sandbox, &["ip", "link", "set", &src, "name", "eth0"]);
+    lab.exec(&sandbox, &["ip", "addr", "add", "10.20.0.7/24", "dev", "eth0"]);
+    lab.exec(&sandbox, &["ip", "link", "set", "eth0", "up"]);
+    // No call from Docker follows: the move itself is noticed.
+    let counted = wait_until(Duration::from_secs(10), || filter_programs(&sandbox, "eth0", "ingress").iter().any(|p| p == "vland_rx_tc"));
+    assert!(counted.is_some(), "the moved child was not taken over: {}", daemon.log_text());
+    let child = ip::link(&sandbox, "eth0");
+    assert_eq!((child.ifindex, child.kind(), child.linkinfo.info_data.mode.as_deref()), (staged.ifindex, "macvlan", Some("private")));
+    assert!(ip::routes(&sandbox, "-4", &["default"]).is_empty(), "an internal network got a default route");
+
+    // The TOML's apply keeps Docker's network and endpoint, and its own.
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(ip::link(&sandbox, "eth0").ifindex, staged.ifindex);
+    assert_eq!(ip::link(&web1, "eth0").kind(), "macvlan");
+    let names: Vec<String> =
+        lab.stats(&host, &config)["endpoints"].as_array().unwrap().iter().map(|e| e["endpoint"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, [format!("docker-{}", &EID[..12]), "web1".to_string()]);
+
+    // `docker rm` while vland is stopped: Docker gives the child back, its Leave fails. The
+    // restarted daemon deletes the child; the endpoint waits for DeleteEndpoint.
+    drop(daemon);
+    docker_moves_out(&lab, &host, &sandbox, &src);
+    let daemon = start(&mut lab, &host, &config, &socket);
+    let gone = wait_until(Duration::from_secs(10), || ip::try_link(&host, &src).is_none());
+    assert!(gone.is_some(), "the child Docker gave back stayed: {}", daemon.log_text());
+    ok(&socket, "NetworkDriver.Leave", &json!({"NetworkID": NID, "EndpointID": EID}));
+    ok(&socket, "NetworkDriver.DeleteEndpoint", &json!({"NetworkID": NID, "EndpointID": EID}));
+    for a in ["10.20.0.7", "10.20.0.1"] {
+        ok(&socket, "IpamDriver.ReleaseAddress", &json!({"PoolID": pool_id, "Address": a}));
+    }
+    ok(&socket, "IpamDriver.ReleasePool", &json!({"PoolID": pool_id}));
+    ok(&socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
+    let mut links = ip::link_names(&host);
+    links.sort();
+    assert_eq!(links, ["eth0", "eth1", "eth1p", "lo"], "only what vland did not make is left");
+    assert_eq!(ip::link(&web1, "eth0").kind(), "macvlan", "the TOML's endpoint stays");
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
+}

@@ -1,0 +1,119 @@
+//! Docker's plugin API (legacy v1 plugins): vland as the network driver and the IPAM driver
+//! `vland`. The HTTP endpoint (`server`) forwards every state-changing call to the daemon's
+//! apply loop, where it becomes a change to the front-end fragments (`ipam` for the pools,
+//! `network` for networks and endpoints), validated with the config file and applied through
+//! the same reconcile path as everything else. `join` follows a child from vland's namespace
+//! into the container's, where Docker moves it.
+pub mod ipam;
+pub mod join;
+pub mod network;
+pub mod options;
+pub mod server;
+
+use super::Apply;
+use super::store::{self, Fragments};
+use crate::config::{self, LoadError};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// A Docker call as the server forwards it to the apply loop: `{"docker": {"call", "body"}}`.
+pub fn request(call: &str, body: Value) -> Value {
+    json!({ "docker": { "call": call, "body": body } })
+}
+
+/// Docker's error reply: shown to the user as "Error response from daemon: ...", and Docker rolls
+/// back what it did.
+pub fn error(msg: impl std::fmt::Display) -> Value {
+    json!({ "Err": msg.to_string() })
+}
+
+/// What every handler works with: the config file, the state dir and the saved fragments.
+pub struct Ctx<'a, A: Apply> {
+    pub path: &'a Path,
+    pub state_dir: PathBuf,
+    pub fragments: Fragments,
+    pub applier: &'a mut A,
+}
+
+impl<A: Apply> Ctx<'_, A> {
+    /// Checks `next` with the config file (every error at once); nothing is saved if refused.
+    pub fn validate(&self, next: &Fragments) -> Result<(), String> {
+        match config::load_with(self.path, next) {
+            Ok(_) => Ok(()),
+            Err(LoadError::Invalid(errors)) => {
+                let list: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
+                Err(format!("vland refuses this (nothing was changed): {}", list.join("; ")))
+            }
+            Err(LoadError::Io(e)) => Err(format!("cannot read vland's config: {e:#}")),
+        }
+    }
+
+    /// Saves `next` (crash-safe) without applying: for changes the kernel does not see.
+    pub fn save(&mut self, next: Fragments) -> Result<(), String> {
+        store::save(&self.state_dir, &next).map_err(|e| format!("cannot save vland's front-end fragments: {e:#}"))?;
+        self.fragments = next;
+        Ok(())
+    }
+
+    /// Validates, saves and applies `next`; when the apply fails, the fragments before are saved
+    /// and applied again, and the call fails: a refused or failed call leaves things as they were.
+    pub async fn commit(&mut self, next: Fragments, why: &str) -> Result<(), String> {
+        self.validate(&next)?;
+        let before = std::mem::replace(&mut self.fragments, next.clone());
+        store::save(&self.state_dir, &next).map_err(|e| format!("cannot save vland's front-end fragments: {e:#}"))?;
+        let report = self.applier.apply(why).await;
+        if report.ok {
+            return Ok(());
+        }
+        let _ = store::save(&self.state_dir, &before);
+        let _ = self.applier.apply(&format!("{why} (rolling back)")).await;
+        self.fragments = before;
+        Err(format!("vland could not apply this: {}", report.error.unwrap_or_default()))
+    }
+}
+
+/// Handles one Docker call in the apply loop. Every answer is Docker's JSON: the call's reply or
+/// `{"Err": ...}`.
+pub async fn handle(docker: &Value, path: &Path, applier: &mut impl Apply) -> Value {
+    let (Some(call), Some(body)) = (docker.get("call").and_then(Value::as_str), docker.get("body")) else {
+        return error("malformed request to vland's Docker plugin: {\"call\", \"body\"} expected");
+    };
+    let state_dir = match config::load_daemon_section(path) {
+        Ok(d) => d.state_dir,
+        Err(e) => return error(format!("cannot read vland's config: {e:#}")),
+    };
+    // A child Docker moved since the last look is taken over first, so this call sees it.
+    match join::settle(&state_dir).await {
+        Ok(moved) if !moved.is_empty() => {
+            let report = applier.apply(&format!("Docker moved {}", moved.join(", "))).await;
+            if !report.ok {
+                tracing::warn!("apply after Docker's move failed: {}", report.error.unwrap_or_default());
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot follow Docker's children into their containers: {e:#}"),
+    }
+    let fragments = match store::read(&state_dir) {
+        Ok(f) => f,
+        Err(e) => return error(format!("cannot read vland's front-end fragments: {e:#}")),
+    };
+    let mut ctx = Ctx { path, state_dir, fragments, applier };
+    let result = network::handle(call, body, &mut ctx).await;
+    match result {
+        Ok(v) => v,
+        Err(msg) => {
+            tracing::info!(call, "Docker call refused: {msg}");
+            error(msg)
+        }
+    }
+}
+
+/// Decodes a request body, naming the call: a missing field or a wrong type is the caller's error.
+pub fn decode<T: serde::de::DeserializeOwned>(call: &str, body: &Value) -> Result<T, String> {
+    serde_json::from_value(body.clone()).map_err(|e| format!("malformed {call} request: {e}"))
+}
+
+/// Docker's IDs are 64 hex digits; vland's names use the first 12, as `docker ps` does.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}

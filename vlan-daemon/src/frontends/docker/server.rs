@@ -1,0 +1,111 @@
+//! The plugin socket Docker talks to: HTTP/1 with JSON bodies on a Unix socket (legacy v1
+//! plugins, `/run/docker/plugins/NAME.sock`). The handshake calls are answered here; every other
+//! call goes to the daemon's apply loop (as the control socket's front-end requests do), so
+//! Docker's changes are serialized with applies and journaled in the fragments file.
+use crate::frontends::Request;
+use anyhow::{Context, bail};
+use axum::body::Bytes;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// Docker's plugin media type.
+const MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1+json";
+/// Docker connections served at once; more are turned away.
+const MAX_CONNECTIONS: usize = 32;
+/// Request headers must arrive within this; a whole call (which may wait for an apply) within
+/// CALL_LIFETIME, beyond Docker's own 30 s client timeout.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+const CALL_LIFETIME: Duration = Duration::from_secs(60);
+/// Request bodies are small JSON documents.
+const MAX_BODY: usize = 1 << 20;
+
+pub struct Server {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Server {
+    /// Listens on `path` (root only). A socket left by a daemon that died is replaced; one a
+    /// running vland answers on is an error.
+    pub async fn listen(path: &Path) -> anyhow::Result<Self> {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                bail!("[docker] socket {} exists and is not a socket: remove it or pick another path", path.display());
+            }
+            if UnixStream::connect(path).await.is_ok() {
+                bail!("another plugin is serving {}: stop it, or give [docker] another socket", path.display());
+            }
+            std::fs::remove_file(path).with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on [docker] socket {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(Self { listener, path: path.to_path_buf() })
+    }
+
+    /// Serves Docker until the task running it is dropped; calls go to the loop on `frontends`.
+    pub async fn serve(self, frontends: mpsc::Sender<Request>) {
+        let app = axum::Router::new().fallback(move |uri: Uri, body: Bytes| {
+            let frontends = frontends.clone();
+            async move {
+                let reply = call(uri.path().trim_start_matches('/'), &body, &frontends).await;
+                (StatusCode::OK, [(header::CONTENT_TYPE, MEDIA_TYPE)], reply.to_string()).into_response()
+            }
+        });
+        let app = app.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
+        let mut limiter = crate::listen::Limiter::new("docker plugin socket", MAX_CONNECTIONS);
+        loop {
+            let Some((stream, permit)) = limiter.accept(self.listener.accept()).await else { continue };
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .keep_alive(false)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CALL_LIFETIME, conn).await;
+            });
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// One call: the handshake answered here, the rest in the apply loop.
+async fn call(name: &str, body: &[u8], frontends: &mpsc::Sender<Request>) -> Value {
+    match name {
+        "Plugin.Activate" => return json!({ "Implements": ["NetworkDriver", "IpamDriver"] }),
+        "NetworkDriver.GetCapabilities" => return json!({ "Scope": "local", "ConnectivityScope": "local" }),
+        "IpamDriver.GetCapabilities" => return json!({ "RequiresMACAddress": false, "RequiresRequestReplay": false }),
+        "IpamDriver.GetDefaultAddressSpaces" => {
+            return json!({ "LocalDefaultAddressSpace": "LocalDefault", "GlobalDefaultAddressSpace": "GlobalDefault" });
+        }
+        _ => {}
+    }
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return super::error(format!("malformed {name} request: the body is not JSON ({e})")),
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    if frontends.send(Request { body: super::request(name, body), reply }).await.is_err() {
+        return super::error("vland is stopping");
+    }
+    answer.await.unwrap_or_else(|_| super::error("vland stopped before answering"))
+}
