@@ -134,6 +134,39 @@ pub fn arp_request_frame(mac: [u8; 6], sender: std::net::Ipv4Addr, target: std::
     Frame::new(EtherTypes::Arp).dst(BROADCAST).src(mac).payload(&buf).padded_to(60, 0).build()
 }
 
+/// A whole broadcast Ethernet/IPv4 ARP frame from `mac` (op 1 request, 2 reply) whose sender is
+/// (`mac`, `sender`) and whose target address is `target`; sender = target is a gratuitous ARP.
+pub fn arp_frame(op: u16, mac: [u8; 6], sender: std::net::Ipv4Addr, target: std::net::Ipv4Addr) -> Vec<u8> {
+    let mut f = arp_request_frame(mac, sender, target);
+    f[20..22].copy_from_slice(&op.to_be_bytes());
+    f
+}
+
+/// A whole unsolicited neighbour advertisement (override flag) from `mac` for `target` (also its
+/// source address), to all nodes, with a target link-layer address option naming `lladdr` when
+/// given.
+pub fn neighbour_advertisement_frame(mac: [u8; 6], target: std::net::Ipv6Addr, lladdr: Option<[u8; 6]>) -> Vec<u8> {
+    let all_nodes: std::net::Ipv6Addr = "ff02::1".parse().unwrap();
+    let mut icmp = vec![136u8, 0, 0, 0, 0x20, 0, 0, 0];
+    icmp.extend_from_slice(&target.octets());
+    if let Some(l) = lladdr {
+        icmp.extend_from_slice(&[2, 1]);
+        icmp.extend_from_slice(&l);
+    }
+    let sum = pnet_packet::icmpv6::checksum(&pnet_packet::icmpv6::Icmpv6Packet::new(&icmp).unwrap(), &target, &all_nodes);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut buf = vec![0u8; 40 + icmp.len()];
+    let mut ip = MutableIpv6Packet::new(&mut buf).unwrap();
+    ip.set_version(6);
+    ip.set_hop_limit(255);
+    ip.set_next_header(pnet_packet::ip::IpNextHeaderProtocols::Icmpv6);
+    ip.set_payload_length(icmp.len() as u16);
+    ip.set_source(target);
+    ip.set_destination(all_nodes);
+    buf[40..].copy_from_slice(&icmp);
+    Frame::new(EtherTypes::Ipv6).dst([0x33, 0x33, 0, 0, 0, 1]).src(mac).payload(&buf).build()
+}
+
 /// A whole IPv6 neighbour solicitation from (`mac`, `sender`) for `target`, to the target's
 /// solicited-node multicast address, with a source link-layer address option.
 pub fn neighbour_solicitation_frame(mac: [u8; 6], sender: std::net::Ipv6Addr, target: std::net::Ipv6Addr) -> Vec<u8> {

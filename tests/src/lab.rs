@@ -117,11 +117,16 @@ impl Lab {
         self.exec(ns, &["ip", "neigh", "replace", "172.16.10.1", "lladdr", &gw_mac, "dev", "eth0", "nud", "permanent"]);
     }
 
+    /// The bpf dir of the config `config` wrote for `name`.
+    pub fn bpf_dir_of(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("{}-{name}", self.bpf_dir.display()))
+    }
+
     /// Writes a config whose [daemon] table points at this lab's private dirs, then `body`.
     pub fn config(&self, name: &str, body: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.toml"));
         let state = self.dir.join(format!("{name}-state"));
-        let text = format!("[daemon]\nstate_dir = \"{}\"\nbpf_dir = \"{}-{name}\"\n\n{body}", state.display(), self.bpf_dir.display());
+        let text = format!("[daemon]\nstate_dir = \"{}\"\nbpf_dir = \"{}\"\n\n{body}", state.display(), self.bpf_dir_of(name).display());
         std::fs::write(&path, text).unwrap();
         path
     }

@@ -134,12 +134,7 @@ fn the_daemon_serves_the_map_counters_as_prometheus_metrics() {
 
     // A counter map removed behind vland's back: the scrape says so instead of looking quiet,
     // and the next apply (SIGHUP) re-creates the map.
-    let bpf_dir = std::fs::read_to_string(&config)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("bpf_dir = ").map(|v| v.trim_matches('"').to_string()))
-        .unwrap();
-    std::fs::remove_file(format!("{bpf_dir}/ENDPOINT_TRAFFIC")).unwrap();
+    std::fs::remove_file(lab.bpf_dir_of("h1").join("ENDPOINT_TRAFFIC")).unwrap();
     let metrics = scrape().unwrap();
     assert!(metrics.contains("\nvland_counters_readable 0\n") && !metrics.contains("endpoint=\"web1\""), "{metrics}");
     daemon.signal(nix::sys::signal::Signal::SIGHUP);

@@ -443,3 +443,134 @@ fn a_9000_byte_jumbo_frame_is_counted_whole_by_the_frags_aware_xdp_program() {
     // build a 9000-byte skb to show that part).
     assert_eq!(fx.run_xdp(&frame(&[(0x8100, 19)], EtherTypes::Ipv4, &ipv4_packet(9000))), XDP_PASS);
 }
+
+/// The parent program on fixture frames: what counts as claiming an endpoint's address from a
+/// foreign MAC (and what does not), that every frame passes unchanged while the entry is
+/// watch-only, and that a flood logs one aya-log event per endpoint per second.
+mod conflicts {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use vlan_common::NeighEntry;
+    use vland::ebpf::{insert_neighbours, neigh_key, read_conflicts};
+    use vland_tests::frame::{arp_frame, arp_request_frame, neighbour_advertisement_frame, neighbour_solicitation_frame};
+
+    const OWN: [u8; 6] = [0x02, 0x42, 0xac, 0x10, 0x0a, 0x14];
+    const FOREIGN: [u8; 6] = [0x02, 0xee, 0, 0, 0, 0x01];
+    const OTHER: [u8; 6] = [0x02, 0xee, 0, 0, 0, 0x02];
+    const V4: Ipv4Addr = Ipv4Addr::new(172, 16, 10, 20);
+    const V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x20);
+    const XDP_TX: u32 = 3;
+
+    /// Records the data plane's log events.
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<String>>>);
+    impl log::Log for Events {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            self.0.lock().unwrap().push(record.args().to_string());
+        }
+        fn flush(&self) {}
+    }
+
+    fn parent_fixture(flags: u8) -> (Fixture, aya_log::EbpfLogger<Events>, Events) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = PathBuf::from(format!("/sys/fs/bpf/vlt-fixtures-parent-{}-{n}", std::process::id()));
+        ensure_bpffs(&dir).unwrap();
+        let pins = Pins::new(&dir);
+        let mut bpf = load_object(&pins, IFINDEX_BASE, 0).unwrap();
+        let xdp: &mut Xdp = bpf.program_mut(names::PARENT_PROGRAM).unwrap().try_into().unwrap();
+        xdp.load().unwrap();
+        let events = Events::default();
+        let logger = aya_log::EbpfLogger::init_with_logger(&mut bpf, events.clone()).unwrap();
+        let entry = NeighEntry { slot: SLOT, mac: OWN, flags, _pad: 0 };
+        insert_neighbours(&pins, &[(neigh_key(LO, IpAddr::V4(V4)), entry), (neigh_key(LO, IpAddr::V6(V6)), entry)]).unwrap();
+        (Fixture { bpf, dir }, logger, events)
+    }
+
+    /// The verdict, and whether the frame came out as it went in.
+    fn run(fx: &Fixture, frame: &[u8]) -> (u32, bool) {
+        let xdp: &Xdp = fx.bpf.program(names::PARENT_PROGRAM).unwrap().try_into().unwrap();
+        let mut out = vec![0u8; frame.len() + 64];
+        let r = xdp.test_run(TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), ..Default::default() }).unwrap();
+        (r.return_value, &out[..r.data_size_out as usize] == frame)
+    }
+
+    fn conflicts(fx: &Fixture) -> (u64, Option<(IpAddr, [u8; 6])>) {
+        let (n, last) = read_conflicts(&Pins::new(&fx.dir), &[SLOT]).unwrap()[&SLOT];
+        (n, last.map(|l| (l.address, l.mac.0)))
+    }
+
+    #[test]
+    fn frames_claiming_an_endpoints_address_from_another_mac_are_counted_and_pass_unchanged() {
+        let (fx, mut logger, events) = parent_fixture(NeighEntry::WATCH_ONLY);
+        let other_host = Ipv4Addr::new(172, 16, 10, 99);
+        // (what, frame, counted)
+        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+            ("a request for the endpoint's address from another host", arp_request_frame(FOREIGN, other_host, V4), false),
+            ("an ARP probe for it (sender 0.0.0.0)", arp_request_frame(FOREIGN, Ipv4Addr::UNSPECIFIED, V4), false),
+            ("the endpoint's own gratuitous ARP", arp_frame(1, OWN, V4, V4), false),
+            ("a gratuitous ARP for another address", arp_frame(1, FOREIGN, other_host, other_host), false),
+            ("a gratuitous ARP request from a foreign MAC", arp_frame(1, FOREIGN, V4, V4), true),
+            ("a gratuitous ARP reply from a foreign MAC", arp_frame(2, FOREIGN, V4, V4), true),
+            ("an ARP reply whose sender is the endpoint's address", arp_frame(2, FOREIGN, V4, other_host), true),
+            ("a request whose sender is the endpoint's address", arp_frame(1, FOREIGN, V4, other_host), true),
+            ("a solicitation for the endpoint's address", neighbour_solicitation_frame(FOREIGN, "fd00::99".parse().unwrap(), V6), false),
+            ("the endpoint's own advertisement", neighbour_advertisement_frame(OWN, V6, Some(OWN)), false),
+            (
+                "an advertisement for another address",
+                neighbour_advertisement_frame(FOREIGN, "fd00::99".parse().unwrap(), Some(FOREIGN)),
+                false,
+            ),
+            ("an unsolicited advertisement naming a foreign MAC", neighbour_advertisement_frame(OWN, V6, Some(FOREIGN)), true),
+            ("an advertisement without the option, from a foreign MAC", neighbour_advertisement_frame(FOREIGN, V6, None), true),
+        ];
+        let mut expected = 0;
+        for (what, frame, counted) in &cases {
+            assert_eq!(run(&fx, frame), (XDP_PASS, true), "{what}: passes unchanged");
+            expected += u64::from(*counted);
+            assert_eq!(conflicts(&fx).0, expected, "{what}");
+        }
+        assert_eq!(conflicts(&fx).1, Some((IpAddr::V6(V6), FOREIGN)), "the last claim");
+        // A router's advertisement (hop limit below 255) is no claim on the link.
+        let mut routed = neighbour_advertisement_frame(OTHER, V6, Some(OTHER));
+        routed[14 + 7] = 64;
+        assert_eq!(run(&fx, &routed), (XDP_PASS, true));
+        assert_eq!(conflicts(&fx), (expected, Some((IpAddr::V6(V6), FOREIGN))));
+        let v4_claim = arp_frame(1, OTHER, V4, V4);
+        run(&fx, &v4_claim);
+        assert_eq!(conflicts(&fx), (expected + 1, Some((IpAddr::V4(V4), OTHER))));
+
+        // All of that within a second: one log event. A flood adds none; a second later, one more.
+        logger.flush();
+        let logged = events.0.lock().unwrap().clone();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert!(logged[0].contains("172.16.10.20 claimed by MAC 02:ee:00:00:00:01"), "{logged:?}");
+        for _ in 0..1000 {
+            run(&fx, &v4_claim);
+        }
+        logger.flush();
+        assert_eq!(events.0.lock().unwrap().len(), 1);
+        std::thread::sleep(Duration::from_millis(1100));
+        run(&fx, &v4_claim);
+        logger.flush();
+        let logged = events.0.lock().unwrap().clone();
+        assert_eq!(logged.len(), 2, "{logged:?}");
+        assert!(logged[1].contains("172.16.10.20 claimed by MAC 02:ee:00:00:00:02"), "{logged:?}");
+        assert_eq!(conflicts(&fx).0, expected + 1002);
+    }
+
+    /// With the responder on, a question is still answered (and is no conflict); a claim still passes.
+    #[test]
+    fn an_answering_entry_still_answers_and_still_counts_claims() {
+        let (fx, _logger, _events) = parent_fixture(0);
+        assert_eq!(run(&fx, &arp_request_frame(FOREIGN, Ipv4Addr::new(172, 16, 10, 99), V4)).0, XDP_TX);
+        assert_eq!(conflicts(&fx).0, 0);
+        assert_eq!(run(&fx, &arp_frame(1, FOREIGN, V4, V4)), (XDP_PASS, true));
+        assert_eq!(conflicts(&fx), (1, Some((IpAddr::V4(V4), FOREIGN))));
+    }
+}

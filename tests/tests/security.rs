@@ -103,12 +103,7 @@ fn stats_fail_loudly_without_their_maps_and_apply_recreates_them() {
         text(&out)
     );
 
-    let bpf_dir = std::fs::read_to_string(&config)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("bpf_dir = ").map(|v| v.trim_matches('"').to_string()))
-        .unwrap();
-    std::fs::remove_file(format!("{bpf_dir}/ENDPOINT_TRAFFIC")).unwrap();
+    std::fs::remove_file(lab.bpf_dir_of("h1").join("ENDPOINT_TRAFFIC")).unwrap();
     let out = lab.vland(&host, &config, &["stats", "--json"]);
     assert!(!out.status.success(), "stats without the traffic map succeeded: {}", text(&out));
     assert!(text(&out).contains("ENDPOINT_TRAFFIC") && text(&out).contains("vland apply"), "{}", text(&out));

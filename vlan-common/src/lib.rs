@@ -22,7 +22,7 @@ pub mod names {
     pub const LEGACY_INGRESS_XDP_PROGRAM: &str = "vland_ingress";
     pub const TRUNK_PROGRAM: &str = "vland_trunk";
     pub const TRUNK_TC_PROGRAM: &str = "vland_trunk_tc";
-    pub const ALL_MAPS: [&str; 8] = [
+    pub const ALL_MAPS: [&str; 11] = [
         ENDPOINT_TRAFFIC_MAP,
         TRUNKS_MAP,
         VLAN_COUNTERS_MAP,
@@ -31,6 +31,9 @@ pub mod names {
         ENDPOINT_DROPS_MAP,
         NEIGHBOURS_MAP,
         ENDPOINT_NEIGH_MAP,
+        ENDPOINT_CONFLICTS_MAP,
+        LAST_CONFLICT_MAP,
+        LOG_MAP,
     ];
     /// Read-only global patched at load time: the ifindex of the endpoint in slot 0 (see
     /// `endpoint_slot`).
@@ -41,6 +44,13 @@ pub mod names {
     pub const PARENT_PROGRAM: &str = "vland_parent";
     pub const NEIGHBOURS_MAP: &str = "NEIGHBOURS";
     pub const ENDPOINT_NEIGH_MAP: &str = "ENDPOINT_NEIGH";
+    /// Frames from the segment claiming an endpoint's address from another MAC, per endpoint,
+    /// and the last of them.
+    pub const ENDPOINT_CONFLICTS_MAP: &str = "ENDPOINT_CONFLICTS";
+    pub const LAST_CONFLICT_MAP: &str = "LAST_CONFLICT";
+    /// aya-log's ring buffer (the name aya-log-ebpf gives it); vland pins it so every program
+    /// instance writes to one buffer the daemon reads.
+    pub const LOG_MAP: &str = "AYA_LOGS";
 }
 
 /// Slots of the per-endpoint arrays. vland creates each endpoint's child link with the ifindex
@@ -164,13 +174,51 @@ pub struct NeighKey {
 }
 
 /// The answer: the MAC the endpoint's address resolves to (the child's; the parent's for
-/// ipvlan), and the endpoint's slot for counting.
+/// ipvlan), and the endpoint's slot for counting. The same MAC is the only one that may claim
+/// the address on the segment: a frame claiming it from another is an address conflict.
+/// (12 bytes, as before `flags` existed: older entries read as flags 0.)
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NeighEntry {
     pub slot: u32,
-    /// MAC in the first 6 bytes.
-    pub mac: [u8; 8],
+    pub mac: [u8; 6],
+    pub flags: u8,
+    pub _pad: u8,
+}
+
+impl NeighEntry {
+    /// Watched for conflicts only: the parent does not answer for it (`arp_responder` off).
+    pub const WATCH_ONLY: u8 = 1;
+}
+
+/// Per-CPU count of frames that claimed an endpoint's address from a MAC not its own.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConflictCounters {
+    pub address_conflicts: u64,
+}
+
+impl ConflictCounters {
+    pub fn add(&mut self, other: &ConflictCounters) {
+        self.address_conflicts += other.address_conflicts;
+    }
+}
+
+/// The last conflict seen for an endpoint (one shared element per slot; last writer wins).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LastConflict {
+    /// When, in CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns); 0: never.
+    pub at_ns: u64,
+    /// When the program last logged a conflict for this endpoint (its rate limit).
+    pub logged_ns: u64,
+    /// The address claimed (IPv4 in the first 4 bytes).
+    pub addr: [u8; 16],
+    /// The MAC that claimed it.
+    pub mac: [u8; 6],
+    /// 4 or 6.
+    pub family: u8,
+    pub _pad: u8,
 }
 
 /// Per-CPU counters of what a parent's responder answered for one endpoint.
@@ -330,4 +378,6 @@ mod pod {
     unsafe impl aya::Pod for super::NeighKey {}
     unsafe impl aya::Pod for super::NeighEntry {}
     unsafe impl aya::Pod for super::NeighCounters {}
+    unsafe impl aya::Pod for super::ConflictCounters {}
+    unsafe impl aya::Pod for super::LastConflict {}
 }

@@ -7,11 +7,10 @@
 use crate::reconcile::{ApplyError, Summary};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// A client that says nothing for this long is dropped.
@@ -60,29 +59,14 @@ pub type ApplyRequest = oneshot::Sender<ApplyReport>;
 
 /// The daemon's end: the listening socket, removed again when dropped.
 pub struct Server {
-    listener: UnixListener,
-    path: PathBuf,
+    socket: crate::listen::SocketFile,
 }
 
 impl Server {
-    /// Listens on `path`. A socket file left by a daemon that died is replaced; one that a
-    /// running daemon answers on is an error (two daemons on one config would fight).
+    /// Listens on `path` (root only).
     pub async fn listen(path: &Path) -> anyhow::Result<Self> {
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            if !meta.file_type().is_socket() {
-                bail!("[daemon] socket {} exists and is not a socket: remove it or pick another path", path.display());
-            }
-            if UnixStream::connect(path).await.is_ok() {
-                bail!("another vland daemon is serving {}: stop it first, or give this config another [daemon] socket", path.display());
-            }
-            std::fs::remove_file(path).with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on [daemon] socket {}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        Ok(Self { listener, path: path.to_path_buf() })
+        let busy = "another vland daemon serves it; stop it first, or give this config another [daemon] socket";
+        Ok(Self { socket: crate::listen::SocketFile::bind(path, "[daemon] socket", busy).await? })
     }
 
     /// Serves clients until the task running it is dropped: `status` from the reports the apply
@@ -97,7 +81,7 @@ impl Server {
     ) {
         let mut limiter = crate::listen::Limiter::new("control socket", MAX_CLIENTS);
         loop {
-            let Some((stream, permit)) = limiter.accept(self.listener.accept()).await else { continue };
+            let Some((stream, permit)) = limiter.accept(self.socket.listener.accept()).await else { continue };
             let (config, reports, applies, frontends) = (config.clone(), reports.clone(), applies.clone(), frontends.clone());
             tokio::spawn(async move {
                 let _permit = permit;
@@ -134,12 +118,6 @@ impl Server {
                 }
             });
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

@@ -203,6 +203,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         let addr = addr.parse().with_context(|| format!("[daemon] metrics_addr `{addr}` is not an address:port such as 127.0.0.1:9750"))?;
         crate::metrics::serve(addr, config.daemon.clone()).await?;
     }
+    crate::conflict_watch::spawn(config.daemon.clone());
     let (reports, last_apply) = watch::channel(None);
     let (apply_sender, mut apply_requests) = mpsc::channel::<ApplyRequest>(16);
     let (frontend_sender, mut frontend_requests) = mpsc::channel::<frontends::Request>(64);

@@ -26,10 +26,20 @@ fn bounds(net: &IpNetwork) -> (u128, u128) {
 }
 
 fn addr_at(net: &IpNetwork, n: u128) -> IpAddr {
-    match net {
-        IpNetwork::V4(_) => IpAddr::V4(Ipv4Addr::from(n as u32)),
-        IpNetwork::V6(_) => IpAddr::V6(Ipv6Addr::from(n)),
+    from_u128(n, net.is_ipv6())
+}
+
+/// An address as a number, for range arithmetic on either family.
+pub fn to_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u32::from(v4).into(),
+        IpAddr::V6(v6) => v6.into(),
     }
+}
+
+/// The address numbered `n` of the family `v6` says (IPv4 takes the low 32 bits).
+pub fn from_u128(n: u128, v6: bool) -> IpAddr {
+    if v6 { IpAddr::V6(Ipv6Addr::from(n)) } else { IpAddr::V4(Ipv4Addr::from(n as u32)) }
 }
 
 /// `taken` holds every address in use on this network (recorded and static).

@@ -7,6 +7,7 @@ pub mod apply_metrics;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod conflict_watch;
 pub mod control;
 pub mod daemon;
 pub mod doctor;

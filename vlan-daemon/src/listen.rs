@@ -2,8 +2,13 @@
 //! metrics_addr): a cap on how many are open at once, a deadline for each, and an accept loop
 //! that backs off on errors instead of spinning. A flood of idle connections then costs a bounded
 //! number of file descriptors and no CPU, and leaves the descriptors the applies need.
+use anyhow::{Context, bail};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::warn;
 
@@ -41,6 +46,70 @@ impl Limiter {
                 None
             }
         }
+    }
+}
+
+/// A Unix socket vland listens on (root only), removed again when dropped.
+pub struct SocketFile {
+    pub listener: UnixListener,
+    path: PathBuf,
+}
+
+impl SocketFile {
+    /// Listens on `path`, which the config calls `key`. A socket file left by a daemon that died
+    /// is replaced; one that something answers on is an error, with `busy` saying what to do
+    /// (two daemons on one socket would fight).
+    pub async fn bind(path: &Path, key: &str, busy: &str) -> anyhow::Result<Self> {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                bail!("{key} {} exists and is not a socket: remove it or pick another path", path.display());
+            }
+            if UnixStream::connect(path).await.is_ok() {
+                bail!("{} already answers on {}: {busy}", key, path.display());
+            }
+            std::fs::remove_file(path).with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {key} {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(Self { listener, path: path.to_path_buf() })
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// How long an HTTP client may take: to send its request headers, and for the whole exchange.
+pub struct HttpDeadlines {
+    pub headers: Duration,
+    pub lifetime: Duration,
+}
+
+/// Serves `app` over HTTP/1 on every connection `accept` yields, within `limiter`'s cap: one
+/// request per connection (no keep-alive), within `deadlines`.
+pub async fn serve_http<S, A, F>(mut limiter: Limiter, mut accept: impl FnMut() -> F, app: axum::Router, deadlines: HttpDeadlines)
+where
+    F: Future<Output = std::io::Result<(S, A)>>,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    loop {
+        let Some((stream, permit)) = limiter.accept(accept()).await else { continue };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(deadlines.headers)
+            .keep_alive(false)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let lifetime = deadlines.lifetime;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tokio::time::timeout(lifetime, conn).await;
+        });
     }
 }
 

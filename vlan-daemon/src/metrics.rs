@@ -1,6 +1,7 @@
 //! Prometheus metrics on `[daemon] metrics_addr`: every scrape reads the pinned maps (summed over
 //! CPUs) through the same path as `vland stats`, so the numbers always agree. Labels are limited
-//! to network, endpoint, parent, vlan, reason and direction, to keep cardinality bounded.
+//! to network, endpoint, parent, vlan, reason and direction, to keep cardinality bounded (plus
+//! address and mac on the last-conflict gauge: one series per endpoint with a conflict).
 use crate::config::DaemonConfig;
 use crate::stats::{self, StatsReport};
 use anyhow::Context;
@@ -81,6 +82,26 @@ fn encode_report(r: &StatsReport, enc: &mut DescriptorEncoder) -> Result<(), std
             })
             .collect(),
     )?;
+    family(
+        enc,
+        "vland_endpoint_address_conflicts",
+        "Frames from the segment that claimed an endpoint's address (ARP sender, neighbour advertisement) from a MAC not its own.",
+        e.iter().map(|s| (endpoint_labels(s), s.address_conflicts)).collect(),
+    )?;
+    // The last claim per endpoint, as the time it was seen, labelled with what it claimed and who
+    // (one series per endpoint with a conflict: a new MAC replaces the old series).
+    let mut last = enc.encode_descriptor(
+        "vland_endpoint_last_address_conflict_timestamp_seconds",
+        "When a frame last claimed an endpoint's address from a foreign MAC (labels: the address and that MAC).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for s in e {
+        if let Some(c) = &s.last_conflict {
+            let labels = with(with(endpoint_labels(s), "address", c.address.to_string()), "mac", c.mac.to_string());
+            ConstGauge::new(c.unix_time).encode(last.encode_family(&labels)?)?;
+        }
+    }
     let p = &r.parents;
     family(
         enc,
@@ -134,24 +155,6 @@ const MAX_CONNECTIONS: usize = 64;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
 
-/// HTTP/1 without keep-alive, one request per connection, within the limits above.
-async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router) {
-    let mut limiter = crate::listen::Limiter::new("metrics", MAX_CONNECTIONS);
-    loop {
-        let Some((stream, permit)) = limiter.accept(listener.accept()).await else { continue };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .keep_alive(false)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
-        });
-    }
-}
-
 /// Binds `addr` now (so a taken port fails the start) and serves /metrics in the background.
 pub async fn serve(addr: SocketAddr, daemon: DaemonConfig) -> anyhow::Result<()> {
     let mut registry = Registry::default();
@@ -177,6 +180,62 @@ pub async fn serve(addr: SocketAddr, daemon: DaemonConfig) -> anyhow::Result<()>
     );
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on metrics_addr {addr}"))?;
     info!(%addr, "serving Prometheus metrics on /metrics");
-    tokio::spawn(serve_connections(listener, app));
+    let limiter = crate::listen::Limiter::new("metrics", MAX_CONNECTIONS);
+    let deadlines = crate::listen::HttpDeadlines { headers: HEADER_TIMEOUT, lifetime: CONNECTION_LIFETIME };
+    tokio::spawn(async move { crate::listen::serve_http(limiter, || listener.accept(), app, deadlines).await });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fixed(StatsReport);
+
+    impl Collector for Fixed {
+        fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            encode_report(&self.0, &mut enc)
+        }
+    }
+
+    /// The conflict count is a counter per endpoint; the last claim a gauge (its time) labelled
+    /// with the address and the foreign MAC, there only for endpoints that had one.
+    #[test]
+    fn address_conflicts_are_a_counter_and_the_last_claim_a_labelled_gauge() {
+        let endpoint = |name: &str, conflicts: u64, last: Option<stats::ConflictStats>| stats::EndpointStats {
+            network: "lan".into(),
+            endpoint: name.into(),
+            netns: name.into(),
+            ifname: "eth0".into(),
+            owner: None,
+            parent: "eth0".into(),
+            vlan: None,
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            tx_bytes: 0,
+            dropped_packets: 0,
+            drops: Default::default(),
+            arp_answered: 0,
+            nd_answered: 0,
+            address_conflicts: conflicts,
+            last_conflict: last,
+        };
+        let last = stats::ConflictStats {
+            address: "172.16.10.20".parse().unwrap(),
+            mac: crate::mac::Mac([2, 0xee, 0, 0, 0, 1]),
+            unix_time: 1.5e9,
+        };
+        let report = StatsReport { endpoints: vec![endpoint("web1", 6, Some(last)), endpoint("web2", 0, None)], parents: vec![] };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fixed(report)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("vland_endpoint_address_conflicts_total{network=\"lan\",endpoint=\"web1\"} 6\n"), "{text}");
+        assert!(text.contains("vland_endpoint_address_conflicts_total{network=\"lan\",endpoint=\"web2\"} 0\n"), "{text}");
+        let gauge = "vland_endpoint_last_address_conflict_timestamp_seconds{network=\"lan\",endpoint=\"web1\",address=\"172.16.10.20\",mac=\"02:ee:00:00:00:01\"} 1500000000";
+        assert!(text.contains(gauge), "{text}");
+        assert_eq!(text.matches("vland_endpoint_last_address_conflict_timestamp_seconds{").count(), 1, "{text}");
+    }
 }

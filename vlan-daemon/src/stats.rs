@@ -1,7 +1,7 @@
 //! `vland stats`: counters read straight from the pinned eBPF maps, named through vland's state.
 //! Works whether or not the daemon runs.
 use crate::config::DaemonConfig;
-use crate::ebpf::{Pins, VlanKey, read_endpoint_drops, read_endpoint_traffic, read_neigh_counters, read_trunk_counters};
+use crate::ebpf::{Pins, VlanKey, read_conflicts, read_endpoint_drops, read_endpoint_traffic, read_neigh_counters, read_trunk_counters};
 use crate::state;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -30,6 +30,27 @@ pub struct EndpointStats {
     /// responder answered (they never reached the children).
     pub arp_answered: u64,
     pub nd_answered: u64,
+    /// Frames from the segment that claimed the endpoint's address from a MAC not its own
+    /// (seen by the parent's XDP program, with `detect_conflicts` or `arp_responder`).
+    pub address_conflicts: u64,
+    /// The last of them.
+    pub last_conflict: Option<ConflictStats>,
+}
+
+/// The last frame that claimed an endpoint's address from a foreign MAC.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConflictStats {
+    pub address: std::net::IpAddr,
+    pub mac: crate::mac::Mac,
+    /// When, in seconds since the Unix epoch.
+    pub unix_time: f64,
+}
+
+impl From<crate::ebpf::LastSeen> for ConflictStats {
+    fn from(l: crate::ebpf::LastSeen) -> Self {
+        let unix_time = l.at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        ConflictStats { address: l.address, mac: l.mac, unix_time }
+    }
 }
 
 /// One VLAN on one trunk (`vlan` null: frames without a tag, and frames too short to parse).
@@ -71,12 +92,14 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
     // Names of what the front-ends made; stats still work if that file cannot be read.
     let fragments = crate::frontends::store::read(&daemon.state_dir).unwrap_or_default();
     let answered = read_neigh_counters(&pins, &slots)?;
+    let conflicts = read_conflicts(&pins, &slots)?;
     let mut endpoints = Vec::new();
     for (name, rec) in &state.endpoints {
         let (Some(_), Some(slot)) = (rec.link, rec.slot) else { continue };
         let t = traffic.get(&slot).copied().unwrap_or_default();
         let d = endpoint_drops.get(&slot).copied().unwrap_or_default();
         let a = answered.get(&slot).copied().unwrap_or_default();
+        let (address_conflicts, last) = conflicts.get(&slot).copied().unwrap_or_default();
         let drops: BTreeMap<&'static str, u64> =
             [(DropReason::SpoofedMac.name(), d.spoofed_mac), (DropReason::SpoofedIp.name(), d.spoofed_ip)]
                 .into_iter()
@@ -98,6 +121,8 @@ pub fn collect(daemon: &DaemonConfig) -> anyhow::Result<StatsReport> {
             drops,
             arp_answered: a.arp_answered,
             nd_answered: a.nd_answered,
+            address_conflicts,
+            last_conflict: last.map(Into::into),
         });
     }
     endpoints.sort_by(|a, b| (&a.network, &a.endpoint).cmp(&(&b.network, &b.endpoint)));
@@ -254,6 +279,7 @@ fn render(report: &StatsReport, raw: bool) -> String {
     if rows.is_empty() {
         out.push_str("(no endpoints attached here: run `vland apply`, or check --network/--endpoint)\n");
     }
+    out.push_str(&render_conflicts(report, raw, std::time::SystemTime::now()));
     if !report.parents.is_empty() {
         let rows: Vec<Vec<String>> = report
             .parents
@@ -275,6 +301,33 @@ fn render(report: &StatsReport, raw: bool) -> String {
         out.push_str(&table(&["TRUNK", "VLAN", "TAG", "RX_PACKETS", "RX_BYTES", "DROPPED", "DROPS_BY_REASON"], &rows, 3));
     }
     out
+}
+
+/// Endpoints whose addresses someone else claimed: how often, and the last claim (nothing when
+/// none was seen).
+fn render_conflicts(report: &StatsReport, raw: bool, now: std::time::SystemTime) -> String {
+    let rows: Vec<Vec<String>> = report
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            let last = e.last_conflict.as_ref()?;
+            let now = now.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            let ago = (now - last.unix_time).max(0.0);
+            let when = if raw { format!("{:.3}", last.unix_time) } else { format!("{ago:.0} s ago") };
+            Some(vec![
+                e.network.clone(),
+                e.endpoint.clone(),
+                last.address.to_string(),
+                last.mac.to_string(),
+                when,
+                packets(e.address_conflicts, raw),
+            ])
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!("\n{}", table(&["NETWORK", "ENDPOINT", "ADDRESS", "CLAIMED_BY", "LAST_SEEN", "ADDRESS_CONFLICTS"], &rows, 5))
 }
 
 /// Rates of one endpoint between two readings.
@@ -431,6 +484,8 @@ mod tests {
                 drops: BTreeMap::new(),
                 arp_answered: 0,
                 nd_answered: 0,
+                address_conflicts: 0,
+                last_conflict: None,
             }],
             parents: vec![ParentStats {
                 parent: "eth1".into(),
@@ -450,6 +505,26 @@ TRUNK  VLAN  TAG       RX_PACKETS  RX_BYTES  DROPPED            DROPS_BY_REASON
 eth1   -     untagged           3       180        3  runt=1 vlan_not_allowed=2
 ";
         assert_eq!(render(&report, true), expected);
+    }
+
+    /// Endpoints with a conflict get a row with the address, the foreign MAC and when; none: no section.
+    #[test]
+    fn conflicts_are_listed_only_when_there_are_some() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        let mut report = StatsReport { endpoints: vec![endpoint("lan", "web", "eth1")], parents: vec![] };
+        assert_eq!(render_conflicts(&report, false, at), "");
+        report.endpoints[0].address_conflicts = 3;
+        report.endpoints[0].last_conflict =
+            Some(ConflictStats { address: "172.16.10.20".parse().unwrap(), mac: crate::mac::Mac([2, 0, 0, 0, 0, 0x99]), unix_time: 990.0 });
+        let expected = "
+NETWORK  ENDPOINT  ADDRESS       CLAIMED_BY         LAST_SEEN  ADDRESS_CONFLICTS
+lan      web       172.16.10.20  02:00:00:00:00:99  10 s ago                   3
+";
+        assert_eq!(render_conflicts(&report, false, at), expected);
+        let json = serde_json::to_value(&report.endpoints[0]).unwrap();
+        assert_eq!(json["address_conflicts"], 3);
+        assert_eq!(json["last_conflict"]["mac"], "02:00:00:00:00:99");
+        assert_eq!(json["last_conflict"]["address"], "172.16.10.20");
     }
 
     #[test]
@@ -480,6 +555,8 @@ eth1   -     untagged           3       180        3  runt=1 vlan_not_allowed=2
             drops: BTreeMap::new(),
             arp_answered: 0,
             nd_answered: 0,
+            address_conflicts: 0,
+            last_conflict: None,
         }
     }
 

@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+mod conflict;
 mod counters;
 mod headers;
 mod neighbour;
@@ -37,8 +38,9 @@ pub fn vland_trunk(ctx: XdpContext) -> u32 {
     trunk::enforce_xdp(&ctx)
 }
 
-/// Answers ARP and neighbour solicitations for endpoint addresses on a parent (see
-/// neighbour.rs); a parent that is also a trunk gets this from `vland_trunk` instead.
+/// Answers ARP and neighbour solicitations for endpoint addresses on a parent, and notices frames
+/// that claim them from foreign MACs (see neighbour.rs); a parent that is also a trunk gets this
+/// from `vland_trunk` instead.
 #[xdp(frags)]
 pub fn vland_parent(ctx: XdpContext) -> u32 {
     neighbour::respond(&ctx)

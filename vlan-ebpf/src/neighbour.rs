@@ -4,6 +4,11 @@
 //! knows the answer. The request is turned into the reply in place and sent back out of the
 //! parent (XDP_TX); anything else, and questions about addresses not in NEIGHBOURS, pass
 //! untouched.
+//!
+//! The same table says which MAC may claim each endpoint address on the segment: an ARP request
+//! or reply (gratuitous too) whose sender, or a neighbour advertisement (unsolicited too) whose
+//! target, is an endpoint address, from another MAC, is an address conflict (see conflict.rs).
+//! Those frames pass untouched. A question about an endpoint's address is not a claim.
 use aya_ebpf::{
     bindings::xdp_action,
     helpers::bpf_xdp_adjust_tail,
@@ -24,8 +29,10 @@ static NEIGHBOURS: HashMap<NeighKey, NeighEntry> = HashMap::pinned(MAX_NEIGHBOUR
 #[map(name = "ENDPOINT_NEIGH")]
 static ENDPOINT_NEIGH: PerCpuArray<NeighCounters> = PerCpuArray::pinned(MAX_ENDPOINTS, 0);
 
-/// Ethernet/IPv4 ARP request header (hardware type 1, protocol 0x0800, lengths 6 and 4, op 1).
-const ARP_REQUEST: [u8; 8] = [0, 1, 8, 0, 6, 4, 0, 1];
+/// Ethernet/IPv4 ARP header (hardware type 1, protocol 0x0800, lengths 6 and 4), then the op.
+const ARP_ETH_IPV4: [u8; 6] = [0, 1, 8, 0, 6, 4];
+const ARP_OP_REQUEST: [u8; 2] = [0, 1];
+const ARP_OP_REPLY: [u8; 2] = [0, 2];
 // Offsets from the start of the frame.
 const ARP_OP: usize = 20;
 const ARP_SHA: usize = 22;
@@ -66,12 +73,10 @@ unsafe fn store<const N: usize>(start: usize, offset: usize, bytes: [u8; N]) {
 }
 
 #[inline(always)]
-fn lookup(ctx: &XdpContext, family: u32, addr: [u8; 16]) -> Option<(u32, [u8; 6])> {
+fn lookup(ctx: &XdpContext, family: u32, addr: [u8; 16]) -> Option<NeighEntry> {
     let key = NeighKey { ifindex: ctx.ingress_ifindex() as u32, family, addr };
     // SAFETY: the value is copied out at once.
-    let entry = unsafe { NEIGHBOURS.get(key) }?;
-    let m = entry.mac;
-    Some((entry.slot, [m[0], m[1], m[2], m[3], m[4], m[5]]))
+    unsafe { NEIGHBOURS.get(key) }.copied()
 }
 
 #[inline(always)]
@@ -97,25 +102,43 @@ pub fn respond(ctx: &XdpContext) -> u32 {
 
 fn arp(ctx: &XdpContext) -> Option<()> {
     let (start, end) = (ctx.data(), ctx.data_end());
-    if start + ARP_END > end || load::<8>(start, end, 14)? != ARP_REQUEST {
+    if start + ARP_END > end || load::<6>(start, end, 14)? != ARP_ETH_IPV4 {
         return None;
     }
+    let op: [u8; 2] = load(start, end, ARP_OP)?;
+    if op != ARP_OP_REQUEST && op != ARP_OP_REPLY {
+        return None;
+    }
+    let sha: [u8; 6] = load(start, end, ARP_SHA)?;
     let spa: [u8; 4] = load(start, end, ARP_SPA)?;
     let tpa: [u8; 4] = load(start, end, ARP_TPA)?;
+    // The sender claims its address (a probe, sender 0.0.0.0, claims nothing).
+    if spa != [0; 4] {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&spa);
+        if let Some(e) = lookup(ctx, 4, addr)
+            && e.mac != sha
+        {
+            crate::conflict::record(ctx, e.slot, 4, addr, sha);
+        }
+    }
     // A gratuitous ARP announces the sender; it asks nothing.
-    if spa == tpa {
+    if op != ARP_OP_REQUEST || spa == tpa {
         return None;
     }
     let mut addr = [0u8; 16];
     addr[..4].copy_from_slice(&tpa);
-    let (slot, mac) = lookup(ctx, 4, addr)?;
+    let e = lookup(ctx, 4, addr)?;
+    if e.flags & NeighEntry::WATCH_ONLY != 0 {
+        return None;
+    }
+    let (slot, mac) = (e.slot, e.mac);
     let asker: [u8; 6] = load(start, end, 6)?;
-    let sha: [u8; 6] = load(start, end, ARP_SHA)?;
     // SAFETY: the frame holds ARP_END bytes (checked above).
     unsafe {
         store(start, 0, asker);
         store(start, 6, mac);
-        store(start, ARP_OP, [0u8, 2]);
+        store(start, ARP_OP, ARP_OP_REPLY);
         store(start, ARP_SHA, mac);
         store(start, ARP_SPA, tpa);
         store(start, ARP_THA, sha);
@@ -142,8 +165,15 @@ fn nd(ctx: &XdpContext) -> Option<()> {
     }
     let [next, hops] = load::<2>(start, end, IP6_NEXT)?;
     let [kind, code] = load::<2>(start, end, ICMP6)?;
-    // RFC 4861 7.1.1: a hop limit below 255 came through a router.
-    if next != IPPROTO_ICMPV6 || hops != 255 || kind != NEIGHBOUR_SOLICITATION || code != 0 {
+    // RFC 4861 7.1.1 and 7.1.2: a hop limit below 255 came through a router.
+    if next != IPPROTO_ICMPV6 || hops != 255 || code != 0 {
+        return None;
+    }
+    if kind == NEIGHBOUR_ADVERTISEMENT {
+        advertised(ctx);
+        return None;
+    }
+    if kind != NEIGHBOUR_SOLICITATION {
         return None;
     }
     let asker_ip: [u8; 16] = load(start, end, IP6_SRC)?;
@@ -152,7 +182,11 @@ fn nd(ctx: &XdpContext) -> Option<()> {
         return None;
     }
     let target: [u8; 16] = load(start, end, ND_TARGET)?;
-    let (slot, mac) = lookup(ctx, 6, target)?;
+    let e = lookup(ctx, 6, target)?;
+    if e.flags & NeighEntry::WATCH_ONLY != 0 {
+        return None;
+    }
+    let (slot, mac) = (e.slot, e.mac);
     let asker: [u8; 6] = load(start, end, 6)?;
     // The answer is exactly NA_END bytes long: the solicitation may carry other options.
     let delta = NA_END as i32 - (end - start) as i32;
@@ -196,5 +230,23 @@ fn nd(ctx: &XdpContext) -> Option<()> {
         store(start, NS_END, opt);
     }
     count(slot, true);
+    Some(())
+}
+
+/// A neighbour advertisement for an endpoint's address: the MAC it gives (its target link-layer
+/// address option when it comes first, as Linux sends it, else the frame's source) must be the
+/// endpoint's.
+#[inline(always)]
+fn advertised(ctx: &XdpContext) -> Option<()> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    let target: [u8; 16] = load(start, end, ND_TARGET)?;
+    let e = lookup(ctx, 6, target)?;
+    let claimed: [u8; 6] = match load::<8>(start, end, NS_END) {
+        Some([OPT_TARGET_LLADDR, 1, a, b, c, d, e, f]) => [a, b, c, d, e, f],
+        _ => load(start, end, 6)?,
+    };
+    if claimed != e.mac {
+        crate::conflict::record(ctx, e.slot, 6, target, claimed);
+    }
     Some(())
 }

@@ -155,6 +155,8 @@ pub struct Network {
     pub gratuitous_arp: bool,
     /// The parent answers ARP and neighbour solicitations for the endpoints (XDP).
     pub arp_responder: bool,
+    /// The parent counts frames that claim the endpoints' addresses from other MACs (XDP).
+    pub detect_conflicts: bool,
     /// `host_access`: vland gives the host a child of its own on the parent, with these addresses.
     pub host_access: Option<HostAccess>,
     pub mtu: Option<u32>,

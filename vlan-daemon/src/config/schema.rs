@@ -141,6 +141,10 @@ pub struct RawNetwork {
     /// Answer ARP and neighbour solicitations for the endpoints in the parent's XDP hook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arp_responder: Option<bool>,
+    /// Watch the segment for frames claiming the endpoints' addresses from other MACs (the
+    /// parent's XDP hook; also without `arp_responder`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_conflicts: Option<bool>,
     /// The host reaches the endpoints through a child of its own on the parent (see host_access).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub host_access: bool,

@@ -130,11 +130,14 @@ fn zero_per_cpu<V: Pod + Default>(pins: &Pins, name: &str, slots: &[u32]) -> any
     Ok(())
 }
 
-/// Clears what a slot may hold from an earlier endpoint: counters, drops and policy. Called for
+/// Clears what a slot may hold from an earlier endpoint: counters, drops, answers, conflicts and policy. Called for
 /// slots given to new endpoints (arrays cannot delete entries, only overwrite them).
 pub fn reset_slots(pins: &Pins, slots: &[u32]) -> anyhow::Result<()> {
     zero_per_cpu::<Traffic>(pins, names::ENDPOINT_TRAFFIC_MAP, slots)?;
     zero_per_cpu::<EndpointDrops>(pins, names::ENDPOINT_DROPS_MAP, slots)?;
+    zero_per_cpu::<vlan_common::NeighCounters>(pins, names::ENDPOINT_NEIGH_MAP, slots)?;
+    zero_per_cpu::<vlan_common::ConflictCounters>(pins, names::ENDPOINT_CONFLICTS_MAP, slots)?;
+    super::conflicts::reset(pins, slots)?;
     if let Some(data) = pins.open_map(names::ENDPOINT_POLICY_MAP)? {
         let mut map: Array<_, EndpointPolicy> = Array::try_from(Map::Array(data))?;
         for slot in slots {

@@ -1,6 +1,7 @@
 //! vland's eBPF side in userspace: the embedded object, bpffs, the shared endpoint programs,
 //! trunk programs with pinned links (so they outlive vland), and reading the pinned counters.
 mod bpffs;
+mod conflicts;
 mod counters;
 mod endpoints;
 mod liveness;
@@ -13,6 +14,7 @@ mod trunk_table;
 mod upgrade;
 
 pub use bpffs::{ensure_bpffs, is_bpffs};
+pub use conflicts::{LastSeen, data_plane_logger, log_map_id, read_conflicts, read_last_conflicts};
 pub use counters::{read_endpoint_drops, read_endpoint_traffic};
 pub use endpoints::{
     EndpointPrograms, ProgramIds, endpoint_policy, is_legacy_ingress_xdp, pinned_program_ids, read_policies, reset_slots, write_policies,
@@ -50,6 +52,8 @@ pub fn load_object_from(object: &[u8], pins: &Pins, ifindex_base: u32, trunk_slo
         .default_map_pin_directory(&pins.dir)
         .override_global(vlan_common::names::ENDPOINT_IFINDEX_BASE_GLOBAL, &ifindex_base, true)
         .override_global(vlan_common::names::TRUNK_SLOT_GLOBAL, &trunk_slot, true)
+        // aya-log-ebpf does not pin its ring buffer: pinned, every instance logs into one.
+        .map_pin_path(vlan_common::names::LOG_MAP, pins.map(vlan_common::names::LOG_MAP))
         .load(object)
         .context("cannot load vland's eBPF object")
 }

@@ -3,6 +3,7 @@
 //! reference macvlan/ipvlan plugins' keys (`master`, `mode`, `mtu`, `mac`, and a `host-local`
 //! shaped `ipam`), so a conflist written for those plugins works with `type` changed to `vland`.
 use crate::config::{RawNetwork, RawRoute, network_keys};
+use crate::ipam::{from_u128, to_u128};
 use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -297,17 +298,6 @@ fn range(r: &Map<String, Value>, at: &str, errors: &mut Vec<String>) -> Option<R
         }
     };
     Some(Range { subnet, start: addr("rangeStart", errors), end: addr("rangeEnd", errors), gateway: addr("gateway", errors) })
-}
-
-fn to_u128(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(v4) => u32::from(v4).into(),
-        IpAddr::V6(v6) => v6.into(),
-    }
-}
-
-fn from_u128(n: u128, v6: bool) -> IpAddr {
-    if v6 { IpAddr::V6(n.into()) } else { IpAddr::V4((n as u32).into()) }
 }
 
 fn nth(subnet: IpNetwork, n: u128) -> Option<IpAddr> {

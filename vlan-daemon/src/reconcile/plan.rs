@@ -465,8 +465,18 @@ impl fmt::Display for Action {
                     (false, true) => "the trunk program answers on",
                     (false, false) => "the responder answers on",
                 };
-                let list: Vec<String> = add.iter().map(|a| format!("{} ({})", a.address, a.endpoint)).collect();
-                if list.is_empty() { write!(f, "{how} {parent}") } else { write!(f, "{how} {parent}; answer for {}", list.join(", ")) }
+                let list = |watch_only: bool| -> Vec<String> {
+                    add.iter().filter(|a| a.watch_only == watch_only).map(|a| format!("{} ({})", a.address, a.endpoint)).collect()
+                };
+                write!(f, "{how} {parent}")?;
+                let (answer, watch) = (list(false), list(true));
+                if !answer.is_empty() {
+                    write!(f, "; answer for {}", answer.join(", "))?;
+                }
+                if !watch.is_empty() {
+                    write!(f, "; watch for address conflicts {}", watch.join(", "))?;
+                }
+                Ok(())
             }
             Action::SkipResponder { parent, reason } => write!(f, "no ARP/ND responder on {parent}: {reason}"),
         }

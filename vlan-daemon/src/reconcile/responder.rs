@@ -1,6 +1,8 @@
 //! The parents' ARP/ND responder (`arp_responder`): what the NEIGHBOURS table and the parents'
 //! XDP hooks show (observe), the actions that make them answer for exactly the endpoints whose
-//! children exist and are up (plan), and carrying those out (execute). Entries of children the
+//! children exist and are up (plan), and carrying those out (execute). With `detect_conflicts`
+//! (and without `arp_responder`) the same program goes on the parent and its entries are
+//! marked watch-only: it counts frames claiming the addresses and answers nothing. Entries of children the
 //! apply creates, recreates or brings up are taken out before the children change and put back
 //! after, so the parent never answers for a child that is not there.
 use super::desired::Desired;
@@ -45,6 +47,16 @@ pub struct Answer {
     pub mac: Option<Mac>,
     #[serde(skip)]
     pub slot: u32,
+    /// Watched for conflicts, not answered (`detect_conflicts` without `arp_responder`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub watch_only: bool,
+}
+
+impl Answer {
+    fn entry(&self, mac: Mac) -> NeighEntry {
+        let flags = if self.watch_only { NeighEntry::WATCH_ONLY } else { 0 };
+        NeighEntry { slot: self.slot, mac: mac.0, flags, _pad: 0 }
+    }
 }
 
 /// The responder's actions, after the endpoints' in `actions`.
@@ -63,14 +75,15 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed, actions: &[Action]) -> V
     let mut wanted: BTreeMap<&str, Vec<Answer>> = BTreeMap::new();
     for d in desired.endpoints.values() {
         let net = d.net;
-        if !net.arp_responder || !net.driver.parent_answers_neighbours() || net.parent.kind == ParentKind::Dummy {
+        let watch_only = !net.arp_responder;
+        if !(net.arp_responder || net.detect_conflicts) || !net.driver.parent_answers_neighbours() || net.parent.kind == ParentKind::Dummy {
             continue;
         }
         let mac =
             if net.driver.takes_parent_mac() { observed.host_links.get(&net.parent.name).and_then(|l| l.mac) } else { Some(d.alloc.mac) };
         let list = wanted.entry(net.parent.name.as_str()).or_default();
         for (address, _) in d.addresses.iter().flatten() {
-            list.push(Answer { endpoint: d.ep.name.clone(), address: *address, mac, slot: d.alloc.slot });
+            list.push(Answer { endpoint: d.ep.name.clone(), address: *address, mac, slot: d.alloc.slot, watch_only });
         }
     }
     let view = &observed.responder;
@@ -99,7 +112,7 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed, actions: &[Action]) -> V
         let mut add = Vec::new();
         for a in answers {
             let mac = a.mac.or_else(|| link.and_then(|l| l.mac));
-            let entry = mac.map(|m| NeighEntry { slot: a.slot, mac: pad(m) });
+            let entry = mac.map(|m| a.entry(m));
             let present = index.and_then(|i| view.entries.get(&ebpf::neigh_key(i, a.address)).map(|e| (i, e)));
             match present {
                 Some((i, e)) if Some(*e) == entry && !unsettled.contains(a.endpoint.as_str()) => {
@@ -131,12 +144,6 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed, actions: &[Action]) -> V
         }
     }
     out
-}
-
-fn pad(mac: Mac) -> [u8; 8] {
-    let mut m = [0u8; 8];
-    m[..6].copy_from_slice(&mac.0);
-    m
 }
 
 fn own_inum() -> anyhow::Result<u32> {
@@ -177,7 +184,7 @@ pub async fn execute_late(plan: &[Action], pins: &Pins, host: &Netlink) -> anyho
             .iter()
             .filter_map(|a| {
                 let mac = a.mac.or(link.mac)?;
-                Some((ebpf::neigh_key(link.index, a.address), NeighEntry { slot: a.slot, mac: pad(mac) }))
+                Some((ebpf::neigh_key(link.index, a.address), a.entry(mac)))
             })
             .collect();
         ebpf::insert_neighbours(pins, &entries)?;

@@ -15,6 +15,9 @@ const IPV6_MIN_MTU: u32 = 1280;
 /// Off unless asked for: on a veth parent the answers go back through the peer's XDP path,
 /// which drops them unless the peer has GRO or an XDP program (see README, Data plane).
 pub const ARP_RESPONDER_DEFAULT: bool = false;
+/// Off by default for now: on, it puts vland's XDP program on every parent with endpoints, so
+/// the parent's hook is no longer free for another program.
+pub const DETECT_CONFLICTS_DEFAULT: bool = false;
 
 pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Option<Network> {
     let mut s = Scope::new(errors, format!("networks.{name}"));
@@ -83,6 +86,7 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
         spoof_check: raw.spoof_check,
         gratuitous_arp: raw.gratuitous_arp.unwrap_or(true),
         arp_responder: raw.arp_responder.unwrap_or(ARP_RESPONDER_DEFAULT),
+        detect_conflicts: raw.detect_conflicts.unwrap_or(DETECT_CONFLICTS_DEFAULT),
         host_access,
         mtu: raw.mtu,
         metric: raw.metric,

@@ -3,6 +3,7 @@
 //! kept in the fragments file, since Docker asks once, before CreateNetwork, and never again
 //! after a restart of vland. Pure: the caller saves the result (in the apply loop).
 use crate::frontends::store::DockerPool;
+use crate::ipam::{from_u128, to_u128};
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -118,17 +119,6 @@ pub fn request_pool(pools: &mut BTreeMap<String, DockerPool>, r: &RequestPool) -
     };
     pools.insert(id.clone(), DockerPool { subnet: subnet.to_string(), ip_range: range.map(|r| r.to_string()), addresses: BTreeMap::new() });
     Ok(json!({ "PoolID": id, "Pool": subnet.to_string(), "Data": {} }))
-}
-
-fn to_u128(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(v4) => u32::from(v4).into(),
-        IpAddr::V6(v6) => v6.into(),
-    }
-}
-
-fn from_u128(n: u128, v6: bool) -> IpAddr {
-    if v6 { IpAddr::V6(n.into()) } else { IpAddr::V4((n as u32).into()) }
 }
 
 /// Whether `a` can be handed out in `subnet`: not the network or (IPv4) broadcast address.

@@ -3,15 +3,12 @@
 //! call goes to the daemon's apply loop (as the control socket's front-end requests do), so
 //! Docker's changes are serialized with applies and journaled in the fragments file.
 use crate::frontends::Request;
-use anyhow::{Context, bail};
 use axum::body::Bytes;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 /// Docker's plugin media type.
@@ -26,29 +23,14 @@ const CALL_LIFETIME: Duration = Duration::from_secs(60);
 const MAX_BODY: usize = 1 << 20;
 
 pub struct Server {
-    listener: UnixListener,
-    path: PathBuf,
+    socket: crate::listen::SocketFile,
 }
 
 impl Server {
-    /// Listens on `path` (root only). A socket left by a daemon that died is replaced; one a
-    /// running vland answers on is an error.
+    /// Listens on `path` (root only).
     pub async fn listen(path: &Path) -> anyhow::Result<Self> {
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            if !meta.file_type().is_socket() {
-                bail!("[docker] socket {} exists and is not a socket: remove it or pick another path", path.display());
-            }
-            if UnixStream::connect(path).await.is_ok() {
-                bail!("another plugin is serving {}: stop it, or give [docker] another socket", path.display());
-            }
-            std::fs::remove_file(path).with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on [docker] socket {}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        Ok(Self { listener, path: path.to_path_buf() })
+        let busy = "stop the other plugin, or give [docker] another socket";
+        Ok(Self { socket: crate::listen::SocketFile::bind(path, "[docker] socket", busy).await? })
     }
 
     /// Serves Docker until the task running it is dropped; calls go to the loop on `frontends`.
@@ -61,26 +43,9 @@ impl Server {
             }
         });
         let app = app.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
-        let mut limiter = crate::listen::Limiter::new("docker plugin socket", MAX_CONNECTIONS);
-        loop {
-            let Some((stream, permit)) = limiter.accept(self.listener.accept()).await else { continue };
-            let service = hyper_util::service::TowerToHyperService::new(app.clone());
-            tokio::spawn(async move {
-                let _permit = permit;
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .keep_alive(false)
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(CALL_LIFETIME, conn).await;
-            });
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let limiter = crate::listen::Limiter::new("docker plugin socket", MAX_CONNECTIONS);
+        let deadlines = crate::listen::HttpDeadlines { headers: HEADER_TIMEOUT, lifetime: CALL_LIFETIME };
+        crate::listen::serve_http(limiter, || self.socket.listener.accept(), app, deadlines).await;
     }
 }
 

@@ -311,7 +311,7 @@ fn config_of_web1() -> Config {
 #[test]
 fn the_responder_follows_the_children() {
     let c = config(&CONFIG.replace("mtu = 1500", "mtu = 1500\narp_responder = true"));
-    let entry = vlan_common::NeighEntry { slot: 1, mac: [0x02, 0x42, 0xac, 0x10, 0x0a, 0x02, 0, 0] };
+    let entry = vlan_common::NeighEntry { slot: 1, mac: [0x02, 0x42, 0xac, 0x10, 0x0a, 0x02], flags: 0, _pad: 0 };
     let web1 = crate::ebpf::neigh_key(2, "172.16.10.2".parse().unwrap());
     let view = |entries: Vec<(vlan_common::NeighKey, vlan_common::NeighEntry)>, attached: &[u32]| {
         crate::reconcile::responder::ResponderView { entries: entries.into_iter().collect(), attached: attached.iter().copied().collect() }
@@ -339,6 +339,30 @@ fn the_responder_follows_the_children() {
         [
             "detach vland's ARP/ND responder from eth0: no longer wanted there",
             "eth0 stops answering ARP/ND for 172.16.10.2 (until their children are up and current)"
+        ]
+    );
+}
+
+/// `detect_conflicts` without `arp_responder`: the parent program goes on, its entries watch-only;
+/// turning the responder on makes them answer (a changed entry is taken out and put back).
+#[test]
+fn conflict_detection_puts_watch_only_entries_on_the_parent() {
+    let c = config(&CONFIG.replace("mtu = 1500", "mtu = 1500\ndetect_conflicts = true"));
+    let view = |entries: Vec<(vlan_common::NeighKey, vlan_common::NeighEntry)>, attached: &[u32]| {
+        crate::reconcile::responder::ResponderView { entries: entries.into_iter().collect(), attached: attached.iter().copied().collect() }
+    };
+    let plan = plan_with_responder(&c, applied_state(), |_| {}, view(vec![], &[])).unwrap();
+    assert_eq!(lines(&plan), ["attach vland's ARP/ND responder to eth0; watch for address conflicts 172.16.10.2 (web1)"]);
+    let web1 = crate::ebpf::neigh_key(2, "172.16.10.2".parse().unwrap());
+    let mac = [0x02, 0x42, 0xac, 0x10, 0x0a, 0x02];
+    let watched = vlan_common::NeighEntry { slot: 1, mac, flags: vlan_common::NeighEntry::WATCH_ONLY, _pad: 0 };
+    assert!(lines(&plan_with_responder(&c, applied_state(), |_| {}, view(vec![(web1, watched)], &[2])).unwrap()).is_empty(), "in place");
+    let both = config(&CONFIG.replace("mtu = 1500", "mtu = 1500\ndetect_conflicts = true\narp_responder = true"));
+    assert_eq!(
+        lines(&plan_with_responder(&both, applied_state(), |_| {}, view(vec![(web1, watched)], &[2])).unwrap()),
+        [
+            "eth0 stops answering ARP/ND for 172.16.10.2 (until their children are up and current)",
+            "the responder answers on eth0; answer for 172.16.10.2 (web1)"
         ]
     );
 }
