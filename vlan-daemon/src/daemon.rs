@@ -87,12 +87,16 @@ struct Applier<'a> {
 impl Applier<'_> {
     /// Applies the config file as it is now. A broken edit keeps what is running.
     async fn reapply(&mut self, why: &str) -> ApplyReport {
+        self.reapply_scoped(why, &reconcile::Scope::All).await
+    }
+
+    async fn reapply_scoped(&mut self, why: &str, scope: &reconcile::Scope) -> ApplyReport {
         info!(reason = why, "applying");
         settle_docker(self.path).await;
         let result = match config::load_effective(self.path) {
             Ok(config) => {
                 self.watched = watched_links(&config);
-                let result = reconcile::apply(&config, &self.source).await;
+                let result = reconcile::apply_scoped(&config, &self.source, scope).await;
                 self.config = Some(config);
                 result
             }
@@ -132,6 +136,10 @@ impl Applier<'_> {
 impl frontends::Apply for Applier<'_> {
     async fn apply(&mut self, why: &str) -> ApplyReport {
         self.reapply(why).await
+    }
+
+    async fn apply_to(&mut self, why: &str, endpoints: &[String]) -> ApplyReport {
+        self.reapply_scoped(why, &reconcile::Scope::Endpoints(endpoints.iter().cloned().collect())).await
     }
 }
 

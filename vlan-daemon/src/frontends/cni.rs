@@ -158,9 +158,16 @@ fn load_with(path: &Path, fragments: &Fragments) -> Result<Config, Error> {
     })
 }
 
-async fn save_and_apply(state_dir: &Path, fragments: &Fragments, applier: &mut impl Apply, why: &str) -> Result<ApplyReport, Error> {
+/// Saves the fragments, then applies what the call concerns: the namespaces of `endpoints`.
+async fn save_and_apply(
+    state_dir: &Path,
+    fragments: &Fragments,
+    applier: &mut impl Apply,
+    why: &str,
+    endpoints: &[String],
+) -> Result<ApplyReport, Error> {
     store::save(state_dir, fragments).map_err(|e| err(code::IO, "cannot save vland's front-end fragments", format!("{e:#}")))?;
-    Ok(applier.apply(why).await)
+    Ok(applier.apply_to(why, endpoints).await)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -230,10 +237,11 @@ async fn add(
     // Validated with the file before anything is saved: a refused config changes nothing.
     load_with(path, &fragments)?;
     let why = format!("CNI ADD {} {}", short(&request.container_id), request.ifname);
-    let report = save_and_apply(state_dir, &fragments, applier, &why).await?;
+    let scope = [name.clone()];
+    let report = save_and_apply(state_dir, &fragments, applier, &why, &scope).await?;
     if !report.ok {
         // As the reference plugins: a failed ADD leaves nothing behind.
-        let _ = save_and_apply(state_dir, &before, applier, &format!("{why} (rolling back)")).await;
+        let _ = save_and_apply(state_dir, &before, applier, &format!("{why} (rolling back)"), &scope).await;
         return Err(err(code::APPLY_FAILED, "vland could not attach the container", report.error.unwrap_or_default()));
     }
     let config = load_with(path, &fragments)?;
@@ -299,8 +307,8 @@ async fn del(request: &Request, path: &Path, state_dir: &Path, mut fragments: Fr
     fragments.remove_unused_networks();
     // What is left must still be a valid config (it is, unless the file changed meanwhile).
     load_with(path, &fragments)?;
-    let report =
-        save_and_apply(state_dir, &fragments, applier, &format!("CNI DEL {} {}", short(&request.container_id), request.ifname)).await?;
+    let why = format!("CNI DEL {} {}", short(&request.container_id), request.ifname);
+    let report = save_and_apply(state_dir, &fragments, applier, &why, &[name]).await?;
     if !report.ok {
         return Err(err(code::APPLY_FAILED, "vland could not remove the attachment", report.error.unwrap_or_default()));
     }
@@ -350,19 +358,20 @@ async fn gc(
         Some(v) => serde_json::from_value(v.clone())
             .map_err(|e| err(code::DECODE, "cni.dev/valid-attachments must be a list of {containerID, ifname}", e.to_string()))?,
     };
-    let before = fragments.endpoints.len();
+    let all: Vec<String> = fragments.endpoints.keys().cloned().collect();
     fragments.endpoints.retain(|_, f| match &f.origin {
         Origin::CniAttachment { network, container_id, ifname, .. } if *network == conf.name => {
             valid.iter().any(|a| a.container_id == *container_id && a.ifname == *ifname)
         }
         _ => true,
     });
-    if fragments.endpoints.len() == before {
+    let stale: Vec<String> = all.into_iter().filter(|n| !fragments.endpoints.contains_key(n)).collect();
+    if stale.is_empty() {
         return Ok(Value::Null);
     }
     fragments.remove_unused_networks();
     load_with(path, &fragments)?;
-    let report = save_and_apply(state_dir, &fragments, applier, &format!("CNI GC {}", conf.name)).await?;
+    let report = save_and_apply(state_dir, &fragments, applier, &format!("CNI GC {}", conf.name), &stale).await?;
     if !report.ok {
         return Err(err(code::APPLY_FAILED, "vland could not remove stale attachments", report.error.unwrap_or_default()));
     }

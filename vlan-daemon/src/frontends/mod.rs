@@ -14,6 +14,9 @@ use tokio::sync::oneshot;
 /// The daemon's apply loop, as the front-ends use it: apply the effective config now.
 pub trait Apply {
     fn apply(&mut self, why: &str) -> impl Future<Output = ApplyReport>;
+    /// The same, reading and changing only the namespaces of these endpoints (a call about
+    /// them); validation and allocation still cover the whole effective config.
+    fn apply_to(&mut self, why: &str, endpoints: &[String]) -> impl Future<Output = ApplyReport>;
 }
 
 /// A front-end request from the control socket (a JSON line), and where its answer goes.

@@ -27,7 +27,7 @@ use crate::state::{EndpointRecord, State, StateStore};
 use anyhow::Context;
 use desired::Desired;
 use observed::Observed;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tracing::info;
 
 pub use endpoint::alias_for;
@@ -69,12 +69,43 @@ struct Prepared<'c> {
     observed: Observed,
     /// Cluster networks: the blocks this host owns, and the etcd connection.
     cluster: Option<crate::cluster::Session>,
+    /// A scoped preparation found changes outside its scope: prepare the whole apply instead.
+    whole_needed: bool,
 }
 
-async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool) -> Result<Prepared<'c>, ApplyError> {
+/// What an apply reads and changes: everything (the config file, events, retries), or only the
+/// namespaces of some endpoints (a front-end call about them). A scoped apply validates and
+/// allocates across the whole effective config as a full one does, but reads and plans only its
+/// namespaces: the kernel reads are what grow with the number of endpoints.
+#[derive(Debug, Clone, Default)]
+pub enum Scope {
+    #[default]
+    All,
+    /// These endpoints, as the config places them and as vland recorded them.
+    Endpoints(BTreeSet<String>),
+}
+
+impl Scope {
+    /// The namespaces to read and plan; None: all of them. The ARP/ND responder keeps one table
+    /// for every endpoint of a parent, so a config that uses it is always applied whole.
+    fn namespaces(&self, config: &Config, state: &State) -> Option<BTreeSet<NetnsRef>> {
+        let Scope::Endpoints(names) = self else { return None };
+        if config.networks.values().any(|n| n.arp_responder) {
+            return None;
+        }
+        let placed = names.iter().filter_map(|n| config.endpoints.get(n).map(|e| e.netns.clone()));
+        let recorded = names.iter().filter_map(|n| state.endpoints.get(n).map(|r| r.netns.clone()));
+        // A host child carries a route to every endpoint of its network: it is planned too.
+        let host = config.networks.values().any(|n| n.host_access.is_some()).then_some(NetnsRef::Own);
+        Some(placed.chain(recorded).chain(host).collect())
+    }
+}
+
+async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool, scope: &Scope) -> Result<Prepared<'c>, ApplyError> {
     let host = Netlink::current()?;
     let store = StateStore::open_locked(&config.daemon.state_dir)?;
     let state = store.load()?;
+    let only = scope.namespaces(config, &state);
     let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
     crate::preflight::check(config, &state, &host, &mut errors).await?;
     if !errors.is_empty() {
@@ -82,7 +113,7 @@ async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool) -> Re
     }
     let pins = Pins::new(&config.daemon.bpf_dir);
     pins.check_owner(&config.daemon.state_dir)?;
-    let mut observed = observed::observe(config, state, &host, &pins, store.link_group()).await?;
+    let mut observed = observed::observe(config, state, &host, &pins, store.link_group(), only.clone()).await?;
     // What the kernel shows as vland's but the state file has lost is vland's again.
     for adopted in adopt::adopt(config, &mut observed, &pins, store.link_group()) {
         info!("{adopted}");
@@ -94,15 +125,28 @@ async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool) -> Re
     let cluster = crate::cluster::claim(config, &kept, dry_run).await?;
     let owned = cluster.as_ref().map(|c| c.owned.clone()).unwrap_or_default();
     let allocations = allocate::allocate_in(config, &kept, &owned, source_name)?;
-    let desired = desired::desired(config, allocations, &pins);
+    // A scoped apply is exact only if nothing outside its namespaces changes: an endpoint there
+    // without a record, or whose address, MAC or slot the allocation moved (a static MAC taken
+    // from its holder, say), needs the whole apply.
+    let whole_needed = only.as_ref().is_some_and(|only| {
+        allocations.iter().any(|(name, a)| {
+            !only.contains(&config.endpoints[name].netns)
+                && kept.endpoints.get(name).is_none_or(|r| (r.ip, r.ip6, r.mac, r.slot) != (a.ip, a.ip6, Some(a.mac), Some(a.slot)))
+        })
+    });
+    let mut desired = desired::desired(config, allocations, &pins);
+    if let Some(only) = &only {
+        desired.by_netns.retain(|ns_ref, _| only.contains(ns_ref));
+        desired.endpoints.retain(|_, d| only.contains(&d.ep.netns));
+    }
     observed.read_policies(&pins, desired.endpoints.values().map(|d| d.alloc.slot))?;
-    Ok(Prepared { host, store, pins, desired, observed, cluster })
+    Ok(Prepared { host, store, pins, desired, observed, cluster, whole_needed })
 }
 
 /// What `apply` would do now, without doing it.
 pub async fn plan(config: &Config, source_name: &str) -> Result<Plan, ApplyError> {
     let config = host_access::with_host_children(config);
-    let p = prepare(&config, source_name, true).await?;
+    let p = prepare(&config, source_name, true, &Scope::All).await?;
     Ok(plan::plan(&p.desired, &p.observed, source_name)?)
 }
 
@@ -110,9 +154,20 @@ pub async fn plan(config: &Config, source_name: &str) -> Result<Plan, ApplyError
 /// carries it out. Blocks its thread at times (the state lock, namespace threads, file writes):
 /// see daemon.rs for where the daemon runs it.
 pub async fn apply(config: &Config, source_name: &str) -> Result<Summary, ApplyError> {
+    apply_scoped(config, source_name, &Scope::All).await
+}
+
+/// `apply`, reading and changing only what `scope` concerns.
+pub async fn apply_scoped(config: &Config, source_name: &str, scope: &Scope) -> Result<Summary, ApplyError> {
     // The host children of `host_access` networks are endpoints from here on.
     let config = host_access::with_host_children(config);
-    let Prepared { host, store, pins, desired, observed, mut cluster } = prepare(&config, source_name, false).await?;
+    let mut prepared = prepare(&config, source_name, false, scope).await?;
+    if prepared.whole_needed {
+        // The state lock is let go first: prepare takes it again.
+        drop(prepared);
+        prepared = prepare(&config, source_name, false, &Scope::All).await?;
+    }
+    let Prepared { host, store, pins, desired, observed, mut cluster, .. } = prepared;
     let plan = plan::plan(&desired, &observed, source_name)?;
     for action in &plan.actions {
         info!("plan: {action}");

@@ -7,7 +7,7 @@ use crate::ebpf::{self, Pins, ProgramIds};
 use crate::netlink::{Hook, LinkFacts, Netlink, PresentAddress, RouteSpec};
 use crate::netns;
 use crate::state::State;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use vlan_common::EndpointPolicy;
 
@@ -65,16 +65,27 @@ pub struct Observed {
     pub trunks_in_place: Vec<String>,
     /// The parents' ARP/ND responder: its table and where vland's program is attached.
     pub responder: super::responder::ResponderView,
+    /// A scoped apply's namespaces: only these were read, and only their endpoints are planned
+    /// (None: every namespace of the config).
+    pub scope: Option<BTreeSet<NetnsRef>>,
 }
 
-/// Reads the kernel where `config` puts endpoints, plus the records in `state`. (The endpoint
-/// policies are read once the slots are known: see `read_policies`.)
-pub async fn observe(config: &Config, state: State, host: &Netlink, pins: &Pins, link_group: u32) -> anyhow::Result<Observed> {
+/// Reads the kernel where `config` puts endpoints (with `scope`, only in those namespaces), plus
+/// the records in `state`. (The endpoint policies are read once the slots are known: see
+/// `read_policies`.)
+pub async fn observe(
+    config: &Config,
+    state: State,
+    host: &Netlink,
+    pins: &Pins,
+    link_group: u32,
+    scope: Option<BTreeSet<NetnsRef>>,
+) -> anyhow::Result<Observed> {
     let host_links: HashMap<String, LinkFacts> = host.links().await?.into_iter().map(|l| (l.name.clone(), l)).collect();
     let same_build = state.ebpf_object.as_deref() == Some(ebpf::object_id().as_str());
     let programs = if same_build { ebpf::pinned_program_ids(pins) } else { None };
     let mut keys_by_netns: BTreeMap<&NetnsRef, Vec<String>> = BTreeMap::new();
-    for ep in config.endpoints.values() {
+    for ep in config.endpoints.values().filter(|ep| scope.as_ref().is_none_or(|s| s.contains(&ep.netns))) {
         let wanted = DeviceSysctls::for_network(&ep.ifname, &config.networks[&ep.network]).wanted(sysctls::has_ipv6());
         keys_by_netns.entry(&ep.netns).or_default().extend(wanted.into_iter().map(|(k, _)| k));
     }
@@ -95,7 +106,7 @@ pub async fn observe(config: &Config, state: State, host: &Netlink, pins: &Pins,
         }
     }
     let responder = super::responder::observe(pins, own_inum)?;
-    Ok(Observed { state, host_links, namespaces, programs, policies: HashMap::new(), trunks_in_place, responder })
+    Ok(Observed { state, host_links, namespaces, programs, policies: HashMap::new(), trunks_in_place, responder, scope })
 }
 
 impl Observed {

@@ -161,7 +161,9 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed, source_name: &str) -> Re
 
     let config = desired.config;
     let mut removed = BTreeSet::new();
-    for (name, rec) in &state.endpoints {
+    // A scoped apply plans the endpoints of its namespaces only (the others were not read).
+    let in_scope = |ns_ref: &NetnsRef| observed.scope.as_ref().is_none_or(|s| s.contains(ns_ref));
+    for (name, rec) in state.endpoints.iter().filter(|(_, rec)| in_scope(&rec.netns)) {
         let reason = match config.endpoints.get(name) {
             None => "not in the config".to_string(),
             Some(ep) if !same_placement(ep, rec, config) => format!(
@@ -174,7 +176,8 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed, source_name: &str) -> Re
         actions.push(Action::RemoveEndpoint { endpoint: name.clone(), reason });
     }
     for name in &state.namespaces {
-        if !desired.by_netns.contains_key(&NetnsRef::Named(name.clone())) {
+        let ns_ref = NetnsRef::Named(name.clone());
+        if !config.endpoints.values().any(|e| e.netns == ns_ref) {
             actions.push(Action::RemoveNamespace { netns: name.clone() });
         }
     }

@@ -3,12 +3,14 @@
 //! assert times.
 mod arp;
 mod cluster;
+mod cni;
 mod control_plane;
 mod datapath;
 mod docker;
 mod drop_rate;
 mod ebpf_cost;
 mod lab;
+mod podman;
 mod report;
 
 use crate::ebpf::build_daemon;
@@ -33,6 +35,10 @@ pub enum Group {
     Arp,
     /// `docker run` / `docker rm -f` with vland as Docker's driver against Docker's macvlan.
     Docker,
+    /// CNI ADD/DEL: vland-cni against the reference macvlan + host-local plugins.
+    Cni,
+    /// podman run --rm: Podman's CNI backend with vland against netavark's macvlan.
+    Podman,
 }
 
 pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
@@ -68,6 +74,14 @@ pub fn run(quick: bool, only: &[Group]) -> anyhow::Result<()> {
         step("benchmark: docker run and rm -f, vland's Docker driver vs Docker's macvlan (private dockerd)");
         ensure_host_tools(&[("dockerd", "docker.io"), ("busybox", "busybox-static")])?;
         results.extend(docker::run(&vland, quick)?);
+    }
+    if wanted(Group::Cni) {
+        step("benchmark: CNI ADD and DEL, vland-cni vs the reference macvlan + host-local plugins");
+        results.extend(cni::run(&vland, quick)?);
+    }
+    if wanted(Group::Podman) {
+        step("benchmark: podman run --rm, CNI backend with vland vs netavark's macvlan");
+        results.extend(podman::run(&vland, quick)?);
     }
     let out_dir = target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;

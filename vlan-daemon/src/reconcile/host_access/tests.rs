@@ -162,6 +162,7 @@ fn plan_after(config: &Config, before: Option<&Config>, edit: impl FnOnce(&mut B
         policies,
         trunks_in_place: Vec::new(),
         responder: Default::default(),
+        scope: None,
     };
     plan(&d, &observed, "t").unwrap()
 }

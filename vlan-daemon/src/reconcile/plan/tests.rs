@@ -108,6 +108,17 @@ fn plan_with_responder(
     edit: impl FnOnce(&mut NamespaceView),
     responder: crate::reconcile::responder::ResponderView,
 ) -> Result<Plan, ConfigErrors> {
+    plan_in(config, state, edit, responder, None)
+}
+
+/// The plan of a scoped apply: only the namespaces in `scope` were read.
+fn plan_in(
+    config: &Config,
+    state: State,
+    edit: impl FnOnce(&mut NamespaceView),
+    responder: crate::reconcile::responder::ResponderView,
+    scope: Option<std::collections::BTreeSet<NetnsRef>>,
+) -> Result<Plan, ConfigErrors> {
     let pins = Pins::new(&config.daemon.bpf_dir);
     let mut kept = state.clone();
     kept.endpoints.retain(|name, rec| config.endpoints.get(name).is_some_and(|ep| same_placement(ep, rec, config)));
@@ -129,6 +140,7 @@ fn plan_with_responder(
         policies,
         trunks_in_place: Vec::new(),
         responder,
+        scope,
     };
     plan(&desired, &observed, "t")
 }
@@ -159,6 +171,7 @@ fn nothing_yet_means_namespace_programs_and_child_with_its_setup() {
         programs: None,
         policies: HashMap::new(),
         trunks_in_place: Vec::new(),
+        scope: None,
         responder: Default::default(),
     };
     let plan = plan(&desired, &observed, "t").unwrap();
@@ -243,6 +256,28 @@ fn crash_leftovers_and_removed_endpoints_are_planned_away() {
     state.endpoints.insert("old".into(), state.endpoints["web1"].clone());
     let plan = plan_with(&config, state, |_| {}).unwrap();
     assert_eq!(lines(&plan), ["remove endpoint old: not in the config"]);
+}
+
+#[test]
+fn a_scoped_plan_touches_only_its_namespaces_and_keeps_vlands_other_namespaces() {
+    // `old` (recorded, no longer configured) is in another namespace than web1.
+    let mut state = applied_state();
+    let mut old = state.endpoints["web1"].clone();
+    old.netns = NetnsRef::Path("/run/netns/elsewhere".into());
+    state.endpoints.insert("old".into(), old);
+    let config = config(CONFIG);
+    let web1 = || std::collections::BTreeSet::from([NetnsRef::Named("web1".into())]);
+    // A call about web1 leaves `old` to the next whole apply, and keeps namespace web1.
+    let plan = plan_in(&config, state.clone(), |_| {}, Default::default(), Some(web1())).unwrap();
+    assert!(plan.is_empty(), "{:?}", lines(&plan));
+    // A call about `old` removes it.
+    let elsewhere = std::collections::BTreeSet::from([NetnsRef::Path("/run/netns/elsewhere".into())]);
+    let plan = plan_in(&config, state.clone(), |_| {}, Default::default(), Some(elsewhere)).unwrap();
+    assert_eq!(lines(&plan), ["remove endpoint old: not in the config"]);
+    // A namespace vland made is removed only when no configured endpoint uses it.
+    state.namespaces.insert("spare".into());
+    let plan = plan_in(&config, state, |_| {}, Default::default(), Some(web1())).unwrap();
+    assert_eq!(lines(&plan), ["remove namespace spare: no endpoint uses it"]);
 }
 
 #[test]
