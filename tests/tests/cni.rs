@@ -290,7 +290,7 @@ fn twenty_concurrent_adds_and_dels_all_succeed_with_distinct_addresses_and_leave
                 let address = out["ips"][0]["address"].as_str().unwrap_or_else(|| panic!("no address for pod{i}: {out}")).to_string();
                 // The answer is this call's own: the kernel shows that address in its namespace.
                 let shown: Vec<String> = ip::addrs(&namespaces[*i], "-4", &["dev", "eth0"]).iter().map(|a| a.cidr()).collect();
-                assert_eq!(shown, [address.clone()], "pod{i}");
+                assert_eq!(shown, std::slice::from_ref(&address), "pod{i}");
                 address
             })
             .collect()
