@@ -3,6 +3,7 @@
 use super::allocate::Allocation;
 use super::endpoint::alias_for;
 use super::host_access;
+use super::observed::Observed;
 use super::sysctls::{Defaults, DeviceSysctls};
 use crate::config::{Config, Endpoint, NetnsRef, Network};
 use crate::ebpf::{Pins, endpoint_policy};
@@ -48,6 +49,34 @@ pub struct Desired<'c> {
 }
 
 impl Desired<'_> {
+    /// Sets aside the staged children an engine is moving into its sandbox: made (recorded with
+    /// a link) but no longer in the namespace they were made in, and not yet taken over there
+    /// (Docker moves the child after Join's reply; vland follows it at its next call). Such a
+    /// child is moving, not missing: a copy made now would carry its MAC and clash with it on
+    /// the parent. Returns their names; they are neither planned nor touched by this apply.
+    pub fn set_aside_moving(&mut self, observed: &Observed) -> Vec<String> {
+        let moving: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter(|(name, d)| {
+                let made = observed.state.endpoints.get(*name).is_some_and(|r| r.link.is_some() && r.netns == d.ep.netns);
+                let here = observed.namespaces.get(&d.ep.netns).is_some_and(|v| {
+                    v.links.get(&d.ep.ifname).is_some_and(|l| l.alias.as_deref() == Some(d.alias.as_str()))
+                        || v.links.values().any(|l| l.index == d.ifindex && l.alias.as_deref() == Some(d.alias.as_str()))
+                });
+                d.ep.staged && made && !here
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &moving {
+            let d = self.endpoints.remove(name).expect("listed above");
+            if let Some(names) = self.by_netns.get_mut(&d.ep.netns) {
+                names.retain(|n| n != name);
+            }
+        }
+        moving
+    }
+
     /// The sysctl defaults vland gives a namespace it creates: what most of its children want.
     pub fn new_namespace_defaults(&self, ns_ref: &NetnsRef) -> Defaults {
         let devices: Vec<&DeviceSysctls> = self.by_netns[ns_ref].iter().map(|n| &self.endpoints[n].sysctls).collect();
