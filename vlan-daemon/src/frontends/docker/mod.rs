@@ -63,15 +63,32 @@ impl<A: Apply> Ctx<'_, A> {
     /// Validates, saves and applies `next`; when the apply fails, the fragments before are saved
     /// and applied again, and the call fails: a refused or failed call leaves things as they were.
     pub async fn commit(&mut self, next: Fragments, why: &str) -> Result<(), String> {
+        self.commit_to(next, why, None).await
+    }
+
+    /// `commit` of a change to these endpoints only (a container's call): the apply reads and
+    /// changes their namespaces only (see `reconcile::Scope`), not every container's.
+    pub async fn commit_endpoint(&mut self, next: Fragments, why: &str, endpoint: &str) -> Result<(), String> {
+        self.commit_to(next, why, Some(&[endpoint.to_string()])).await
+    }
+
+    async fn commit_to(&mut self, next: Fragments, why: &str, endpoints: Option<&[String]>) -> Result<(), String> {
         self.validate(&next)?;
         let before = std::mem::replace(&mut self.fragments, next.clone());
         store::save(&self.state_dir, &next).map_err(|e| format!("cannot save vland's front-end fragments: {e:#}"))?;
-        let report = self.applier.apply(why).await;
+        let report = match endpoints {
+            Some(endpoints) => self.applier.apply_to(why, endpoints).await,
+            None => self.applier.apply(why).await,
+        };
         if report.ok {
             return Ok(());
         }
         let _ = store::save(&self.state_dir, &before);
-        let _ = self.applier.apply(&format!("{why} (rolling back)")).await;
+        let why = format!("{why} (rolling back)");
+        let _ = match endpoints {
+            Some(endpoints) => self.applier.apply_to(&why, endpoints).await,
+            None => self.applier.apply(&why).await,
+        };
         self.fragments = before;
         Err(format!("vland could not apply this: {}", report.error.unwrap_or_default()))
     }
@@ -91,7 +108,8 @@ pub async fn handle(docker: &Value, path: &Path, applier: &mut impl Apply) -> Va
     // A child Docker moved since the last look is taken over first, so this call sees it.
     match join::settle(&state_dir).await {
         Ok(moved) if !moved.is_empty() => {
-            let report = applier.apply(&format!("Docker moved {}", moved.join(", "))).await;
+            // Only the moved endpoints' namespaces: where they were and where they are now.
+            let report = applier.apply_to(&format!("Docker moved {}", moved.join(", ")), &moved).await;
             if !report.ok {
                 tracing::warn!("apply after Docker's move failed: {}", report.error.unwrap_or_default());
             }

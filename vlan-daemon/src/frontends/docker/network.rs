@@ -302,7 +302,7 @@ async fn delete_endpoint<A: Apply>(r: EndpointRef, ctx: &mut Ctx<'_, A>) -> Resu
     let Some(removed) = next.endpoints.remove(&name) else { return Ok(json!({})) };
     if removed.effective().is_some() {
         // Never left (Docker always leaves first): its child goes now.
-        ctx.commit(next, &format!("Docker DeleteEndpoint {}", short(&r.endpoint_id))).await?;
+        ctx.commit_endpoint(next, &format!("Docker DeleteEndpoint {}", short(&r.endpoint_id)), &name).await?;
     } else {
         ctx.save(next)?;
     }
@@ -359,7 +359,7 @@ async fn join<A: Apply>(r: Join, ctx: &mut Ctx<'_, A>) -> Result<Value, String> 
     if let Some(Origin::DockerEndpoint { phase, .. }) = next.endpoints.get_mut(&name).map(|f| &mut f.origin) {
         *phase = DockerPhase::Joining { sandbox: PathBuf::from(&r.sandbox_key), src_name: src_name(&r.endpoint_id), default_routes };
     }
-    ctx.commit(next, &format!("Docker Join {} (network {})", short(&r.endpoint_id), short(&r.network_id))).await?;
+    ctx.commit_endpoint(next, &format!("Docker Join {} (network {})", short(&r.endpoint_id), short(&r.network_id)), &name).await?;
     Ok(reply)
 }
 
@@ -404,7 +404,7 @@ async fn leave<A: Apply>(r: EndpointRef, ctx: &mut Ctx<'_, A>) -> Result<Value, 
         DockerPhase::Joining { src_name, .. } | DockerPhase::Joined { src_name, .. } => src_name,
     };
     super::join::delete_returned(&name, &src).await.map_err(|e| format!("cannot remove the container's link {src}: {e:#}"))?;
-    ctx.commit(next, &format!("Docker Leave {}", short(&r.endpoint_id))).await?;
+    ctx.commit_endpoint(next, &format!("Docker Leave {}", short(&r.endpoint_id)), &name).await?;
     Ok(json!({}))
 }
 
