@@ -333,6 +333,14 @@ fn bad_input_shows_vlands_error_in_docker_and_changes_nothing() {
     s.docker.ok(&args);
     s.docker.ok(&["run", "-d", "--name", "c1", "--net", "lan", BUSYBOX, "sleep", "600"]);
     wait_until(Duration::from_secs(20), || s.row("c1").is_some()).unwrap_or_else(|| panic!("c1 has no stats row: {}", s.log()));
+    // Compared once vland has followed c1's child into the container (its endpoint `joined`).
+    let joined = |s: &Setup| {
+        s.fragments()["endpoints"]
+            .as_object()
+            .is_some_and(|e| !e.is_empty() && e.values().all(|f| f["origin"]["phase"]["state"] == "joined"))
+    };
+    wait_until(Duration::from_secs(20), || joined(&s))
+        .unwrap_or_else(|| panic!("c1 was not taken over: {}\n{}", s.fragments_text(), s.log()));
     let saved = s.fragments_text();
     let children = |s: &Setup| (s.host_children(), s.docker.ok(&["network", "ls", "-q"]), s.docker.ok(&["ps", "-aq"]));
     let before = children(&s);

@@ -49,22 +49,19 @@ pub struct Desired<'c> {
 }
 
 impl Desired<'_> {
-    /// Sets aside the staged children an engine is moving into its sandbox: made (recorded with
-    /// a link) but no longer in the namespace they were made in, and not yet taken over there
-    /// (Docker moves the child after Join's reply; vland follows it at its next call). Such a
-    /// child is moving, not missing: a copy made now would carry its MAC and clash with it on
-    /// the parent. Returns their names; they are neither planned nor touched by this apply.
+    /// Sets aside the staged children an engine is taking over: made (recorded with a link)
+    /// and handed over, so the engine may move them into its sandbox at any moment until vland
+    /// follows them there (Docker moves the child after Join's reply; vland takes it over at its
+    /// next call). Such a child is moving, not missing, and not vland's to correct meanwhile: a
+    /// copy made now would carry its MAC and clash with it on the parent, and a correction would
+    /// race the move ("No such device"). Returns their names; this apply neither plans nor
+    /// touches them.
     pub fn set_aside_moving(&mut self, observed: &Observed) -> Vec<String> {
         let moving: Vec<String> = self
             .endpoints
             .iter()
             .filter(|(name, d)| {
-                let made = observed.state.endpoints.get(*name).is_some_and(|r| r.link.is_some() && r.netns == d.ep.netns);
-                let here = observed.namespaces.get(&d.ep.netns).is_some_and(|v| {
-                    v.links.get(&d.ep.ifname).is_some_and(|l| l.alias.as_deref() == Some(d.alias.as_str()))
-                        || v.links.values().any(|l| l.index == d.ifindex && l.alias.as_deref() == Some(d.alias.as_str()))
-                });
-                d.ep.staged && made && !here
+                d.ep.staged && observed.state.endpoints.get(*name).is_some_and(|r| r.link.is_some() && r.netns == d.ep.netns)
             })
             .map(|(name, _)| name.clone())
             .collect();
