@@ -179,7 +179,7 @@ fn prometheus_scrapes_the_daemon_and_counts_ten_pings_exactly() {
         .iter()
         .map(|r| (r["name"].as_str().unwrap().to_string(), r["health"].as_str().unwrap_or("").to_string()))
         .collect();
-    assert_eq!(loaded.len(), 4, "{rules}");
+    assert_eq!(loaded.len(), 5, "{rules}");
     let evaluated = wait_until(Duration::from_secs(10), || {
         let body = vland_tests::http::get_in_netns(&host, prom_addr, "/api/v1/rules").unwrap_or_default();
         let r: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -214,7 +214,7 @@ fn the_alert_rules_pass_promtool() {
     let dir = repo().join("monitoring");
     let check = Command::new("promtool").args(["check", "rules", "vland-alerts.yml"]).current_dir(&dir).output().unwrap();
     assert!(check.status.success(), "{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
-    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 4 rules found"), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 5 rules found"), "{}", String::from_utf8_lossy(&check.stdout));
     let test = Command::new("promtool").args(["test", "rules", "vland-alerts.test.yml"]).current_dir(&dir).output().unwrap();
     assert!(test.status.success(), "{}{}", String::from_utf8_lossy(&test.stdout), String::from_utf8_lossy(&test.stderr));
 }

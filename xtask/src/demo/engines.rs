@@ -1,11 +1,13 @@
-//! The demo's front-end part: what a container runtime sees. A CNI ADD through `vland-cni`
-//! attaches a "pod" to the network the daemon already runs, the daemon counts it like any
-//! endpoint, and DEL removes it again.
+//! The demo's front-end part: what container engines see. Docker (a private dockerd) creates a
+//! network and runs a container with vland as its network and IPAM driver; a CNI ADD through
+//! `vland-cni` attaches a "pod" to the network the daemon already runs. The daemon counts both
+//! like any endpoint, and `docker rm` / CNI DEL remove them again.
 use super::{Lab, heading, ns, show};
 use crate::netlab::add_ns;
 use anyhow::{Context, bail};
 use std::io::Write;
 use std::process::{Command, Stdio};
+use vland_tests::docker::{BUSYBOX, Dockerd};
 
 const POD: &str = "pod1";
 const CONTAINER_ID: &str = "demo0pod1";
@@ -53,5 +55,57 @@ pub fn cni_pod(lab: &Lab, host: &str) -> anyhow::Result<bool> {
     heading("CNI DEL: the attachment goes, the pod's namespace is left to its runtime");
     cni(lab, host, "DEL")?;
     ok &= show(&["ip", "-n", &ns(POD), "-br", "link"])?;
+    Ok(ok)
+}
+
+/// The demo's Docker plugin socket: the driver is `vdemo`, so as not to clash with an installed
+/// vland's `vland`.
+pub const DOCKER_PLUGIN: &str = "/run/docker/plugins/vdemo.sock";
+const DRIVER: &str = "vdemo";
+
+/// The docker1 config's additions: the plugin socket, and Docker's API for its names in stats.
+pub fn docker_config(lab: &Lab) -> (String, String) {
+    let api = format!("docker_api = \"{}\"\n", lab.dir.join("docker/docker.sock").display());
+    (api, format!("\n[docker]\nsocket = \"{DOCKER_PLUGIN}\"\n"))
+}
+
+fn docker_step(dockerd: &Dockerd, args: &[&str]) -> anyhow::Result<String> {
+    println!("$ docker {}", args.join(" "));
+    let out = dockerd.run(args);
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() {
+        bail!("docker {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    if !text.is_empty() {
+        println!("{text}");
+    }
+    Ok(text)
+}
+
+/// The seed's commands with `-d vdemo --ipam-driver vdemo`, on `host`'s parent: the container
+/// gets 10.10.10.2, reaches the gateway and the test server, and is counted under its name.
+pub fn docker(lab: &Lab, host: &str) -> anyhow::Result<bool> {
+    heading(&format!("Docker: a private dockerd on {host}, with vland as its network and IPAM driver `{DRIVER}`"));
+    let dockerd = Dockerd::start(&lab.dir, &ns(host));
+    dockerd.import_busybox(&lab.dir);
+    let d = ["-d", DRIVER, "--ipam-driver", DRIVER];
+    let create = [
+        &["network", "create"][..],
+        &d,
+        &["--subnet", "10.10.10.0/24", "--ip-range", "10.10.10.0/25", "--gateway", "10.10.10.1"],
+        &["--aux-address", "docker1=10.10.10.101", "--aux-address", "docker2=10.10.10.102", "-o", "parent=eth0", "docker_net"],
+    ]
+    .concat();
+    docker_step(&dockerd, &create)?;
+    docker_step(&dockerd, &["run", "-d", "--name", "c1", "--net", "docker_net", BUSYBOX, "sleep", "600"])?;
+    docker_step(&dockerd, &["exec", "c1", "ip", "address", "show", "eth0"])?;
+    let mut ok = docker_step(&dockerd, &["exec", "c1", "ping", "-c", "3", "-W", "2", "10.10.10.1"]).is_ok();
+    ok &= docker_step(&dockerd, &["exec", "c1", "ping", "-c", "3", "-W", "2", "10.20.30.13"]).is_ok();
+    heading(&format!("vland stats on {host}: the container by Docker's names, beside the config's endpoint"));
+    ok &= lab.vland(host, &["stats"]).status()?.success();
+    heading("docker rm -f and docker network rm: vland removes the child and forgets the network");
+    docker_step(&dockerd, &["rm", "-f", "c1"])?;
+    docker_step(&dockerd, &["network", "rm", "docker_net"])?;
+    ok &= show(&["ip", "-n", &ns(host), "-br", "link"])?;
     Ok(ok)
 }

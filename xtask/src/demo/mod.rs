@@ -88,6 +88,8 @@ impl Lab {
         }
         in_ns(&sw, &["ip", "link", "add", "br0", "type", "bridge"])?;
         in_ns(&sw, &["ip", "addr", "add", "172.16.10.1/24", "dev", "br0"])?;
+        // The gateway of the Docker network the demo creates on docker1 (the seed's 10.10.10.0/24).
+        in_ns(&sw, &["ip", "addr", "add", "10.10.10.1/24", "dev", "br0"])?;
         in_ns(&sw, &["ip", "link", "set", "br0", "up"])?;
         in_ns(&sw, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])?;
         quiet(&["ip", "link", "add", "eth0", "netns", &srv, "type", "veth", "peer", "name", "to-server", "netns", &sw])?;
@@ -112,6 +114,13 @@ impl Lab {
                 .replace("{SOCKET}", &self.dir.join(format!("{}.sock", h.name)).display().to_string())
                 .replace("{RANGE}", h.range)
                 .replace("{ENDPOINTS}", &endpoints);
+            // docker1 also serves Docker's plugin API, and asks Docker for its names.
+            let config = if h.name == "docker1" {
+                let (api, table) = engines::docker_config(self);
+                config.replacen("[daemon]\n", &format!("[daemon]\n{api}"), 1) + &table
+            } else {
+                config
+            };
             std::fs::write(self.config_path(h.name), config)?;
         }
         println!("switch: br0 172.16.10.1/24 (gateway), to-server 10.20.30.1/24 (routes between them)");
@@ -253,6 +262,7 @@ pub fn run(keep: bool) -> anyhow::Result<()> {
     std::fs::write(&edited, std::fs::read_to_string(lab.config_path("docker1"))? + &extra)?;
     // Exit code 2: there are changes (as `terraform plan -detailed-exitcode`).
     ok &= lab.vland_with("docker1", &edited, &["plan"]).status()?.code() == Some(2);
+    ok &= engines::docker(&lab, "docker1")?;
     ok &= engines::cni_pod(&lab, "docker2")?;
 
     lab.stop_daemons();
