@@ -142,6 +142,23 @@ pub fn arp_frame(op: u16, mac: [u8; 6], sender: std::net::Ipv4Addr, target: std:
     f
 }
 
+/// The IPv6 packet carrying neighbour-discovery message `icmp` (its checksum filled in) from `src`
+/// to `dst`, with the hop limit of 255 that receivers require of ND.
+fn neighbour_packet(mut icmp: Vec<u8>, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) -> Vec<u8> {
+    let sum = pnet_packet::icmpv6::checksum(&pnet_packet::icmpv6::Icmpv6Packet::new(&icmp).unwrap(), &src, &dst);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut buf = vec![0u8; 40 + icmp.len()];
+    let mut ip = MutableIpv6Packet::new(&mut buf).unwrap();
+    ip.set_version(6);
+    ip.set_hop_limit(255);
+    ip.set_next_header(pnet_packet::ip::IpNextHeaderProtocols::Icmpv6);
+    ip.set_payload_length(icmp.len() as u16);
+    ip.set_source(src);
+    ip.set_destination(dst);
+    buf[40..].copy_from_slice(&icmp);
+    buf
+}
+
 /// A whole unsolicited neighbour advertisement (override flag) from `mac` for `target` (also its
 /// source address), to all nodes, with a target link-layer address option naming `lladdr` when
 /// given.
@@ -153,17 +170,7 @@ pub fn neighbour_advertisement_frame(mac: [u8; 6], target: std::net::Ipv6Addr, l
         icmp.extend_from_slice(&[2, 1]);
         icmp.extend_from_slice(&l);
     }
-    let sum = pnet_packet::icmpv6::checksum(&pnet_packet::icmpv6::Icmpv6Packet::new(&icmp).unwrap(), &target, &all_nodes);
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    let mut buf = vec![0u8; 40 + icmp.len()];
-    let mut ip = MutableIpv6Packet::new(&mut buf).unwrap();
-    ip.set_version(6);
-    ip.set_hop_limit(255);
-    ip.set_next_header(pnet_packet::ip::IpNextHeaderProtocols::Icmpv6);
-    ip.set_payload_length(icmp.len() as u16);
-    ip.set_source(target);
-    ip.set_destination(all_nodes);
-    buf[40..].copy_from_slice(&icmp);
+    let buf = neighbour_packet(icmp, target, all_nodes);
     Frame::new(EtherTypes::Ipv6).dst([0x33, 0x33, 0, 0, 0, 1]).src(mac).payload(&buf).build()
 }
 
@@ -176,17 +183,7 @@ pub fn neighbour_solicitation_frame(mac: [u8; 6], sender: std::net::Ipv6Addr, ta
     icmp.extend_from_slice(&t);
     icmp.extend_from_slice(&[1, 1]);
     icmp.extend_from_slice(&mac);
-    let sum = pnet_packet::icmpv6::checksum(&pnet_packet::icmpv6::Icmpv6Packet::new(&icmp).unwrap(), &sender, &group);
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    let mut buf = vec![0u8; 40 + icmp.len()];
-    let mut ip = MutableIpv6Packet::new(&mut buf).unwrap();
-    ip.set_version(6);
-    ip.set_hop_limit(255);
-    ip.set_next_header(pnet_packet::ip::IpNextHeaderProtocols::Icmpv6);
-    ip.set_payload_length(icmp.len() as u16);
-    ip.set_source(sender);
-    ip.set_destination(group);
-    buf[40..].copy_from_slice(&icmp);
+    let buf = neighbour_packet(icmp, sender, group);
     let g = group.octets();
     Frame::new(EtherTypes::Ipv6).dst([0x33, 0x33, g[12], g[13], g[14], g[15]]).src(mac).payload(&buf).build()
 }
