@@ -173,7 +173,9 @@ fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
     );
     let endpoint = json!({"NetworkID": NID, "EndpointID": EID,
         "Interface": {"Address": "172.16.10.2/24", "AddressIPv6": "", "MacAddress": ""}, "Options": {}});
-    assert_eq!(ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint), json!({"Interface": {}}));
+    // Docker sent no MAC: the reply names the one the child will have (docker inspect shows it).
+    let created = ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint);
+    let mac = created["Interface"]["MacAddress"].as_str().unwrap_or_else(|| panic!("no MacAddress: {created}")).to_string();
     let sandbox = lab.add_ns("sandbox");
     let join = ok(
         &socket,
@@ -186,6 +188,7 @@ fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
     // The child waits in the host namespace, bare: no address, no route there.
     let staged = ip::link(&host, &src);
     assert_eq!(staged.kind(), "macvlan");
+    assert_eq!(staged.address, mac, "the child has another MAC than CreateEndpoint told Docker");
     assert!(ip::addrs(&host, "-4", &["dev", &src]).is_empty(), "a staged child got an address in the host");
     assert!(ip::routes(&host, "-4", &["default"]).is_empty(), "a staged child changed the host's routes");
 
