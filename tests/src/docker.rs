@@ -16,6 +16,27 @@ pub const BUSYBOX: &str = "vlt-busybox";
 /// docker.io's client.
 const PACKAGED_CLIENT: &str = "/usr/bin/docker";
 
+/// `dockerd` in network namespace `netns` with everything of its own under `dir`: an empty config
+/// file (the system's daemon.json must not leak in), data and exec roots, pidfile and the API
+/// socket `dir/docker.sock`; no iptables, no bridge. Not yet started.
+pub fn private_dockerd(dir: &Path, netns: &str) -> std::io::Result<Command> {
+    let config = dir.join("daemon.json");
+    std::fs::write(&config, "{}\n")?;
+    let mut cmd = Lab::command_in(netns, "dockerd");
+    cmd.arg("--config-file")
+        .arg(&config)
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("--pidfile")
+        .arg(dir.join("dockerd.pid"))
+        .arg("-H")
+        .arg(format!("unix://{}", dir.join("docker.sock").display()))
+        .args(["--iptables=false", "--bridge=none", "--shutdown-timeout=2"]);
+    Ok(cmd)
+}
+
 pub struct Dockerd {
     child: Child,
     pub dir: PathBuf,
@@ -29,22 +50,9 @@ impl Dockerd {
         engines::ensure_packages("/usr/sbin/dockerd", &["docker.io"]);
         let dir = dir.join("docker");
         std::fs::create_dir_all(&dir).unwrap();
-        // An empty config file: the system's daemon.json (if any) must not leak in.
-        let config = dir.join("daemon.json");
-        std::fs::write(&config, "{}\n").unwrap();
         let socket = dir.join("docker.sock");
-        let child = Lab::command_in(netns, "dockerd")
-            .arg("--config-file")
-            .arg(&config)
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .args(["--iptables=false", "--bridge=none", "--shutdown-timeout=2"])
+        let child = private_dockerd(&dir, netns)
+            .unwrap()
             .stdout(std::fs::File::create(dir.join("log")).unwrap())
             .stderr(std::fs::File::create(dir.join("log.err")).unwrap())
             .spawn()

@@ -202,8 +202,8 @@ fn the_seeds_macvlan_scenario_with_vland_as_dockers_driver() {
     s.docker.ok(&["run", "-d", "--name", "c1", "--net", "macvlan_net", BUSYBOX, "sleep", "600"]);
     s.docker.ok(&["run", "-d", "--name", "c2", "--net", "macvlan_net", BUSYBOX, "sleep", "600"]);
     // The book's addresses: the lowest free ones of the --ip-range.
-    let (a1, _, _) = docker_address(&s.docker, "c1", "macvlan_net");
-    let (a2, _, _) = docker_address(&s.docker, "c2", "macvlan_net");
+    let (a1, _, docker_mac1) = docker_address(&s.docker, "c1", "macvlan_net");
+    let (a2, _, docker_mac2) = docker_address(&s.docker, "c2", "macvlan_net");
     assert_eq!((a1.as_str(), a2.as_str()), ("10.10.10.2", "10.10.10.3"), "{}", s.log());
 
     // The kernel: a macvlan child in bridge mode of the parent, named eth0, with the address and
@@ -213,8 +213,10 @@ fn the_seeds_macvlan_scenario_with_vland_as_dockers_driver() {
     let link = ip::link(&c1, "eth0");
     assert_eq!(link.kind(), "macvlan");
     assert_eq!(link.linkinfo.info_data.mode.as_deref(), Some("bridge"));
-    // Docker shows no MAC for a remote driver's endpoint that chose none (vland replies none).
+    // Docker shows the MAC the child has: vland tells it in CreateEndpoint's reply.
     let mac1 = link.address.clone();
+    assert_eq!(docker_mac1, mac1, "docker inspect shows another MAC than the kernel's");
+    assert_eq!(docker_mac2, ip::link(&c2, "eth0").address, "docker inspect shows another MAC than the kernel's");
     assert_eq!(ip::addrs(&c1, "-4", &["dev", "eth0"]).iter().map(ip::Addr::cidr).collect::<Vec<_>>(), ["10.10.10.2/24"]);
     let routes = ip::routes(&c1, "-4", &["default"]);
     assert_eq!(routes.len(), 1, "{routes:?}");
@@ -331,6 +333,14 @@ fn bad_input_shows_vlands_error_in_docker_and_changes_nothing() {
     s.docker.ok(&args);
     s.docker.ok(&["run", "-d", "--name", "c1", "--net", "lan", BUSYBOX, "sleep", "600"]);
     wait_until(Duration::from_secs(20), || s.row("c1").is_some()).unwrap_or_else(|| panic!("c1 has no stats row: {}", s.log()));
+    // Compared once vland has followed c1's child into the container (its endpoint `joined`).
+    let joined = |s: &Setup| {
+        s.fragments()["endpoints"]
+            .as_object()
+            .is_some_and(|e| !e.is_empty() && e.values().all(|f| f["origin"]["phase"]["state"] == "joined"))
+    };
+    wait_until(Duration::from_secs(20), || joined(&s))
+        .unwrap_or_else(|| panic!("c1 was not taken over: {}\n{}", s.fragments_text(), s.log()));
     let saved = s.fragments_text();
     let children = |s: &Setup| (s.host_children(), s.docker.ok(&["network", "ls", "-q"]), s.docker.ok(&["ps", "-aq"]));
     let before = children(&s);
@@ -356,6 +366,53 @@ fn bad_input_shows_vlands_error_in_docker_and_changes_nothing() {
     assert_eq!(children(&s), before);
     s.docker.ok(&["rm", "-f", "c1"]);
     s.docker.ok(&["network", "rm", "lan"]);
+}
+
+/// `docker run`s at once: while Docker moves one container's child from vland's namespace into
+/// the container, other calls (and the link events of the move) apply. The child in flight is
+/// moving, not missing: were it made again, the copy (same MAC) could not come up on the parent
+/// and Docker would roll that container back.
+#[test]
+fn parallel_runs_each_get_their_own_child() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = Setup::new();
+    let args = s.create_args(&[], "lan");
+    s.docker.ok(&args);
+    let names: Vec<String> = (1..=6).map(|i| format!("p{i}")).collect();
+    let runs: Vec<(&String, std::process::Child)> = names
+        .iter()
+        .map(|n| {
+            let mut cmd = s.docker.command(&["run", "-d", "--name", n, "--net", "lan", BUSYBOX, "sleep", "600"]);
+            let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("cannot run docker");
+            (n, child)
+        })
+        .collect();
+    let failed: Vec<String> = runs
+        .into_iter()
+        .filter_map(|(n, child)| {
+            let out = child.wait_with_output().expect("docker run");
+            (!out.status.success()).then(|| format!("docker run {n}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}\n{}", s.log());
+    let mut addresses = std::collections::BTreeSet::new();
+    for n in &names {
+        let (addr, _, mac) = docker_address(&s.docker, n, "lan");
+        let ns = s.netns_of(n);
+        let link = ip::link(&ns, "eth0");
+        assert_eq!(link.kind(), "macvlan");
+        assert_eq!(mac, link.address, "{n}: docker inspect and the kernel disagree on the MAC");
+        assert_eq!(ip::addrs(&ns, "-4", &["dev", "eth0"]).iter().map(ip::Addr::cidr).collect::<Vec<_>>(), [format!("{addr}/24")]);
+        assert!(addresses.insert(addr.clone()), "{addr} given twice");
+    }
+    let all = wait_until(Duration::from_secs(20), || names.iter().all(|n| s.row(n).is_some()));
+    assert!(all.is_some(), "not every container has a stats row: {}\n{}", s.stats(), s.log());
+    assert!(s.host_children().is_empty(), "{:?}", s.host_children());
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(names.iter().map(String::as_str));
+    s.docker.ok(&rm);
+    s.docker.ok(&["network", "rm", "lan"]);
+    assert!(s.host_children().is_empty(), "{:?}", s.host_children());
 }
 
 /// What this machine's kernel cannot do is said, not skipped: without 802.1Q, `-o parent=eth0.19`

@@ -29,9 +29,16 @@ fn call(socket: &Path, name: &str, body: &Value) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {body}"))
 }
 
+/// The field Docker reads a call's error from: libnetwork's remote IPAM reads `Error`, its
+/// remote network driver `Err`; an error in the other field would pass as a success.
+fn error_field(name: &str) -> (&'static str, &'static str) {
+    if name.starts_with("IpamDriver.") { ("Error", "Err") } else { ("Err", "Error") }
+}
+
 fn ok(socket: &Path, name: &str, body: &Value) -> Value {
     let reply = call(socket, name, body);
-    assert!(reply.get("Err").is_none(), "{name} failed: {reply}");
+    let (field, other) = error_field(name);
+    assert!(reply.get(field).is_none() && reply.get(other).is_none(), "{name} failed: {reply}");
     reply
 }
 
@@ -39,12 +46,14 @@ fn frag(lab: &Lab) -> String {
     std::fs::read_to_string(lab.dir.join("h1-state/frontends.json")).unwrap_or_default()
 }
 
-/// A refused call: Docker shows `Err`; the fragments file (and so vland's state) is unchanged,
+/// A refused call: Docker shows the error (`Err` or `Error`, per protocol); the fragments file (and so vland's state) is unchanged,
 /// and no link appeared in the host.
 fn refused(lab: &Lab, host: &str, socket: &Path, name: &str, body: &Value, want: &str) {
     let (before, links) = (frag(lab), ip::link_names(host));
     let reply = call(socket, name, body);
-    let err = reply["Err"].as_str().unwrap_or_else(|| panic!("{name} should fail: {reply}"));
+    let (field, other) = error_field(name);
+    assert!(reply.get(other).is_none(), "{name}: the error must be in `{field}`, which Docker reads: {reply}");
+    let err = reply[field].as_str().unwrap_or_else(|| panic!("{name} should fail with `{field}`: {reply}"));
     assert!(err.contains(want), "`{want}` not in: {err}");
     assert_eq!(frag(lab), before, "{name} changed the fragments although refused");
     assert_eq!(ip::link_names(host), links, "{name} changed the host's links although refused");
@@ -164,7 +173,9 @@ fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
     );
     let endpoint = json!({"NetworkID": NID, "EndpointID": EID,
         "Interface": {"Address": "172.16.10.2/24", "AddressIPv6": "", "MacAddress": ""}, "Options": {}});
-    assert_eq!(ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint), json!({"Interface": {}}));
+    // Docker sent no MAC: the reply names the one the child will have (docker inspect shows it).
+    let created = ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint);
+    let mac = created["Interface"]["MacAddress"].as_str().unwrap_or_else(|| panic!("no MacAddress: {created}")).to_string();
     let sandbox = lab.add_ns("sandbox");
     let join = ok(
         &socket,
@@ -177,6 +188,7 @@ fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
     // The child waits in the host namespace, bare: no address, no route there.
     let staged = ip::link(&host, &src);
     assert_eq!(staged.kind(), "macvlan");
+    assert_eq!(staged.address, mac, "the child has another MAC than CreateEndpoint told Docker");
     assert!(ip::addrs(&host, "-4", &["dev", &src]).is_empty(), "a staged child got an address in the host");
     assert!(ip::routes(&host, "-4", &["default"]).is_empty(), "a staged child changed the host's routes");
 

@@ -3,6 +3,7 @@
 use super::allocate::Allocation;
 use super::endpoint::alias_for;
 use super::host_access;
+use super::observed::Observed;
 use super::sysctls::{Defaults, DeviceSysctls};
 use crate::config::{Config, Endpoint, NetnsRef, Network};
 use crate::ebpf::{Pins, endpoint_policy};
@@ -48,6 +49,31 @@ pub struct Desired<'c> {
 }
 
 impl Desired<'_> {
+    /// Sets aside the staged children an engine is taking over: made (recorded with a link)
+    /// and handed over, so the engine may move them into its sandbox at any moment until vland
+    /// follows them there (Docker moves the child after Join's reply; vland takes it over at its
+    /// next call). Such a child is moving, not missing, and not vland's to correct meanwhile: a
+    /// copy made now would carry its MAC and clash with it on the parent, and a correction would
+    /// race the move ("No such device"). Returns their names; this apply neither plans nor
+    /// touches them.
+    pub fn set_aside_moving(&mut self, observed: &Observed) -> Vec<String> {
+        let moving: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter(|(name, d)| {
+                d.ep.staged && observed.state.endpoints.get(*name).is_some_and(|r| r.link.is_some() && r.netns == d.ep.netns)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &moving {
+            let d = self.endpoints.remove(name).expect("listed above");
+            if let Some(names) = self.by_netns.get_mut(&d.ep.netns) {
+                names.retain(|n| n != name);
+            }
+        }
+        moving
+    }
+
     /// The sysctl defaults vland gives a namespace it creates: what most of its children want.
     pub fn new_namespace_defaults(&self, ns_ref: &NetnsRef) -> Defaults {
         let devices: Vec<&DeviceSysctls> = self.by_netns[ns_ref].iter().map(|n| &self.endpoints[n].sysctls).collect();

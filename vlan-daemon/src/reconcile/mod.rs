@@ -139,6 +139,9 @@ async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool, scope
         desired.by_netns.retain(|ns_ref, _| only.contains(ns_ref));
         desired.endpoints.retain(|_, d| only.contains(&d.ep.netns));
     }
+    for name in desired.set_aside_moving(&observed) {
+        info!(endpoint = %name, "its staged child is handed over to its engine: left as it is until taken over");
+    }
     observed.read_policies(&pins, desired.endpoints.values().map(|d| d.alloc.slot))?;
     Ok(Prepared { host, store, pins, desired, observed, cluster, whole_needed })
 }

@@ -111,20 +111,8 @@ fn start(dir: &Path, vland_bin: &Path, config: &Path) -> anyhow::Result<Engines>
             .spawn()
             .context("cannot start the vland daemon")?,
     );
-    std::fs::write(dir.join("daemon.json"), "{}\n")?;
     engines.dockerd = Some(
-        in_host("dockerd")
-            .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", dir.join("docker.sock").display()))
-            .args(["--iptables=false", "--bridge=none", "--shutdown-timeout=2"])
+        vland_tests::docker::private_dockerd(dir, &host())?
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("dockerd.log"))?)
             .spawn()

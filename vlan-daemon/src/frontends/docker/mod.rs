@@ -22,10 +22,13 @@ pub fn request(call: &str, body: Value) -> Value {
     json!({ "docker": { "call": call, "body": body } })
 }
 
-/// Docker's error reply: shown to the user as "Error response from daemon: ...", and Docker rolls
-/// back what it did.
-pub fn error(msg: impl std::fmt::Display) -> Value {
-    json!({ "Err": msg.to_string() })
+/// Docker's error reply to `call`: shown to the user as "Error response from daemon: ...", and
+/// Docker rolls back what it did. The two protocols name the field differently: libnetwork's
+/// remote IPAM reads `Error`, its remote network driver `Err` (an IPAM reply with `Err` is taken
+/// as a success with empty fields, and Docker then fails on those instead).
+pub fn error(call: &str, msg: impl std::fmt::Display) -> Value {
+    let field = if call.starts_with("IpamDriver.") { "Error" } else { "Err" };
+    json!({ field: msg.to_string() })
 }
 
 /// What every handler works with: the config file, the state dir and the saved fragments.
@@ -38,9 +41,10 @@ pub struct Ctx<'a, A: Apply> {
 
 impl<A: Apply> Ctx<'_, A> {
     /// Checks `next` with the config file (every error at once); nothing is saved if refused.
-    pub fn validate(&self, next: &Fragments) -> Result<(), String> {
+    /// Returns the effective config it makes.
+    pub fn validate(&self, next: &Fragments) -> Result<config::Config, String> {
         match config::load_with(self.path, next) {
-            Ok(_) => Ok(()),
+            Ok(config) => Ok(config),
             Err(LoadError::Invalid(errors)) => {
                 let list: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
                 Err(format!("vland refuses this (nothing was changed): {}", list.join("; ")))
@@ -59,34 +63,53 @@ impl<A: Apply> Ctx<'_, A> {
     /// Validates, saves and applies `next`; when the apply fails, the fragments before are saved
     /// and applied again, and the call fails: a refused or failed call leaves things as they were.
     pub async fn commit(&mut self, next: Fragments, why: &str) -> Result<(), String> {
+        self.commit_to(next, why, None).await
+    }
+
+    /// `commit` of a change to these endpoints only (a container's call): the apply reads and
+    /// changes their namespaces only (see `reconcile::Scope`), not every container's.
+    pub async fn commit_endpoint(&mut self, next: Fragments, why: &str, endpoint: &str) -> Result<(), String> {
+        self.commit_to(next, why, Some(&[endpoint.to_string()])).await
+    }
+
+    async fn commit_to(&mut self, next: Fragments, why: &str, endpoints: Option<&[String]>) -> Result<(), String> {
         self.validate(&next)?;
         let before = std::mem::replace(&mut self.fragments, next.clone());
         store::save(&self.state_dir, &next).map_err(|e| format!("cannot save vland's front-end fragments: {e:#}"))?;
-        let report = self.applier.apply(why).await;
+        let report = match endpoints {
+            Some(endpoints) => self.applier.apply_to(why, endpoints).await,
+            None => self.applier.apply(why).await,
+        };
         if report.ok {
             return Ok(());
         }
         let _ = store::save(&self.state_dir, &before);
-        let _ = self.applier.apply(&format!("{why} (rolling back)")).await;
+        let why = format!("{why} (rolling back)");
+        let _ = match endpoints {
+            Some(endpoints) => self.applier.apply_to(&why, endpoints).await,
+            None => self.applier.apply(&why).await,
+        };
         self.fragments = before;
         Err(format!("vland could not apply this: {}", report.error.unwrap_or_default()))
     }
 }
 
 /// Handles one Docker call in the apply loop. Every answer is Docker's JSON: the call's reply or
-/// `{"Err": ...}`.
+/// its error (`error`).
 pub async fn handle(docker: &Value, path: &Path, applier: &mut impl Apply) -> Value {
     let (Some(call), Some(body)) = (docker.get("call").and_then(Value::as_str), docker.get("body")) else {
-        return error("malformed request to vland's Docker plugin: {\"call\", \"body\"} expected");
+        let call = docker.get("call").and_then(Value::as_str).unwrap_or_default();
+        return error(call, "malformed request to vland's Docker plugin: {\"call\", \"body\"} expected");
     };
     let state_dir = match config::load_daemon_section(path) {
         Ok(d) => d.state_dir,
-        Err(e) => return error(format!("cannot read vland's config: {e:#}")),
+        Err(e) => return error(call, format!("cannot read vland's config: {e:#}")),
     };
     // A child Docker moved since the last look is taken over first, so this call sees it.
     match join::settle(&state_dir).await {
         Ok(moved) if !moved.is_empty() => {
-            let report = applier.apply(&format!("Docker moved {}", moved.join(", "))).await;
+            // Only the moved endpoints' namespaces: where they were and where they are now.
+            let report = applier.apply_to(&format!("Docker moved {}", moved.join(", ")), &moved).await;
             if !report.ok {
                 tracing::warn!("apply after Docker's move failed: {}", report.error.unwrap_or_default());
             }
@@ -96,7 +119,7 @@ pub async fn handle(docker: &Value, path: &Path, applier: &mut impl Apply) -> Va
     }
     let fragments = match store::read(&state_dir) {
         Ok(f) => f,
-        Err(e) => return error(format!("cannot read vland's front-end fragments: {e:#}")),
+        Err(e) => return error(call, format!("cannot read vland's front-end fragments: {e:#}")),
     };
     let mut ctx = Ctx { path, state_dir, fragments, applier };
     let result = network::handle(call, body, &mut ctx).await;
@@ -104,7 +127,7 @@ pub async fn handle(docker: &Value, path: &Path, applier: &mut impl Apply) -> Va
         Ok(v) => v,
         Err(msg) => {
             tracing::info!(call, "Docker call refused: {msg}");
-            error(msg)
+            error(call, msg)
         }
     }
 }
@@ -117,4 +140,15 @@ pub fn decode<T: serde::de::DeserializeOwned>(call: &str, body: &Value) -> Resul
 /// Docker's IDs are 64 hex digits; vland's names use the first 12, as `docker ps` does.
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_protocol_gets_its_error_field() {
+        assert_eq!(error("IpamDriver.RequestAddress", "taken"), json!({ "Error": "taken" }));
+        assert_eq!(error("NetworkDriver.CreateNetwork", "bad"), json!({ "Err": "bad" }));
+    }
 }

@@ -266,11 +266,34 @@ fn create_endpoint<A: Apply>(r: CreateEndpoint, ctx: &mut Ctx<'_, A>) -> Result<
         *phase = DockerPhase::Joining { sandbox: PathBuf::new(), src_name: src_name(&r.endpoint_id), default_routes: [false; 2] };
     }
     check.endpoints.insert(name.clone(), joined);
-    ctx.validate(&check)?;
+    let config = ctx.validate(&check)?;
+    let mut fragment = fragment;
+    let takes_parent_mac = config.networks.get(&network_name(&r.network_id)).is_some_and(|n| n.driver.takes_parent_mac());
+    if fragment.config.mac.is_none() && !takes_parent_mac {
+        fragment.config.mac = Some(unused_mac(&config, &ctx.state_dir)?.to_string());
+    }
+    let mac = fragment.config.mac.clone();
     let mut next = ctx.fragments.clone();
     next.endpoints.insert(name, fragment);
     ctx.save(next)?;
-    Ok(json!({ "Interface": {} }))
+    // Docker knows the endpoint's MAC (`docker inspect`) only from this reply, and takes one only
+    // if it sent none itself.
+    let docker_has_mac = r.interface.as_ref().is_some_and(|i| !i.mac_address.is_empty());
+    match mac.filter(|_| !docker_has_mac) {
+        Some(mac) => Ok(json!({ "Interface": { "MacAddress": mac } })),
+        None => Ok(json!({ "Interface": {} })),
+    }
+}
+
+/// A MAC for a new child, chosen at CreateEndpoint so Docker can be told it: random (locally
+/// administered, as Docker's own drivers and vland's allocation draw them), held by no endpoint
+/// configured or recorded (a static MAC would be taken from a child holding it).
+fn unused_mac(config: &crate::config::Config, state_dir: &std::path::Path) -> Result<crate::mac::Mac, String> {
+    let store = crate::state::StateStore::open_locked(state_dir).map_err(|e| format!("cannot read vland's state: {e:#}"))?;
+    let state = store.load().map_err(|e| format!("cannot read vland's state: {e:#}"))?;
+    let taken: std::collections::BTreeSet<crate::mac::Mac> =
+        config.endpoints.values().filter_map(|e| e.mac).chain(state.endpoints.values().filter_map(|r| r.mac)).collect();
+    Ok(std::iter::repeat_with(crate::mac::Mac::random).find(|m| !taken.contains(m)).expect("2^46 MACs"))
 }
 
 async fn delete_endpoint<A: Apply>(r: EndpointRef, ctx: &mut Ctx<'_, A>) -> Result<Value, String> {
@@ -279,7 +302,7 @@ async fn delete_endpoint<A: Apply>(r: EndpointRef, ctx: &mut Ctx<'_, A>) -> Resu
     let Some(removed) = next.endpoints.remove(&name) else { return Ok(json!({})) };
     if removed.effective().is_some() {
         // Never left (Docker always leaves first): its child goes now.
-        ctx.commit(next, &format!("Docker DeleteEndpoint {}", short(&r.endpoint_id))).await?;
+        ctx.commit_endpoint(next, &format!("Docker DeleteEndpoint {}", short(&r.endpoint_id)), &name).await?;
     } else {
         ctx.save(next)?;
     }
@@ -336,7 +359,7 @@ async fn join<A: Apply>(r: Join, ctx: &mut Ctx<'_, A>) -> Result<Value, String> 
     if let Some(Origin::DockerEndpoint { phase, .. }) = next.endpoints.get_mut(&name).map(|f| &mut f.origin) {
         *phase = DockerPhase::Joining { sandbox: PathBuf::from(&r.sandbox_key), src_name: src_name(&r.endpoint_id), default_routes };
     }
-    ctx.commit(next, &format!("Docker Join {} (network {})", short(&r.endpoint_id), short(&r.network_id))).await?;
+    ctx.commit_endpoint(next, &format!("Docker Join {} (network {})", short(&r.endpoint_id), short(&r.network_id)), &name).await?;
     Ok(reply)
 }
 
@@ -381,7 +404,7 @@ async fn leave<A: Apply>(r: EndpointRef, ctx: &mut Ctx<'_, A>) -> Result<Value, 
         DockerPhase::Joining { src_name, .. } | DockerPhase::Joined { src_name, .. } => src_name,
     };
     super::join::delete_returned(&name, &src).await.map_err(|e| format!("cannot remove the container's link {src}: {e:#}"))?;
-    ctx.commit(next, &format!("Docker Leave {}", short(&r.endpoint_id))).await?;
+    ctx.commit_endpoint(next, &format!("Docker Leave {}", short(&r.endpoint_id)), &name).await?;
     Ok(json!({}))
 }
 

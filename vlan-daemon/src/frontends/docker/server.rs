@@ -65,12 +65,12 @@ async fn call(name: &str, body: &[u8], frontends: &mpsc::Sender<Request>) -> Val
     } else {
         match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => return super::error(format!("malformed {name} request: the body is not JSON ({e})")),
+            Err(e) => return super::error(name, format!("malformed {name} request: the body is not JSON ({e})")),
         }
     };
     let (reply, answer) = oneshot::channel();
     if frontends.send(Request { body: super::request(name, body), reply }).await.is_err() {
-        return super::error("vland is stopping");
+        return super::error(name, "vland is stopping");
     }
-    answer.await.unwrap_or_else(|_| super::error("vland stopped before answering"))
+    answer.await.unwrap_or_else(|_| super::error(name, "vland stopped before answering"))
 }

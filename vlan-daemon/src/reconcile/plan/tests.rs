@@ -366,3 +366,45 @@ fn conflict_detection_puts_watch_only_entries_on_the_parent() {
         ]
     );
 }
+
+#[test]
+fn a_staged_child_handed_over_is_moving_not_missing() {
+    let pins = Pins::new(std::path::Path::new("/sys/fs/bpf/vland-plan-test"));
+    let mut config = config(CONFIG);
+    config.endpoints.get_mut("web1").unwrap().staged = true;
+    let observed_with = |made: bool, here: bool| {
+        let mut state = applied_state();
+        state.endpoints.get_mut("web1").unwrap().link = made.then_some(vlan_common::LinkId { netns_inum: 4026531840, ifindex: 9 });
+        let mut view = applied_view(&pins);
+        if !here {
+            view.links.clear();
+            view.addresses.clear();
+            view.routes.clear();
+        }
+        Observed {
+            state,
+            host_links: HashMap::from([parent_link()]),
+            namespaces: BTreeMap::from([(NetnsRef::Named("web1".into()), view)]),
+            programs: Some(PROGRAMS),
+            policies: HashMap::from([(1, Default::default())]),
+            trunks_in_place: Vec::new(),
+            scope: None,
+            responder: Default::default(),
+        }
+    };
+    let planned = |observed: &Observed| {
+        let mut desired = desired(&config, allocate(&config, &observed.state, "t").unwrap(), &pins);
+        let moving = desired.set_aside_moving(observed);
+        (moving, lines(&plan(&desired, observed, "t").unwrap()))
+    };
+    // Made, then gone from where it was made (Docker moved it): not made again.
+    let (moving, plan) = planned(&observed_with(true, false));
+    assert_eq!((moving, plan), (vec!["web1".to_string()], Vec::<String>::new()));
+    // Never made yet (Join's own apply): made.
+    let (moving, plan) = planned(&observed_with(false, false));
+    assert!(moving.is_empty());
+    assert_eq!(plan, ["create the child of endpoint web1: missing"]);
+    // Still where it was made, once handed over: not corrected either (Docker may move it now).
+    let (moving, plan) = planned(&observed_with(true, true));
+    assert_eq!((moving, plan), (vec!["web1".to_string()], Vec::<String>::new()));
+}
