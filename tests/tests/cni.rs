@@ -256,3 +256,73 @@ fn bad_requests_get_the_specs_errors_and_change_nothing() {
     assert_eq!(fragments(&lab.dir), saved, "a refused ADD changed the fragments");
     assert_eq!(ip::first_addr(&c1, "-4", "eth0").as_deref(), Some("172.16.10.2"));
 }
+
+/// Calls a runtime makes at once reach the daemon together and share an apply: every one still
+/// gets its own answer, with distinct addresses, and the deletions leave nothing.
+#[test]
+fn twenty_concurrent_adds_and_dels_all_succeed_with_distinct_addresses_and_leave_nothing() {
+    const N: usize = 20;
+    let socket = std::env::temp_dir().join(format!("vlt-cni-{}-d.sock", std::process::id()));
+    let (mut lab, host, config, daemon) = daemon_lab(&socket, LAN);
+    let conf = json!({"cniVersion": "1.1.0", "name": "lan", "type": "vland", "socket": socket, "network": "lan"});
+    let namespaces: Vec<String> = (0..2 * N).map(|i| lab.add_ns(&format!("p{i}"))).collect();
+    // Each call from a thread of its own, as N runtimes' plugin processes: (index, exit code, output).
+    let at_once = |calls: Vec<(&'static str, usize)>| -> Vec<(usize, i32, Value)> {
+        std::thread::scope(|s| {
+            let threads: Vec<_> = calls
+                .into_iter()
+                .map(|(command, i)| {
+                    let (conf, netns) = (&conf, format!("/run/netns/{}", namespaces[i]));
+                    s.spawn(move || {
+                        let (code, out) = cni(command, &format!("pod{i}"), &netns, "eth0", "", conf);
+                        (i, code, out)
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        })
+    };
+    let added = |results: &[(usize, i32, Value)]| -> Vec<String> {
+        results
+            .iter()
+            .map(|(i, code, out)| {
+                assert_eq!(*code, 0, "ADD pod{i} failed: {out}");
+                let address = out["ips"][0]["address"].as_str().unwrap_or_else(|| panic!("no address for pod{i}: {out}")).to_string();
+                // The answer is this call's own: the kernel shows that address in its namespace.
+                let shown: Vec<String> = ip::addrs(&namespaces[*i], "-4", &["dev", "eth0"]).iter().map(|a| a.cidr()).collect();
+                assert_eq!(shown, std::slice::from_ref(&address), "pod{i}");
+                address
+            })
+            .collect()
+    };
+    let deleted = |results: &[(usize, i32, Value)]| {
+        for (i, code, out) in results {
+            assert_eq!(*code, 0, "DEL pod{i} failed: {out}");
+            assert!(ip::try_link(&namespaces[*i], "eth0").is_none(), "DEL pod{i} left its child");
+        }
+    };
+
+    // N ADDs at once.
+    let first = at_once((0..N).map(|i| ("ADD", i)).collect());
+    let mut addresses = added(&first);
+    // Half of them go while N/2 others come, all at once.
+    let mixed = at_once((0..N / 2).map(|i| ("DEL", i)).chain((N..N + N / 2).map(|i| ("ADD", i))).collect());
+    let (dels, adds): (Vec<_>, Vec<_>) = mixed.into_iter().partition(|(i, _, _)| *i < N);
+    deleted(&dels);
+    addresses.extend(added(&adds));
+    // The rest go at once.
+    let last = at_once((N / 2..N + N / 2).map(|i| ("DEL", i)).collect());
+    deleted(&last);
+
+    let live: Vec<&String> = addresses[N / 2..].iter().collect();
+    let mut distinct = live.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), live.len(), "two live attachments had the same address: {live:?}");
+    assert_eq!(addresses[..N].iter().collect::<std::collections::BTreeSet<_>>().len(), N, "the first {N} shared addresses: {addresses:?}");
+    assert!(lab.stats(&host, &config)["endpoints"].as_array().unwrap().is_empty(), "{}", daemon.log_text());
+    assert_eq!(fragments(&lab.dir)["endpoints"], json!({}));
+    assert_eq!(fragments(&lab.dir)["networks"], json!({}));
+    // The daemon answered them in batches (the log names each joint apply), not only one by one.
+    assert!(daemon.log_text().contains("DEL together"), "no call shared an apply: {}", daemon.log_text());
+}

@@ -289,11 +289,20 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                         retry_at = applier.retry_at(Instant::now());
                     }
         Some(request) = frontend_requests.recv() => {
-                        let answer = frontends::handle(request.body, path, &mut applier).await;
-                        // The namespaces the request added are watched from now on (a Docker
+                        // With it, every request already waiting: CNI's ADDs and DELs among them
+                        // share one apply (see `frontends::handle_all`).
+                        let mut requests = vec![request];
+                        while let Ok(more) = frontend_requests.try_recv() {
+                            requests.push(more);
+                        }
+                        let (bodies, replies): (Vec<_>, Vec<_>) = requests.into_iter().map(|r| (r.body, r.reply)).unzip();
+                        let answers = frontends::handle_all(bodies, path, &mut applier).await;
+                        // The namespaces the requests added are watched from now on (a Docker
                         // child staged in vland's own: Docker moving it is what settles it).
                         follow(&mut ns_events, &applier);
-                        let _ = request.reply.send(answer);
+                        for (reply, answer) in replies.into_iter().zip(answers) {
+                            let _ = reply.send(answer);
+                        }
                         retry_at = applier.retry_at(Instant::now());
                     }
                     Some(ns) = ns_events.next() => {

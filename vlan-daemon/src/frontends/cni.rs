@@ -83,6 +83,95 @@ pub async fn handle(request: Request, path: &Path, applier: &mut impl Apply) -> 
     }
 }
 
+/// Whether a call is one `handle_batch` takes: ADD and DEL, the calls whose cost is the apply.
+pub fn batchable(request: &Request) -> bool {
+    matches!(request.command.as_str(), "ADD" | "DEL")
+}
+
+/// ADD and DEL calls that arrived together, answered in order, as if handled one after another,
+/// with ONE apply: each call's fragment change is made and validated in turn (a call refused
+/// there is answered alone and changes nothing), then one apply covers the namespaces of all of
+/// them, so their kernel work overlaps (a child's deletion waits ~20 ms for RCU). If that apply
+/// fails, the fragments go back to what they were and each call is handled alone, so each gets
+/// its own answer, and an ADD that fails alone is rolled back. A second call about an endpoint
+/// the batch already changes is handled alone, after it.
+pub async fn handle_batch(requests: Vec<Request>, path: &Path, applier: &mut impl Apply) -> Vec<Result<Value, Error>> {
+    let mut answers: Vec<Option<Result<Value, Error>>> = vec![None; requests.len()];
+    let loaded =
+        config::load_daemon_section(path).map_err(|e| err(code::IO, "cannot read vland's config", format!("{e:#}"))).and_then(|daemon| {
+            let fragments =
+                store::read(&daemon.state_dir).map_err(|e| err(code::IO, "cannot read vland's front-end fragments", format!("{e:#}")))?;
+            Ok((daemon.state_dir, fragments))
+        });
+    let (state_dir, before) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => return requests.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let mut fragments = before.clone();
+    // (request index, endpoint, whether ADD): the calls the joint apply carries out.
+    let mut staged: Vec<(usize, String, bool)> = Vec::new();
+    let mut alone = Vec::new();
+    for (i, request) in requests.iter().enumerate() {
+        let outcome = match request.command.as_str() {
+            "ADD" => netconf::parse(&request.config)
+                .map_err(|e| err(code::INVALID_CONFIG, "invalid network config", e.join("; ")))
+                .and_then(|conf| stage_add(request, &conf, &CniArgs::parse(&request.args), path, &state_dir, &fragments))
+                .map(|(name, next)| Some((name, next, true))),
+            "DEL" => stage_del(request, path, fragments.clone()).map(|s| s.map(|(name, next)| (name, next, false))),
+            _ => {
+                alone.push(i);
+                continue;
+            }
+        };
+        match outcome {
+            Ok(Some((name, _, _))) if staged.iter().any(|(_, n, _)| *n == name) => alone.push(i),
+            Ok(Some((name, next, is_add))) => {
+                fragments = next;
+                staged.push((i, name, is_add));
+            }
+            Ok(None) => answers[i] = Some(Ok(Value::Null)),
+            Err(e) => answers[i] = Some(Err(e)),
+        }
+    }
+    if !staged.is_empty() {
+        let adds = staged.iter().filter(|(_, _, is_add)| *is_add).count();
+        let why = format!("CNI: {adds} ADD and {} DEL together", staged.len() - adds);
+        let scope: Vec<String> = staged.iter().map(|(_, name, _)| name.clone()).collect();
+        match save_and_apply(&state_dir, &fragments, applier, &why, &scope).await {
+            Ok(report) if report.ok => {
+                let config = load_with(path, &fragments);
+                for (i, name, is_add) in &staged {
+                    answers[*i] = Some(match (is_add, &config) {
+                        (true, Ok(config)) => result(config, name, &requests[*i].config),
+                        (true, Err(e)) => Err(e.clone()),
+                        (false, _) => Ok(Value::Null),
+                    });
+                }
+            }
+            joint => {
+                let why = match joint {
+                    Ok(report) => report.error.unwrap_or_default(),
+                    Err(e) => format!("{}: {}", e.msg, e.details),
+                };
+                tracing::warn!("the joint apply of {} CNI calls failed, handling each alone: {why}", staged.len());
+                match store::save(&state_dir, &before) {
+                    Ok(()) => alone.extend(staged.iter().map(|(i, _, _)| *i)),
+                    Err(e) => {
+                        for (i, _, _) in &staged {
+                            answers[*i] = Some(Err(err(code::IO, "cannot save vland's front-end fragments", format!("{e:#}"))));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    alone.sort_unstable();
+    for i in alone {
+        answers[i] = Some(handle(requests[i].clone(), path, applier).await);
+    }
+    answers.into_iter().map(|a| a.expect("every call is answered")).collect()
+}
+
 /// CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=pod;IP=10.0.0.5;MAC=...`.
 #[derive(Debug, Default)]
 struct CniArgs {
@@ -180,6 +269,29 @@ async fn add(
     before: Fragments,
     applier: &mut impl Apply,
 ) -> Result<Value, Error> {
+    let (name, fragments) = stage_add(request, conf, args, path, state_dir, &before)?;
+    let why = format!("CNI ADD {} {}", short(&request.container_id), request.ifname);
+    let scope = [name.clone()];
+    let report = save_and_apply(state_dir, &fragments, applier, &why, &scope).await?;
+    if !report.ok {
+        // As the reference plugins: a failed ADD leaves nothing behind.
+        let _ = save_and_apply(state_dir, &before, applier, &format!("{why} (rolling back)"), &scope).await;
+        return Err(err(code::APPLY_FAILED, "vland could not attach the container", report.error.unwrap_or_default()));
+    }
+    let config = load_with(path, &fragments)?;
+    result(&config, &name, &request.config)
+}
+
+/// ADD's change to the fragments, validated with the file (nothing is saved): the attachment's
+/// endpoint name and the fragments with it.
+fn stage_add(
+    request: &Request,
+    conf: &NetConf,
+    args: &CniArgs,
+    path: &Path,
+    state_dir: &Path,
+    before: &Fragments,
+) -> Result<(String, Fragments), Error> {
     require(&request.container_id, "CNI_CONTAINERID")?;
     require(&request.netns, "CNI_NETNS")?;
     require(&request.ifname, "CNI_IFNAME")?;
@@ -236,16 +348,7 @@ async fn add(
     fragments.endpoints.insert(name.clone(), EndpointFragment { config: endpoint, origin });
     // Validated with the file before anything is saved: a refused config changes nothing.
     load_with(path, &fragments)?;
-    let why = format!("CNI ADD {} {}", short(&request.container_id), request.ifname);
-    let scope = [name.clone()];
-    let report = save_and_apply(state_dir, &fragments, applier, &why, &scope).await?;
-    if !report.ok {
-        // As the reference plugins: a failed ADD leaves nothing behind.
-        let _ = save_and_apply(state_dir, &before, applier, &format!("{why} (rolling back)"), &scope).await;
-        return Err(err(code::APPLY_FAILED, "vland could not attach the container", report.error.unwrap_or_default()));
-    }
-    let config = load_with(path, &fragments)?;
-    result(&config, &name, &request.config)
+    Ok((name, fragments))
 }
 
 fn short(id: &str) -> &str {
@@ -297,22 +400,31 @@ fn result(config: &Config, name: &str, netconf: &Map<String, Value>) -> Result<V
 
 /// DEL: idempotent. Works without CNI_NETNS (containerd sends none) and after a restart of the
 /// daemon (the fragments are on disk): the container ID and interface name find the attachment.
-async fn del(request: &Request, path: &Path, state_dir: &Path, mut fragments: Fragments, applier: &mut impl Apply) -> Result<Value, Error> {
-    require(&request.container_id, "CNI_CONTAINERID")?;
-    require(&request.ifname, "CNI_IFNAME")?;
-    let Some(name) = find_attachment(&fragments, &request.container_id, &request.ifname).cloned() else {
+async fn del(request: &Request, path: &Path, state_dir: &Path, fragments: Fragments, applier: &mut impl Apply) -> Result<Value, Error> {
+    let Some((name, fragments)) = stage_del(request, path, fragments)? else {
         return Ok(Value::Null);
     };
-    fragments.endpoints.remove(&name);
-    fragments.remove_unused_networks();
-    // What is left must still be a valid config (it is, unless the file changed meanwhile).
-    load_with(path, &fragments)?;
     let why = format!("CNI DEL {} {}", short(&request.container_id), request.ifname);
     let report = save_and_apply(state_dir, &fragments, applier, &why, &[name]).await?;
     if !report.ok {
         return Err(err(code::APPLY_FAILED, "vland could not remove the attachment", report.error.unwrap_or_default()));
     }
     Ok(Value::Null)
+}
+
+/// DEL's change to the fragments, validated with the file (nothing is saved): the attachment's
+/// endpoint name and the fragments without it; None when there is no such attachment.
+fn stage_del(request: &Request, path: &Path, mut fragments: Fragments) -> Result<Option<(String, Fragments)>, Error> {
+    require(&request.container_id, "CNI_CONTAINERID")?;
+    require(&request.ifname, "CNI_IFNAME")?;
+    let Some(name) = find_attachment(&fragments, &request.container_id, &request.ifname).cloned() else {
+        return Ok(None);
+    };
+    fragments.endpoints.remove(&name);
+    fragments.remove_unused_networks();
+    // What is left must still be a valid config (it is, unless the file changed meanwhile).
+    load_with(path, &fragments)?;
+    Ok(Some((name, fragments)))
 }
 
 /// CHECK: the attachment exists, and the plan for the effective config has nothing to do for it

@@ -39,3 +39,33 @@ pub async fn handle(body: Value, path: &Path, applier: &mut impl Apply) -> Value
         None => json!({ "error": "unknown request: send {\"cni\": {...}}, `status` or `apply`" }),
     }
 }
+
+/// Handles the front-end requests that were waiting together, answers in the same order. CNI's
+/// ADD and DEL calls among them share one apply (`cni::handle_batch`): under a burst of calls
+/// the apply loop would otherwise run one apply per call, one after another. The others (Docker's
+/// calls, CNI's CHECK, GC, STATUS) are handled one by one, after them: they came at the same time,
+/// so any order is one the callers could have seen.
+pub async fn handle_all(bodies: Vec<Value>, path: &Path, applier: &mut impl Apply) -> Vec<Value> {
+    let mut batch = Vec::new();
+    let mut rest = Vec::new();
+    for (i, body) in bodies.into_iter().enumerate() {
+        match body.get("cni").and_then(|cni| serde_json::from_value::<cni::Request>(cni.clone()).ok()) {
+            Some(request) if cni::batchable(&request) => batch.push((i, request)),
+            _ => rest.push((i, body)),
+        }
+    }
+    let mut answers = vec![Value::Null; batch.len() + rest.len()];
+    let (places, requests): (Vec<usize>, Vec<cni::Request>) = batch.into_iter().unzip();
+    let results = match requests.len() {
+        0 => Vec::new(),
+        1 => vec![cni::handle(requests.into_iter().next().expect("one"), path, applier).await],
+        _ => cni::handle_batch(requests, path, applier).await,
+    };
+    for (i, r) in places.into_iter().zip(results) {
+        answers[i] = cni::answer(r);
+    }
+    for (i, body) in rest {
+        answers[i] = handle(body, path, applier).await;
+    }
+    answers
+}

@@ -227,13 +227,26 @@ impl Netlink {
 /// so requests for several namespaces sent from threads of their own wait together rather than
 /// one after another (as requests through one async connection would).
 pub fn delete_group_blocking(group: u32) -> anyhow::Result<()> {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::Group(group));
+    delete_blocking(msg, &format!("link group {group}"))
+}
+
+/// Deletes the link numbered `index` in the calling thread's namespace, blocking as
+/// `delete_group_blocking` does (and for the same reason: deletions from several threads overlap
+/// their RCU waits). A link already gone is fine.
+pub fn delete_link_blocking(index: u32) -> anyhow::Result<()> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    delete_blocking(msg, &format!("link {index}"))
+}
+
+fn delete_blocking(msg: LinkMessage, what: &str) -> anyhow::Result<()> {
     use anyhow::Context;
     use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
     use netlink_packet_route::RouteNetlinkMessage;
     use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-    let mut msg = LinkMessage::default();
-    msg.attributes.push(LinkAttribute::Group(group));
     let mut req = NetlinkMessage::from(RouteNetlinkMessage::DelLink(msg));
     req.header.flags = NLM_F_REQUEST | NLM_F_ACK;
     req.finalize();
@@ -242,13 +255,14 @@ pub fn delete_group_blocking(group: u32) -> anyhow::Result<()> {
     let mut socket = Socket::new(NETLINK_ROUTE).context("cannot open a netlink socket")?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
-    socket.send(&buf, 0).context("send the link group deletion")?;
-    let (reply, _) = socket.recv_from_full().context("receive the link group deletion's answer")?;
-    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply).context("parse the link group deletion's answer")?;
+    socket.send(&buf, 0).with_context(|| format!("send the deletion of {what}"))?;
+    let (reply, _) = socket.recv_from_full().with_context(|| format!("receive the answer to the deletion of {what}"))?;
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
+        .with_context(|| format!("parse the answer to the deletion of {what}"))?;
     match reply.payload {
         NetlinkPayload::Error(e) if e.code.is_some() => {
             let err = rtnetlink::Error::NetlinkError(e);
-            if errno(&err) == Some(libc::ENODEV) { Ok(()) } else { Err(nl_err(&format!("delete link group {group}"))(err)) }
+            if errno(&err) == Some(libc::ENODEV) { Ok(()) } else { Err(nl_err(&format!("delete {what}"))(err)) }
         }
         _ => Ok(()),
     }

@@ -211,12 +211,17 @@ async fn execute(
     let programs = upgrade_programs(store, &mut state, pins)?;
     responder::execute_early(&plan.actions, pins)?;
 
-    for action in &plan.actions {
-        if let Action::RemoveEndpoint { endpoint: name, .. } = action {
-            let rec = state.endpoints[name].clone();
-            endpoint::teardown(name, &rec).await?;
-            state.endpoints.remove(name);
-        }
+    let removed: Vec<(String, EndpointRecord)> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RemoveEndpoint { endpoint: name, .. } => Some((name.clone(), state.endpoints[name].clone())),
+            _ => None,
+        })
+        .collect();
+    endpoint::teardown_all(&removed).await?;
+    for (name, _) in &removed {
+        state.endpoints.remove(name);
     }
     remove_unused_namespaces(config, store, &mut state)?;
     parents::remove_unused(host, store, &mut state, config).await?;
