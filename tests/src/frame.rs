@@ -1,7 +1,7 @@
 //! Ethernet frames built byte by byte, for injecting into a trunk (tests) and for
 //! BPF_PROG_TEST_RUN (the eBPF fixtures and `cargo xtask bench`): one builder, so every caller
 //! agrees on what a tag or an ethertype looks like on the wire.
-use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
+use pnet_packet::arp::{ArpHardwareTypes, ArpOperation, MutableArpPacket};
 pub use pnet_packet::ethernet::{EtherType, EtherTypes};
 use pnet_packet::ipv4::MutableIpv4Packet;
 use pnet_packet::ipv6::MutableIpv6Packet;
@@ -105,41 +105,37 @@ pub fn ipv4_packet(len: usize) -> Vec<u8> {
     buf
 }
 
-/// An ARP request for 10.19.0.1 (sender fields zero).
-pub fn arp_request() -> Vec<u8> {
+/// An Ethernet/IPv4 ARP packet: operation `op` (1 request, 2 reply) from (`mac`, `sender`) about
+/// `target` (the target hardware address left zero).
+fn arp_packet(op: u16, mac: [u8; 6], sender: std::net::Ipv4Addr, target: std::net::Ipv4Addr) -> Vec<u8> {
     let mut buf = vec![0u8; 28];
     let mut arp = MutableArpPacket::new(&mut buf).unwrap();
     arp.set_hardware_type(ArpHardwareTypes::Ethernet);
     arp.set_protocol_type(EtherTypes::Ipv4);
     arp.set_hw_addr_len(6);
     arp.set_proto_addr_len(4);
-    arp.set_operation(ArpOperations::Request);
-    arp.set_target_proto_addr("10.19.0.1".parse().unwrap());
+    arp.set_operation(ArpOperation::new(op));
+    arp.set_sender_hw_addr(mac.into());
+    arp.set_sender_proto_addr(sender);
+    arp.set_target_proto_addr(target);
     buf
+}
+
+/// An ARP request for 10.19.0.1 (sender fields zero).
+pub fn arp_request() -> Vec<u8> {
+    arp_packet(1, [0; 6], std::net::Ipv4Addr::UNSPECIFIED, "10.19.0.1".parse().unwrap())
 }
 
 /// A whole broadcast Ethernet/IPv4 ARP request from (`mac`, `sender`) asking for `target`,
 /// padded to the 60-byte minimum.
 pub fn arp_request_frame(mac: [u8; 6], sender: std::net::Ipv4Addr, target: std::net::Ipv4Addr) -> Vec<u8> {
-    let mut buf = vec![0u8; 28];
-    let mut arp = MutableArpPacket::new(&mut buf).unwrap();
-    arp.set_hardware_type(ArpHardwareTypes::Ethernet);
-    arp.set_protocol_type(EtherTypes::Ipv4);
-    arp.set_hw_addr_len(6);
-    arp.set_proto_addr_len(4);
-    arp.set_operation(ArpOperations::Request);
-    arp.set_sender_hw_addr(mac.into());
-    arp.set_sender_proto_addr(sender);
-    arp.set_target_proto_addr(target);
-    Frame::new(EtherTypes::Arp).dst(BROADCAST).src(mac).payload(&buf).padded_to(60, 0).build()
+    arp_frame(1, mac, sender, target)
 }
 
 /// A whole broadcast Ethernet/IPv4 ARP frame from `mac` (op 1 request, 2 reply) whose sender is
 /// (`mac`, `sender`) and whose target address is `target`; sender = target is a gratuitous ARP.
 pub fn arp_frame(op: u16, mac: [u8; 6], sender: std::net::Ipv4Addr, target: std::net::Ipv4Addr) -> Vec<u8> {
-    let mut f = arp_request_frame(mac, sender, target);
-    f[20..22].copy_from_slice(&op.to_be_bytes());
-    f
+    Frame::new(EtherTypes::Arp).dst(BROADCAST).src(mac).payload(&arp_packet(op, mac, sender, target)).padded_to(60, 0).build()
 }
 
 /// The IPv6 packet carrying neighbour-discovery message `icmp` (its checksum filled in) from `src`

@@ -14,6 +14,15 @@ pub use parse::{LoadError, load, load_daemon_section, load_effective, load_with,
 pub use schema::{DaemonConfig, RawEndpoint, RawNetwork, RawRoute, endpoint_keys, network_keys};
 pub use validate::{check_ifname, check_name, dummy_name, is_network_or_broadcast};
 
+/// Every error `text` gets, as the user reads them (none when it is valid); for the tests.
+#[cfg(test)]
+pub(crate) fn errors_in(text: &str) -> Vec<String> {
+    match parse_str(text, "test.toml") {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod fuzz;
 #[cfg(test)]

@@ -3,10 +3,7 @@ use super::*;
 use crate::drivers::{Driver, Ipvlan, IpvlanFlag, IpvlanMode, Macvlan, MacvlanMode};
 
 fn errors_of(text: &str) -> Vec<String> {
-    match parse_str(text, "test.toml") {
-        Ok(_) => Vec::new(),
-        Err(e) => e.errors.iter().map(|e| e.to_string()).collect(),
-    }
+    errors_in(text)
 }
 
 fn has(errors: &[String], needle: &str) -> bool {

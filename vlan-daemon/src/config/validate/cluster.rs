@@ -73,7 +73,7 @@ pub fn cluster(raw: Option<&RawCluster>, networks: &BTreeMap<String, Network>, e
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{PoolScope, parse_str};
+    use crate::config::{PoolScope, errors_in, parse_str};
 
     const NET: &str = r#"
 [networks.lan]
@@ -84,7 +84,7 @@ gateway = "10.10.10.1"
 "#;
 
     fn errors_of(text: &str) -> String {
-        parse_str(text, "t").err().map(|e| e.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")).unwrap_or_default()
+        errors_in(text).join("\n")
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub fn check_endpoints(endpoints: &BTreeMap<String, Endpoint>, networks: &BTreeM
 
 #[cfg(test)]
 mod tests {
-    use crate::config::parse_str;
+    use crate::config::{errors_in, parse_str};
 
     const NET: &str = r#"
 [networks.lan]
@@ -122,10 +122,7 @@ aux_addresses = { docker1 = "10.10.10.101" }
 "#;
 
     fn errors_of(extra: &str, endpoints: &str) -> Vec<String> {
-        match parse_str(&format!("{NET}{extra}\n{endpoints}"), "t.toml") {
-            Ok(_) => Vec::new(),
-            Err(e) => e.errors.iter().map(|e| e.to_string()).collect(),
-        }
+        errors_in(&format!("{NET}{extra}\n{endpoints}"))
     }
 
     #[test]
