@@ -289,9 +289,14 @@ fn link_group_of(dir: &Path) -> u32 {
 /// The largest state file vland reads: 4095 endpoints take well under 4 MiB.
 const MAX_STATE_BYTES: u64 = 64 << 20;
 
+/// The state file of state dir `dir`.
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(STATE_FILE)
+}
+
 /// Reads the state without the lock: for `stats`, which only looks.
 pub fn read(dir: &Path) -> Result<State, StateError> {
-    let path = dir.join(STATE_FILE);
+    let path = path(dir);
     match crate::secure_fs::read_regular(&path, MAX_STATE_BYTES) {
         Ok(Some(bytes)) => parse(&bytes, &path),
         Ok(None) => Ok(State { version: STATE_VERSION, ..Default::default() }),
