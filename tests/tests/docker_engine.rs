@@ -190,7 +190,7 @@ fn the_seeds_macvlan_scenario_with_vland_as_dockers_driver() {
         assert!(pool["addresses"].get(a).is_some(), "{a} not held: {pool}");
     }
     // No child before a container joins.
-    assert!(s.host_children().is_empty(), "{:?}", s.host_children());
+    assert!(s.host_children().is_empty(), "{:?}\n{}", s.host_children(), s.log());
 
     // A restart and a kill -9 between `network create` and `run` change nothing for Docker,
     // which never sends the network again.
@@ -221,7 +221,7 @@ fn the_seeds_macvlan_scenario_with_vland_as_dockers_driver() {
     let routes = ip::routes(&c1, "-4", &["default"]);
     assert_eq!(routes.len(), 1, "{routes:?}");
     assert_eq!(routes[0].gateway.as_deref(), Some(GATEWAY));
-    assert!(s.host_children().is_empty(), "{:?}", s.host_children());
+    assert!(s.host_children().is_empty(), "{:?}\n{}", s.host_children(), s.log());
 
     // Docker's names in stats (asked from Docker's API), once vland has taken the children over.
     let rows = wait_until(Duration::from_secs(20), || s.row("c1").is_some() && s.row("c2").is_some());
@@ -260,7 +260,7 @@ fn the_seeds_macvlan_scenario_with_vland_as_dockers_driver() {
     let f = s.fragments();
     assert_eq!(f["endpoints"].as_object().unwrap().len(), 1, "{f}");
     assert!(ip::try_link(&c1, "eth0").is_none());
-    assert!(s.host_children().is_empty(), "{:?}", s.host_children());
+    assert!(s.host_children().is_empty(), "{:?}\n{}", s.host_children(), s.log());
     s.docker.ok(&["run", "-d", "--name", "c3", "--net", "macvlan_net", BUSYBOX, "sleep", "600"]);
     assert_eq!(docker_address(&s.docker, "c3", "macvlan_net").0, "10.10.10.2");
 
@@ -272,7 +272,7 @@ fn the_seeds_macvlan_scenario_with_vland_as_dockers_driver() {
     assert_eq!(f["endpoints"], json!({}), "{f}");
     assert!(f.get("docker_pools").is_none_or(|p| p == &json!({})), "{f}");
     assert!(s.stats()["endpoints"].as_array().unwrap().is_empty());
-    assert!(s.host_children().is_empty(), "{:?}", s.host_children());
+    assert!(s.host_children().is_empty(), "{:?}\n{}", s.host_children(), s.log());
     let state: Value = serde_json::from_str(&std::fs::read_to_string(s.lab.dir.join("h1-state/state.json")).unwrap()).unwrap();
     assert_eq!(state["endpoints"], json!({}), "{state}");
     assert!(state.get("parents").is_none_or(|p| p == &json!({})), "{state}");
@@ -407,12 +407,12 @@ fn parallel_runs_each_get_their_own_child() {
     }
     let all = wait_until(Duration::from_secs(20), || names.iter().all(|n| s.row(n).is_some()));
     assert!(all.is_some(), "not every container has a stats row: {}\n{}", s.stats(), s.log());
-    assert!(s.host_children().is_empty(), "{:?}", s.host_children());
+    assert!(s.host_children().is_empty(), "{:?}\n{}", s.host_children(), s.log());
     let mut rm = vec!["rm", "-f"];
     rm.extend(names.iter().map(String::as_str));
     s.docker.ok(&rm);
     s.docker.ok(&["network", "rm", "lan"]);
-    assert!(s.host_children().is_empty(), "{:?}", s.host_children());
+    assert!(s.host_children().is_empty(), "{:?}\n{}", s.host_children(), s.log());
 }
 
 /// What this machine's kernel cannot do is said, not skipped: without 802.1Q, `-o parent=eth0.19`
@@ -450,7 +450,7 @@ fn a_vlan_parent_and_ipvlan_l3_as_far_as_this_kernel_goes() {
                 assert!(err.contains("vland"), "{err}");
             }
             assert_eq!(s.fragment_tables(), saved);
-            assert!(s.host_children().is_empty(), "{:?}", s.host_children());
+            assert!(s.host_children().is_empty(), "{:?}\n{}", s.host_children(), s.log());
         } else {
             s.docker.ok(&args);
             s.docker.ok(&["run", "-d", "--name", name, "--net", name, BUSYBOX, "sleep", "600"]);

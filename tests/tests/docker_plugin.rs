@@ -351,3 +351,95 @@ fn beside_the_toml_an_internal_network_taken_over_without_further_calls() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
+
+/// Containers started and removed together: their Join and Leave calls arrive at once and share
+/// one apply (the daemon says so), each still gets its own answer (one for an endpoint vland
+/// does not have is refused while the others succeed), every child is made with the MAC
+/// CreateEndpoint gave, and the Leaves remove every child Docker gave back.
+#[test]
+fn joins_and_leaves_that_arrive_together_share_one_apply() {
+    const N: usize = 4;
+    let socket = sock("c");
+    let (mut lab, host) = Lab::with_host();
+    let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
+    let daemon = start(&mut lab, &host, &config, &socket);
+    let pool = json!({"AddressSpace": "LocalDefault", "Pool": "172.16.10.0/24", "SubPool": "", "Options": {}, "V6": false});
+    let pool_id = ok(&socket, "IpamDriver.RequestPool", &pool)["PoolID"].as_str().unwrap().to_string();
+    ok(&socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "172.16.10.1", "Options": {}}));
+    ok(
+        &socket,
+        "NetworkDriver.CreateNetwork",
+        &json!({"NetworkID": NID, "Options": {"com.docker.network.generic": {"parent": "eth0"}},
+                "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": "172.16.10.0/24", "Gateway": "172.16.10.1/24"}], "IPv6Data": []}),
+    );
+    // N containers: an address, an endpoint (its MAC from vland) and a sandbox each.
+    let ids: Vec<String> = (0..N).map(|i| format!("{i}{}", &EID[1..])).collect();
+    let mut macs = Vec::new();
+    let mut sandboxes = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let addr = ok(&socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "", "Options": {}}));
+        let endpoint = json!({"NetworkID": NID, "EndpointID": id,
+            "Interface": {"Address": addr["Address"], "AddressIPv6": "", "MacAddress": ""}, "Options": {}});
+        macs.push(ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint)["Interface"]["MacAddress"].as_str().unwrap().to_string());
+        sandboxes.push(lab.add_ns(&format!("sandbox{i}")));
+    }
+    // All at once, and among them a Join for an endpoint Docker never created.
+    let together = |calls: Vec<(&'static str, Value)>| -> Vec<Value> {
+        std::thread::scope(|s| {
+            let threads: Vec<_> = calls.iter().map(|(name, body)| s.spawn(|| call(&socket, name, body))).collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        })
+    };
+    let mut joins: Vec<(&str, Value)> = ids
+        .iter()
+        .zip(&sandboxes)
+        .map(|(id, sb)| {
+            ("NetworkDriver.Join", json!({"NetworkID": NID, "EndpointID": id, "SandboxKey": format!("/run/netns/{sb}"), "Options": {}}))
+        })
+        .collect();
+    let stranger = format!("f{}", &EID[1..]);
+    joins.push(("NetworkDriver.Join", json!({"NetworkID": NID, "EndpointID": stranger, "SandboxKey": "/run/netns/x", "Options": {}})));
+    let replies = together(joins);
+    assert!(replies[N]["Err"].as_str().is_some_and(|e| e.contains("no endpoint")), "{}", replies[N]);
+    let mut sources = Vec::new();
+    for (i, reply) in replies[..N].iter().enumerate() {
+        assert!(reply.get("Err").is_none(), "Join {i} failed: {reply}");
+        let src = reply["InterfaceName"]["SrcName"].as_str().unwrap().to_string();
+        assert_eq!(ip::link(&host, &src).address, macs[i], "the staged child of container {i} has another MAC");
+        sources.push(src);
+    }
+    let joint = daemon.log_text().matches("Join and Leave calls together").count();
+    assert!(joint > 0, "no joint apply for Joins that arrived together:\n{}", daemon.log_text());
+
+    for (i, (src, sb)) in sources.iter().zip(&sandboxes).enumerate() {
+        docker_moves_in(&lab, &host, sb, src, &format!("172.16.10.{}/24", i + 2), "172.16.10.1");
+    }
+    for sb in &sandboxes {
+        let counted = wait_until(Duration::from_secs(10), || filter_programs(sb, "eth0", "ingress").iter().any(|p| p == "vland_rx_tc"));
+        assert!(counted.is_some(), "a moved child was not taken over: {}", daemon.log_text());
+    }
+    // `docker rm -f` of all of them: the children come back, the Leaves come together.
+    for (src, sb) in sources.iter().zip(&sandboxes) {
+        docker_moves_out(&lab, &host, sb, src);
+    }
+    let leaves = ids.iter().map(|id| ("NetworkDriver.Leave", json!({"NetworkID": NID, "EndpointID": id}))).collect();
+    for (i, reply) in together(leaves).iter().enumerate() {
+        assert!(reply.get("Err").is_none(), "Leave {i} failed: {reply}");
+    }
+    // Not one apply each: the first may go alone; the others wait together behind it (or its
+    // apply, seeing their children back, removes them and leaves them nothing to do).
+    let alone = daemon.log_text().matches("applying reason=\"Docker Leave").count();
+    assert!(alone <= 1, "{alone} Leaves that arrived together were applied one by one:\n{}", daemon.log_text());
+    for src in &sources {
+        assert!(ip::try_link(&host, src).is_none(), "Leave left the child {src}");
+    }
+    for id in &ids {
+        ok(&socket, "NetworkDriver.DeleteEndpoint", &json!({"NetworkID": NID, "EndpointID": id}));
+    }
+    ok(&socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
+    let mut links = ip::link_names(&host);
+    links.sort();
+    assert_eq!(links, ["eth0", "lo"]);
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
+}

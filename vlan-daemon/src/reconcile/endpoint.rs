@@ -148,9 +148,7 @@ pub async fn teardown(name: &str, rec: &EndpointRecord) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes several endpoints as `teardown` does, their children's deletions at once: each waits
-/// for RCU (~20 ms), and sent from threads of their own, in their namespaces, those waits overlap
-/// (through the async connections they would come one after another).
+/// Removes several endpoints as `teardown` does, their children's deletions at once.
 pub async fn teardown_all(endpoints: &[(String, EndpointRecord)]) -> anyhow::Result<()> {
     let mut doomed = Vec::new();
     for (name, rec) in endpoints {
@@ -159,11 +157,22 @@ pub async fn teardown_all(endpoints: &[(String, EndpointRecord)]) -> anyhow::Res
         if let Some(link) = nl.link_by_name(&rec.ifname).await?
             && link.alias.as_deref() == Some(alias_for(name).as_str())
         {
-            doomed.push((name, ns, link.index));
+            doomed.push((name.clone(), ns, link.index));
         }
     }
+    delete_links_at_once(&doomed)?;
+    for (name, _) in endpoints {
+        info!(endpoint = %name, "removed endpoint");
+    }
+    Ok(())
+}
+
+/// Deletes links (endpoint, namespace, ifindex) at once: each deletion waits for RCU (~20 ms),
+/// and sent from threads of their own, in their namespaces, those waits overlap (through the
+/// async connections they would come one after another).
+pub fn delete_links_at_once(links: &[(String, std::fs::File, u32)]) -> anyhow::Result<()> {
     // A bounded number at a time: removing thousands of endpoints need not mean thousands of threads.
-    for batch in doomed.chunks(DELETION_THREADS) {
+    for batch in links.chunks(DELETION_THREADS) {
         std::thread::scope(|s| {
             let threads: Vec<_> = batch
                 .iter()
@@ -176,11 +185,8 @@ pub async fn teardown_all(endpoints: &[(String, EndpointRecord)]) -> anyhow::Res
             threads.into_iter().try_for_each(|t| t.join().map_err(|_| anyhow::anyhow!("a link deletion thread panicked"))?)
         })?;
     }
-    for (name, _) in endpoints {
-        info!(endpoint = %name, "removed endpoint");
-    }
     Ok(())
 }
 
-/// How many children `teardown_all` deletes at once.
+/// How many children `delete_links_at_once` deletes at once.
 const DELETION_THREADS: usize = 64;

@@ -30,7 +30,7 @@ use observed::Observed;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tracing::info;
 
-pub use endpoint::alias_for;
+pub use endpoint::{alias_for, delete_links_at_once};
 pub use error::ApplyError;
 pub use plan::{Action, Fix, Plan};
 

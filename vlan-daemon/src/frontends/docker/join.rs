@@ -6,12 +6,12 @@
 //! ifindex, which is its slot in the counters). From then on it is an endpoint like any other:
 //! counted, watched, repaired on drift.
 use crate::config::NetnsRef;
-use crate::frontends::store::{self, DockerPhase, Origin};
+use crate::frontends::store::{self, DockerPhase, OWN_NAMESPACE, Origin};
 use crate::netlink::Netlink;
 use crate::netns;
 use crate::reconcile::alias_for;
 use crate::state::StateStore;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tracing::info;
 use vlan_common::LinkId;
@@ -24,20 +24,22 @@ const POLL: Duration = Duration::from_millis(20);
 /// Docker has given back); returns their endpoints.
 pub async fn settle(state_dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut fragments = store::read(state_dir)?;
-    let mut moved = Vec::new();
-    let own = Netlink::current()?;
-    for (name, f) in fragments.endpoints.iter_mut() {
-        // A child Docker gave back while vland was not answering (its Leave failed): Docker is
-        // done with it, so it is deleted and the endpoint waits for DeleteEndpoint without one.
-        if let Origin::DockerEndpoint { phase: phase @ DockerPhase::Joined { .. }, .. } = &mut f.origin
-            && let DockerPhase::Joined { src_name, .. } = &*phase
-            && own.link_by_name(src_name).await?.is_some_and(|l| l.alias.as_deref() == Some(alias_for(name).as_str()))
-        {
-            delete_returned(name, src_name).await?;
-            *phase = DockerPhase::Created;
-            moved.push(name.clone());
-            continue;
+    // Children Docker gave back before their Leave was handled (vland was not answering, or the
+    // Leave still waits in the queue): Docker is done with them, so they are deleted and their
+    // endpoints wait for DeleteEndpoint without one (the Leave then has nothing to do).
+    let joined = fragments.endpoints.iter().filter_map(|(name, f)| match &f.origin {
+        Origin::DockerEndpoint { phase: DockerPhase::Joined { src_name, .. }, .. } => {
+            Some(GivenBack { endpoint: name.clone(), src_name: src_name.clone(), sandbox: None })
         }
+        _ => None,
+    });
+    let mut moved = delete_returned_at_once(&joined.collect::<Vec<_>>()).await?;
+    for name in &moved {
+        if let Some(Origin::DockerEndpoint { phase, .. }) = fragments.endpoints.get_mut(name).map(|f| &mut f.origin) {
+            *phase = DockerPhase::Created;
+        }
+    }
+    for (name, f) in fragments.endpoints.iter_mut() {
         let Origin::DockerEndpoint { phase: DockerPhase::Joining { sandbox, src_name, default_routes }, .. } = &f.origin else {
             continue;
         };
@@ -100,15 +102,38 @@ async fn configured(
     }
 }
 
-/// After Leave: Docker has moved the child back into vland's namespace under `src_name`. It is
-/// deleted only if it carries this endpoint's tag.
-pub async fn delete_returned(name: &str, src_name: &str) -> anyhow::Result<()> {
-    let nl = Netlink::current()?;
-    if let Some(link) = nl.link_by_name(src_name).await?
-        && link.alias.as_deref() == Some(alias_for(name).as_str())
-    {
-        nl.delete_link(link.index).await?;
-        info!(endpoint = %name, link = %src_name, "removed the child Docker gave back");
+/// A Docker child to delete: the one of `endpoint`, back in vland's namespace under `src_name`,
+/// or, if Docker has not moved it back yet, still in `sandbox` (Docker moves a container's
+/// children back only when it destroys the sandbox, after Leave, if vland has not yet followed
+/// the child there).
+pub struct GivenBack {
+    pub endpoint: String,
+    pub src_name: String,
+    pub sandbox: Option<PathBuf>,
+}
+
+/// Deletes the children, each only if it carries its endpoint's tag, all at once; returns the
+/// endpoints whose child was deleted.
+pub async fn delete_returned_at_once(children: &[GivenBack]) -> anyhow::Result<Vec<String>> {
+    let own = Netlink::current()?;
+    let mut doomed = Vec::new();
+    for c in children {
+        let alias = alias_for(&c.endpoint);
+        if let Some(link) = own.link_by_name(&c.src_name).await?
+            && link.alias.as_deref() == Some(alias.as_str())
+        {
+            doomed.push((c.endpoint.clone(), netns::open(Path::new(OWN_NAMESPACE))?, link.index));
+        } else if let Some(sandbox) = c.sandbox.as_ref().filter(|s| netns::is_namespace(s)) {
+            let ns = netns::open(sandbox)?;
+            let found = Netlink::in_netns(&ns)?.links().await?.into_iter().find(|l| l.alias.as_deref() == Some(alias.as_str()));
+            if let Some(link) = found {
+                doomed.push((c.endpoint.clone(), ns, link.index));
+            }
+        }
     }
-    Ok(())
+    crate::reconcile::delete_links_at_once(&doomed)?;
+    for (name, _, _) in &doomed {
+        info!(endpoint = %name, "removed the child Docker gave back");
+    }
+    Ok(doomed.into_iter().map(|(name, _, _)| name).collect())
 }

@@ -42,12 +42,12 @@ pub struct Ctx<'a, A: Apply> {
 }
 
 /// What the calls of a batch leave for its end.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Deferred {
     /// The endpoints whose changes the batch's apply carries out.
     endpoints: Vec<String>,
-    /// Children Docker gave back (endpoint, link name): removed together, before that apply.
-    returned: Vec<(String, String)>,
+    /// Children Docker gave back: removed together, before that apply.
+    returned: Vec<join::GivenBack>,
 }
 
 impl<A: Apply> Ctx<'_, A> {
@@ -167,11 +167,10 @@ pub async fn handle_batch(calls: Vec<Value>, path: &Path, applier: &mut impl App
         results.push(network::handle(call, &docker["body"], &mut ctx).await);
     }
     let Deferred { endpoints, returned } = ctx.deferred.take().unwrap_or_default();
-    let removals = futures::future::join_all(returned.iter().map(|(name, src)| join::delete_returned(name, src))).await;
-    let joint = match removals.into_iter().find_map(Result::err) {
-        Some(e) => Err(format!("cannot remove a child Docker gave back: {e:#}")),
-        None if endpoints.is_empty() => Ok(()),
-        None => {
+    let joint = match join::delete_returned_at_once(&returned).await {
+        Err(e) => Err(format!("cannot remove a child Docker gave back: {e:#}")),
+        Ok(_) if endpoints.is_empty() => Ok(()),
+        Ok(_) => {
             let why = format!("Docker: {} Join and Leave calls together", endpoints.len());
             match store::save(&ctx.state_dir, &ctx.fragments) {
                 Ok(()) => {

@@ -2,6 +2,7 @@
 //! become `docker-<id>` network tables, containers `docker-<endpoint id>` endpoints; an endpoint
 //! has a child only between Join and Leave (see `store::DockerPhase`).
 use super::ipam;
+use super::join::GivenBack;
 use super::{Ctx, decode, options, short};
 use crate::config::{Network, RawEndpoint, RawNetwork};
 use crate::frontends::Apply;
@@ -399,9 +400,9 @@ fn join_reply(net: &Network, src: &str, has_address: [bool; 2]) -> (Value, [bool
     (reply, default_routes)
 }
 
-/// Leave: Docker has moved the child back into vland's namespace under SrcName; it is deleted
-/// (only if it carries this endpoint's tag), and the endpoint keeps its address until
-/// DeleteEndpoint.
+/// Leave: Docker has moved the child back into vland's namespace under SrcName (or will, when it
+/// destroys the sandbox); it is deleted where it is (only if it carries this endpoint's tag), and
+/// the endpoint keeps its address until DeleteEndpoint.
 async fn leave<A: Apply>(r: EndpointRef, ctx: &mut Ctx<'_, A>) -> Result<Value, String> {
     let name = endpoint_name(&r.endpoint_id);
     let mut next = ctx.fragments.clone();
@@ -409,13 +410,17 @@ async fn leave<A: Apply>(r: EndpointRef, ctx: &mut Ctx<'_, A>) -> Result<Value, 
     let Origin::DockerEndpoint { phase, .. } = &mut fragment.origin else {
         return Err(format!("endpoint {name} is not Docker's"));
     };
-    let src = match std::mem::take(phase) {
+    let (src_name, sandbox) = match std::mem::take(phase) {
         DockerPhase::Created => return Ok(json!({})),
-        DockerPhase::Joining { src_name, .. } | DockerPhase::Joined { src_name, .. } => src_name,
+        DockerPhase::Joining { src_name, sandbox, .. } | DockerPhase::Joined { src_name, sandbox, .. } => (src_name, sandbox),
     };
+    let child = GivenBack { endpoint: name.clone(), src_name, sandbox: Some(sandbox) };
     match ctx.deferred.as_mut() {
-        Some(deferred) => deferred.returned.push((name.clone(), src)),
-        None => super::join::delete_returned(&name, &src).await.map_err(|e| format!("cannot remove the container's link {src}: {e:#}"))?,
+        Some(deferred) => deferred.returned.push(child),
+        None => {
+            let src = child.src_name.clone();
+            super::join::delete_returned_at_once(&[child]).await.map_err(|e| format!("cannot remove the container's link {src}: {e:#}"))?;
+        }
     }
     ctx.commit_endpoint(next, &format!("Docker Leave {}", short(&r.endpoint_id)), &name).await?;
     Ok(json!({}))
