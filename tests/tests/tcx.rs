@@ -2,7 +2,9 @@
 //! clsact filters, on this machine's kernel (which has tcx; the VM suite's 6.1 kernel, which has
 //! not, checks the refusal: see vm_runner.rs). What the kernel shows is read with BPF_PROG_QUERY
 //! (tcx) and `tc -j filter show` (classic filters); counts come from `vland stats --json`.
+use aya::Ebpf;
 use serde_json::Value;
+use std::os::fd::AsFd;
 use std::process::Stdio;
 use std::time::Duration;
 use vland::netlink::tcx::{self, TcxHook};
@@ -189,4 +191,63 @@ fn a_bad_counter_hook_is_refused_with_the_key_named_and_nothing_is_made() {
     assert!(log.contains("networks.lan.counter_hook") && log.contains(r#"use "tc""#), "{log}");
     assert!(!netns::is_namespace(&netns::named_path(&ns1)), "nothing made");
     assert!(ip::try_link(&lab.ns("keep"), "eth0").is_none(), "nothing made");
+}
+
+#[test]
+fn an_older_builds_tcx_counter_is_replaced_in_place_and_a_foreign_program_stays() {
+    let (mut lab, host, config, ns1, _ns2) = applied(Some("tcx"));
+    let ours = tcx_programs(&ns1, "eth0", TcxHook::Egress);
+    // A stand-in for an older build's egress counter: the same object loaded again (its own maps,
+    // under a scratch bpf dir), so a program named vland_egress with another id.
+    let scratch = std::path::PathBuf::from(format!("{}-older", lab.bpf_dir.display()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let _cleanup = RemoveDir(scratch.clone());
+    let pins = vland::ebpf::Pins::new(&scratch);
+    let mut older = vland::ebpf::load_object_from(vland::ebpf::object().unwrap(), &pins, pins.ifindex_base(), 0).unwrap();
+    let prog: &mut aya::programs::SchedClassifier = older.program_mut("vland_egress").unwrap().try_into().unwrap();
+    prog.load().unwrap();
+    let older_id = prog.info().unwrap().id();
+    let older_fd = prog.fd().unwrap().try_clone().unwrap();
+    // As the older build left it: its program where this build's is, and someone else's after it.
+    in_netns(&ns1, || {
+        let index = nix::net::if_::if_nametoindex("eth0")?;
+        let current = tcx::program_fd(ours[0].1)?;
+        tcx::attach(index, TcxHook::Egress, older_fd.as_fd(), Some(std::os::fd::AsFd::as_fd(&current)))
+    });
+    let mut foreign =
+        Ebpf::load_file(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpfel-unknown-none/release/vlan-ebpf-bench"))
+            .expect("the benchmark object (cargo xtask build-ebpf builds it)");
+    let empty: &mut aya::programs::SchedClassifier = foreign.program_mut("empty_tc").unwrap().try_into().unwrap();
+    empty.load().unwrap();
+    let empty_id = empty.info().unwrap().id();
+    in_netns(&ns1, || {
+        let index = nix::net::if_::if_nametoindex("eth0")?;
+        tcx::attach(index, TcxHook::Egress, empty.fd()?.as_fd(), None)
+    });
+    let names_ids = || tcx_programs(&ns1, "eth0", TcxHook::Egress);
+    assert_eq!(names_ids(), vec![("vland_egress".to_string(), older_id), ("empty_tc".to_string(), empty_id)]);
+
+    let out = lab.vland(&host, &config, &["apply"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains(&format!("replace program {older_id} with this build's egress counter (tcx)")), "{log}");
+    assert_eq!(names_ids(), vec![ours[0].clone(), ("empty_tc".to_string(), empty_id)], "replaced in its place; the foreign one stays");
+    assert_eq!(counted_pings(&mut lab, &host, &config, &ns1, 5), ([5; 4], 490));
+    // A switch to tc and down leave the foreign program alone.
+    lab.config("h1", &body(&lab, None));
+    lab.vland_ok(&host, &config, &["apply"]);
+    assert_eq!(names_ids(), vec![("empty_tc".to_string(), empty_id)]);
+    in_netns(&ns1, || {
+        let index = nix::net::if_::if_nametoindex("eth0")?;
+        tcx::detach(index, TcxHook::Egress, empty.fd()?.as_fd())
+    });
+    drop(older);
+}
+
+/// Removes a directory when dropped (a scratch bpf dir, also when the test fails).
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
