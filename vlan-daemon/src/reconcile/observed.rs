@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use vlan_common::{EndpointPolicy, names};
 
+/// The ids of vland's programs on a child's two hooks of one kind: (ingress, egress).
+pub type HookPrograms = (Option<u32>, Option<u32>);
+
 /// One endpoint namespace as it is now.
 pub struct NamespaceView {
     pub exists: bool,
@@ -27,7 +30,7 @@ pub struct NamespaceView {
     pub filters: HashMap<u32, (Option<u32>, Option<u32>)>,
     /// vland's counting programs (this build's or an older one's) attached through tcx on
     /// vland's children: (ingress, egress). Empty where the kernel has no tcx.
-    pub tcx: HashMap<u32, (Option<u32>, Option<u32>)>,
+    pub tcx: HashMap<u32, HookPrograms>,
     /// Whether the XDP program on a child is one of vland's (this build's or an older one).
     pub xdp_is_legacy: HashMap<u32, bool>,
     /// What a child created now inherits, and the current values of the sysctls vland sets.
@@ -180,7 +183,7 @@ async fn view(
 
 /// vland's counting programs on the tcx hooks of `children` (run inside their namespace): this
 /// build's (by id) or an older build's (by name); other programs there are someone else's.
-fn tcx_counters(children: &[u32], programs: Option<ProgramIds>) -> anyhow::Result<HashMap<u32, (Option<u32>, Option<u32>)>> {
+fn tcx_counters(children: &[u32], programs: Option<ProgramIds>) -> anyhow::Result<HashMap<u32, HookPrograms>> {
     let ours = |index: u32, hook: TcxHook, current: Option<u32>, name: &str| -> anyhow::Result<Option<u32>> {
         let ids = match tcx::query(index, hook) {
             Ok(ids) => ids,
