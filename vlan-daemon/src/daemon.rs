@@ -14,17 +14,17 @@
 //! for the lock.
 mod namespaces;
 mod retry;
+mod watched;
 
-use crate::config::{self, ConfigErrors};
+use crate::config::{self, ConfigErrors, NetnsRef};
 use crate::control::{self, ApplyReport, ApplyRequest};
 use crate::frontends;
 use crate::reconcile::{self, ApplyError, Summary};
 use anyhow::Context;
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::NetlinkMessage;
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::LinkAttribute;
 use retry::{Backoff, Next};
 use rtnetlink::MulticastGroup;
 use rtnetlink::sys::SocketAddr;
@@ -48,35 +48,12 @@ fn file_stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
     Some((m.modified().ok()?, m.len(), std::os::unix::fs::MetadataExt::ino(&m)))
 }
 
-/// Interface names whose link events matter: parents, the bases of VLAN parents, and trunks.
-fn watched_links(config: &config::Config) -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = config.trunks.keys().cloned().collect();
-    for net in config.networks.values() {
-        names.insert(net.parent.name.clone());
-        if let config::ParentKind::Vlan { base, .. } = &net.parent.kind {
-            names.insert(base.clone());
-        }
-    }
-    names
-}
-
-/// The name of the watched link an event is about, if it is one.
-fn watched_event(msg: NetlinkMessage<RouteNetlinkMessage>, watched: &BTreeSet<String>) -> Option<String> {
-    let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l)) = msg.payload else {
-        return None;
-    };
-    let name = l.attributes.into_iter().find_map(|a| match a {
-        LinkAttribute::IfName(n) => Some(n),
-        _ => None,
-    });
-    name.filter(|n| watched.contains(n))
-}
-
 /// Applies, records the outcome for `status`, and decides when to try again.
 struct Applier<'a> {
     path: &'a Path,
     source: String,
-    watched: BTreeSet<String>,
+    /// The parents and trunks whose link events re-apply.
+    watched: watched::WatchedLinks,
     /// The config last applied: whose endpoint namespaces are followed.
     config: Option<config::Config>,
     backoff: Backoff,
@@ -87,16 +64,17 @@ struct Applier<'a> {
 impl Applier<'_> {
     /// Applies the config file as it is now. A broken edit keeps what is running.
     async fn reapply(&mut self, why: &str) -> ApplyReport {
-        self.reapply_scoped(why, &reconcile::Scope::All).await
+        self.reapply_scoped(why, reconcile::Scope::All).await
     }
 
-    async fn reapply_scoped(&mut self, why: &str, scope: &reconcile::Scope) -> ApplyReport {
+    async fn reapply_scoped(&mut self, why: &str, scope: reconcile::Scope) -> ApplyReport {
         info!(reason = why, "applying");
-        settle_docker(self.path).await;
+        // The children Docker has moved are planned where they are now.
+        let scope = scope.with_endpoints(settle_docker(self.path).await);
         let result = match config::load_effective(self.path) {
             Ok(config) => {
-                self.watched = watched_links(&config);
-                let result = reconcile::apply_scoped(&config, &self.source, scope).await;
+                self.watched.follow(&config);
+                let result = reconcile::apply_scoped(&config, &self.source, &scope).await;
                 self.config = Some(config);
                 result
             }
@@ -139,46 +117,61 @@ impl frontends::Apply for Applier<'_> {
     }
 
     async fn apply_to(&mut self, why: &str, endpoints: &[String]) -> ApplyReport {
-        self.reapply_scoped(why, &reconcile::Scope::Endpoints(endpoints.iter().cloned().collect())).await
+        self.reapply_scoped(why, reconcile::Scope::endpoints(endpoints.iter().cloned())).await
     }
 }
 
 /// Children Docker has moved into their containers since the last apply are recorded there
-/// first, so the apply neither misses nor re-creates them.
-async fn settle_docker(path: &Path) -> bool {
-    let Ok(daemon) = config::load_daemon_section(path) else { return false };
+/// first, so the apply neither misses nor re-creates them. Returns their endpoints.
+async fn settle_docker(path: &Path) -> Vec<String> {
+    let Ok(daemon) = config::load_daemon_section(path) else { return Vec::new() };
     match frontends::docker::join::settle(&daemon.state_dir).await {
-        Ok(moved) if !moved.is_empty() => {
-            info!(endpoints = ?moved, "Docker moved children into or out of their containers");
-            true
+        Ok(moved) => {
+            if !moved.is_empty() {
+                info!(endpoints = ?moved, "Docker moved children into or out of their containers");
+            }
+            moved
         }
-        Ok(_) => false,
         Err(e) => {
             error!("cannot follow Docker's children into their containers: {e:#}");
-            false
+            Vec::new()
         }
     }
 }
 
 /// Takes the link events that queued up during an apply (mostly its own doing); the first
 /// watched link among them.
-async fn drain(link_events: &mut LinkEvents, watched: &BTreeSet<String>) -> Option<String> {
+async fn drain(link_events: &mut LinkEvents, watched: &mut watched::WatchedLinks) -> Option<String> {
     let mut first = None;
     while let Ok(Some((msg, _))) = tokio::time::timeout(Duration::from_millis(1), link_events.next()).await {
-        if first.is_none() {
-            first = watched_event(msg, watched);
-        }
+        let changed = watched.changed(msg);
+        first = first.or(changed);
     }
     first
 }
 
 /// After an apply: the namespaces of the config it applied are followed. The events its own
 /// changes caused are not dropped, since a change someone made meanwhile may be among them: they
-/// cause one more apply, whose plan is empty unless something did drift (and an empty plan
-/// changes nothing, so causes no events).
+/// cause one more apply of their namespaces, whose plan is empty unless something did drift (and
+/// an empty plan changes nothing, so causes no events). A Docker child leaving vland's namespace
+/// is one: that apply records it in its container.
 fn follow(ns_events: &mut namespaces::NamespaceEvents, applier: &Applier<'_>) {
     if let Some(config) = &applier.config {
         ns_events.follow(config);
+    }
+}
+
+/// What the events since the last apply call for: a whole apply (a watched link changed), or
+/// one of the namespaces they came from.
+#[derive(Default)]
+struct Pending {
+    link: Option<String>,
+    namespaces: BTreeSet<NetnsRef>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.link.is_none() && self.namespaces.is_empty()
     }
 }
 
@@ -197,7 +190,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     // One daemon per state dir, held until exit.
     let _instance = crate::state::DaemonLock::acquire(&config.daemon.state_dir)?;
     // What Docker did while vland was down is recorded before the first apply.
-    let config = if settle_docker(path).await { config::load_effective(path)? } else { config };
+    let config = if settle_docker(path).await.is_empty() { config } else { config::load_effective(path)? };
     crate::listen::raise_fd_limit();
     if let Some(addr) = &config.daemon.metrics_addr {
         let addr = addr.parse().with_context(|| format!("[daemon] metrics_addr `{addr}` is not an address:port such as 127.0.0.1:9750"))?;
@@ -235,17 +228,18 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let mut applier = Applier {
         path,
         source: path.display().to_string(),
-        watched: watched_links(&config),
+        watched: watched::WatchedLinks::default(),
         config: None,
         backoff: Backoff::default(),
         next: Next::Idle,
         reports,
     };
+    applier.watched.follow(&config);
     info!(reason = "start", "applying");
     let result = reconcile::apply(&config, &applier.source).await;
     let mut ns_events = namespaces::NamespaceEvents::new();
-    ns_events.follow(&config);
     applier.config = Some(config);
+    follow(&mut ns_events, &applier);
     let first = applier.record("start", result);
     crate::notify::ready(if first.ok { "first apply done" } else { "first apply failed: see vland status" });
     crate::notify::spawn_watchdog();
@@ -254,15 +248,10 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let mut poll = tokio::time::interval(CONFIG_POLL);
     // After a long apply, one check rather than a burst of them.
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut pending_link_event: Option<String> = None;
+    let mut pending = Pending::default();
     info!(config = %applier.source, "vland running; SIGHUP, config changes and parent link events re-apply; SIGTERM/SIGINT stop");
     loop {
-        let settle = async {
-            match &pending_link_event {
-                Some(_) => tokio::time::sleep(SETTLE).await,
-                None => std::future::pending().await,
-            }
-        };
+        let settle = async { if pending.is_empty() { std::future::pending().await } else { tokio::time::sleep(SETTLE).await } };
         let retry = async {
             match retry_at {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -306,25 +295,33 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                         retry_at = applier.retry_at(Instant::now());
                     }
                     Some(ns) = ns_events.next() => {
-                        pending_link_event.get_or_insert(format!("namespace {ns}"));
+                        pending.namespaces.insert(ns);
                     }
                     Some((msg, _)) = link_events.next() => {
-                        if let Some(name) = watched_event(msg, &applier.watched) {
-                            pending_link_event.get_or_insert(name);
+                        if let Some(name) = applier.watched.changed(msg) {
+                            pending.link.get_or_insert(name);
                         }
                     }
                     _ = settle => {
-                        let name = pending_link_event.take().unwrap_or_default();
-                        applier.reapply(&format!("event on {name}")).await;
+                        // A parent's event concerns every endpoint on it; a namespace's, only
+                        // what is in that namespace.
+                        match std::mem::take(&mut pending) {
+                            Pending { link: Some(name), .. } => applier.reapply(&format!("event on {name}")).await,
+                            Pending { namespaces, .. } => {
+                                let names: Vec<String> = namespaces.iter().map(ToString::to_string).collect();
+                                let why = format!("event on namespace {}", names.join(", "));
+                                applier.reapply_scoped(&why, reconcile::Scope::namespaces(namespaces)).await
+                            }
+                        };
                         follow(&mut ns_events, &applier);
                         retry_at = applier.retry_at(Instant::now());
                         // Drop what our own apply caused, so it does not trigger another round. But after
                         // an apply that waits for a change, what came meanwhile may be that change (the
                         // missing parent, back): it is acted on. Such an apply fails before changing
                         // links, or on a retry changes none again, so this does not loop.
-                        let seen = drain(&mut link_events, &applier.watched).await;
+                        let seen = drain(&mut link_events, &mut applier.watched).await;
                         if applier.next == Next::WaitForChange {
-                            pending_link_event = seen;
+                            pending.link = seen;
                         }
                     }
                 }

@@ -26,8 +26,8 @@ const GROUPS: [MulticastGroup; 6] = [
 
 /// The endpoint namespaces being watched; each event names its namespace.
 pub struct NamespaceEvents {
-    tx: mpsc::UnboundedSender<String>,
-    rx: mpsc::UnboundedReceiver<String>,
+    tx: mpsc::UnboundedSender<NetnsRef>,
+    rx: mpsc::UnboundedReceiver<NetnsRef>,
     watching: BTreeMap<NetnsRef, JoinHandle<()>>,
 }
 
@@ -76,7 +76,7 @@ impl NamespaceEvents {
     }
 
     /// The next event's namespace.
-    pub async fn next(&mut self) -> Option<String> {
+    pub async fn next(&mut self) -> Option<NetnsRef> {
         self.rx.recv().await
     }
 }
@@ -84,14 +84,14 @@ impl NamespaceEvents {
 /// Opens the socket inside `ns_ref` (a socket stays in the namespace it was made in) and
 /// forwards each of its events as the namespace's name; with `only`, just the events about links
 /// numbered in that range.
-fn watch(ns_ref: &NetnsRef, only: Option<Range<u32>>, tx: mpsc::UnboundedSender<String>) -> anyhow::Result<JoinHandle<()>> {
+fn watch(ns_ref: &NetnsRef, only: Option<Range<u32>>, tx: mpsc::UnboundedSender<NetnsRef>) -> anyhow::Result<JoinHandle<()>> {
     let ns = netns::open(&ns_ref.path())?;
     let rt = tokio::runtime::Handle::current();
     let (conn, handle, mut events) = netns::run_in(&ns, || {
         let _guard = rt.enter();
         Ok(rtnetlink::new_multicast_connection(&GROUPS)?)
     })?;
-    let name = ns_ref.to_string();
+    let name = ns_ref.clone();
     Ok(tokio::spawn(async move {
         let connection = tokio::spawn(conn);
         // The handle keeps the connection open for as long as events are read.

@@ -41,21 +41,27 @@ pub async fn handle(body: Value, path: &Path, applier: &mut impl Apply) -> Value
 }
 
 /// Handles the front-end requests that were waiting together, answers in the same order. CNI's
-/// ADD and DEL calls among them share one apply (`cni::handle_batch`): under a burst of calls
-/// the apply loop would otherwise run one apply per call, one after another. The others (Docker's
-/// calls, CNI's CHECK, GC, STATUS) are handled one by one, after them: they came at the same time,
-/// so any order is one the callers could have seen.
+/// ADD and DEL calls among them share one apply (`cni::handle_batch`), and so do Docker's Join and
+/// Leave calls (`docker::handle_batch`): under a burst of calls the apply loop would otherwise
+/// run one apply per call, one after another. The others (Docker's IPAM and endpoint calls, CNI's
+/// CHECK, GC, STATUS) are handled one by one, after them: they came at the same time, so any
+/// order is one the callers could have seen.
 pub async fn handle_all(bodies: Vec<Value>, path: &Path, applier: &mut impl Apply) -> Vec<Value> {
-    let mut batch = Vec::new();
+    let mut cni_batch = Vec::new();
+    let mut docker_batch = Vec::new();
     let mut rest = Vec::new();
     for (i, body) in bodies.into_iter().enumerate() {
+        if let Some(docker) = body.get("docker").filter(|d| docker::batchable(d)) {
+            docker_batch.push((i, docker.clone()));
+            continue;
+        }
         match body.get("cni").and_then(|cni| serde_json::from_value::<cni::Request>(cni.clone()).ok()) {
-            Some(request) if cni::batchable(&request) => batch.push((i, request)),
+            Some(request) if cni::batchable(&request) => cni_batch.push((i, request)),
             _ => rest.push((i, body)),
         }
     }
-    let mut answers = vec![Value::Null; batch.len() + rest.len()];
-    let (places, requests): (Vec<usize>, Vec<cni::Request>) = batch.into_iter().unzip();
+    let mut answers = vec![Value::Null; cni_batch.len() + docker_batch.len() + rest.len()];
+    let (places, requests): (Vec<usize>, Vec<cni::Request>) = cni_batch.into_iter().unzip();
     let results = match requests.len() {
         0 => Vec::new(),
         1 => vec![cni::handle(requests.into_iter().next().expect("one"), path, applier).await],
@@ -63,6 +69,15 @@ pub async fn handle_all(bodies: Vec<Value>, path: &Path, applier: &mut impl Appl
     };
     for (i, r) in places.into_iter().zip(results) {
         answers[i] = cni::answer(r);
+    }
+    let (places, calls): (Vec<usize>, Vec<Value>) = docker_batch.into_iter().unzip();
+    let results = match calls.len() {
+        0 => Vec::new(),
+        1 => vec![docker::handle(&calls[0], path, applier).await],
+        _ => docker::handle_batch(calls, path, applier).await,
+    };
+    for (i, r) in places.into_iter().zip(results) {
+        answers[i] = r;
     }
     for (i, body) in rest {
         answers[i] = handle(body, path, applier).await;

@@ -73,23 +73,47 @@ struct Prepared<'c> {
     whole_needed: bool,
 }
 
-/// What an apply reads and changes: everything (the config file, events, retries), or only the
-/// namespaces of some endpoints (a front-end call about them). A scoped apply validates and
-/// allocates across the whole effective config as a full one does, but reads and plans only its
-/// namespaces: the kernel reads are what grow with the number of endpoints.
+/// What an apply reads and changes: everything (the config file, parent events, retries), or
+/// only some namespaces: those of some endpoints (a front-end call about them) and those an event
+/// came from. A scoped apply validates and allocates across the whole effective config as a full
+/// one does, but reads and plans only its namespaces: the kernel reads are what grow with the
+/// number of endpoints.
 #[derive(Debug, Clone, Default)]
 pub enum Scope {
     #[default]
     All,
-    /// These endpoints, as the config places them and as vland recorded them.
-    Endpoints(BTreeSet<String>),
+    Only {
+        /// These endpoints, as the config places them and as vland recorded them.
+        endpoints: BTreeSet<String>,
+        /// Every endpoint in these namespaces.
+        namespaces: BTreeSet<NetnsRef>,
+    },
 }
 
 impl Scope {
+    pub fn endpoints(names: impl IntoIterator<Item = String>) -> Self {
+        Scope::Only { endpoints: names.into_iter().collect(), namespaces: BTreeSet::new() }
+    }
+
+    pub fn namespaces(namespaces: impl IntoIterator<Item = NetnsRef>) -> Self {
+        Scope::Only { endpoints: BTreeSet::new(), namespaces: namespaces.into_iter().collect() }
+    }
+
+    /// This scope and these endpoints too.
+    pub fn with_endpoints(self, more: impl IntoIterator<Item = String>) -> Self {
+        match self {
+            Scope::All => Scope::All,
+            Scope::Only { mut endpoints, namespaces } => {
+                endpoints.extend(more);
+                Scope::Only { endpoints, namespaces }
+            }
+        }
+    }
+
     /// The namespaces to read and plan; None: all of them. The ARP/ND responder keeps one table
     /// for every endpoint of a parent, so a config that uses it is always applied whole.
-    fn namespaces(&self, config: &Config, state: &State) -> Option<BTreeSet<NetnsRef>> {
-        let Scope::Endpoints(names) = self else { return None };
+    fn read_only(&self, config: &Config, state: &State) -> Option<BTreeSet<NetnsRef>> {
+        let Scope::Only { endpoints: names, namespaces } = self else { return None };
         if config.networks.values().any(|n| n.arp_responder) {
             return None;
         }
@@ -97,7 +121,7 @@ impl Scope {
         let recorded = names.iter().filter_map(|n| state.endpoints.get(n).map(|r| r.netns.clone()));
         // A host child carries a route to every endpoint of its network: it is planned too.
         let host = config.networks.values().any(|n| n.host_access.is_some()).then_some(NetnsRef::Own);
-        Some(placed.chain(recorded).chain(host).collect())
+        Some(placed.chain(recorded).chain(namespaces.iter().cloned()).chain(host).collect())
     }
 }
 
@@ -105,7 +129,7 @@ async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool, scope
     let host = Netlink::current()?;
     let store = StateStore::open_locked(&config.daemon.state_dir)?;
     let state = store.load()?;
-    let only = scope.namespaces(config, &state);
+    let only = scope.read_only(config, &state);
     let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
     crate::preflight::check(config, &state, &host, &mut errors).await?;
     if !errors.is_empty() {

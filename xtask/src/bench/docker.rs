@@ -124,8 +124,8 @@ fn start(dir: &Path, vland_bin: &Path, config: &Path) -> anyhow::Result<Engines>
 fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     while !ready() {
-        ensure!(Instant::now() < deadline, "{what} did not come up within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
+        ensure!(Instant::now() < deadline, "{what} did not happen within {limit:?}");
+        std::thread::sleep(Duration::from_millis(25));
     }
     Ok(())
 }
@@ -202,6 +202,13 @@ fn round(engines: &Engines, net: &str, n: usize, parallel: usize) -> anyhow::Res
     args.extend(ids.iter().map(String::as_str));
     let start = Instant::now();
     engines.docker(&args)?;
+    // `rm -f` can return before Docker has released every endpoint (its driver calls run as the
+    // containers' exits are processed): removal ends when the network has none left.
+    if net != "none" {
+        wait_for("Docker to release the network's endpoints", Duration::from_secs(60), || {
+            engines.docker(&["network", "inspect", "-f", "{{len .Containers}}", net]).is_ok_and(|n| n == "0")
+        })?;
+    }
     let remove = start.elapsed();
     Ok(Round { sequential, parallel: parallel_time, remove })
 }

@@ -37,6 +37,17 @@ pub struct Ctx<'a, A: Apply> {
     pub state_dir: PathBuf,
     pub fragments: Fragments,
     pub applier: &'a mut A,
+    /// In a batch (`handle_batch`): the work its calls leave for the one apply at its end.
+    pub deferred: Option<Deferred>,
+}
+
+/// What the calls of a batch leave for its end.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    /// The endpoints whose changes the batch's apply carries out.
+    endpoints: Vec<String>,
+    /// Children Docker gave back (endpoint, link name): removed together, before that apply.
+    returned: Vec<(String, String)>,
 }
 
 impl<A: Apply> Ctx<'_, A> {
@@ -74,6 +85,11 @@ impl<A: Apply> Ctx<'_, A> {
 
     async fn commit_to(&mut self, next: Fragments, why: &str, endpoints: Option<&[String]>) -> Result<(), String> {
         self.validate(&next)?;
+        if let (Some(deferred), Some(endpoints)) = (self.deferred.as_mut(), endpoints) {
+            deferred.endpoints.extend_from_slice(endpoints);
+            self.fragments = next;
+            return Ok(());
+        }
         let before = std::mem::replace(&mut self.fragments, next.clone());
         store::save(&self.state_dir, &next).map_err(|e| format!("cannot save vland's front-end fragments: {e:#}"))?;
         let report = match endpoints {
@@ -101,33 +117,84 @@ pub async fn handle(docker: &Value, path: &Path, applier: &mut impl Apply) -> Va
         let call = docker.get("call").and_then(Value::as_str).unwrap_or_default();
         return error(call, "malformed request to vland's Docker plugin: {\"call\", \"body\"} expected");
     };
-    let state_dir = match config::load_daemon_section(path) {
-        Ok(d) => d.state_dir,
-        Err(e) => return error(call, format!("cannot read vland's config: {e:#}")),
+    let mut ctx = match context(path, applier).await {
+        Ok(ctx) => ctx,
+        Err(msg) => return error(call, msg),
     };
-    // A child Docker moved since the last look is taken over first, so this call sees it.
-    match join::settle(&state_dir).await {
-        Ok(moved) if !moved.is_empty() => {
-            // Only the moved endpoints' namespaces: where they were and where they are now.
-            let report = applier.apply_to(&format!("Docker moved {}", moved.join(", ")), &moved).await;
-            if !report.ok {
-                tracing::warn!("apply after Docker's move failed: {}", report.error.unwrap_or_default());
+    let result = network::handle(call, body, &mut ctx).await;
+    reply(call, result)
+}
+
+/// The context for calls: the state dir and the saved fragments. (Children Docker moved since
+/// the last look are taken over by the next apply, a call's or an event's: every apply settles
+/// them first, and with them in its scope.)
+async fn context<'a, A: Apply>(path: &'a Path, applier: &'a mut A) -> Result<Ctx<'a, A>, String> {
+    let state_dir = config::load_daemon_section(path).map_err(|e| format!("cannot read vland's config: {e:#}"))?.state_dir;
+    let fragments = store::read(&state_dir).map_err(|e| format!("cannot read vland's front-end fragments: {e:#}"))?;
+    Ok(Ctx { path, state_dir, fragments, applier, deferred: None })
+}
+
+/// A call's result as Docker's JSON.
+fn reply(call: &str, result: Result<Value, String>) -> Value {
+    result.unwrap_or_else(|msg| {
+        tracing::info!(call, "Docker call refused: {msg}");
+        error(call, msg)
+    })
+}
+
+/// Whether a call is one `handle_batch` takes: Join and Leave, which Docker sends in bursts
+/// when containers start or are removed together, and whose cost is the apply.
+pub fn batchable(docker: &Value) -> bool {
+    matches!(docker.get("call").and_then(Value::as_str), Some("NetworkDriver.Join" | "NetworkDriver.Leave")) && docker.get("body").is_some()
+}
+
+/// Join and Leave calls that arrived together, answered in order as if handled one after
+/// another, with ONE apply: each call's change is made and validated in turn (a call refused
+/// there is answered alone and changes nothing), the children the Leaves got back are removed
+/// together (each removal waits for RCU), and one apply covers every endpoint. If something
+/// fails there, the fragments go back to what they were and each call is handled alone, so each
+/// gets its own answer.
+pub async fn handle_batch(calls: Vec<Value>, path: &Path, applier: &mut impl Apply) -> Vec<Value> {
+    let names: Vec<&str> = calls.iter().map(|c| c.get("call").and_then(Value::as_str).unwrap_or_default()).collect();
+    let mut ctx = match context(path, applier).await {
+        Ok(ctx) => ctx,
+        Err(msg) => return names.iter().map(|call| error(call, &msg)).collect(),
+    };
+    let before = ctx.fragments.clone();
+    ctx.deferred = Some(Deferred::default());
+    let mut results = Vec::new();
+    for (call, docker) in names.iter().zip(&calls) {
+        results.push(network::handle(call, &docker["body"], &mut ctx).await);
+    }
+    let Deferred { endpoints, returned } = ctx.deferred.take().unwrap_or_default();
+    let removals = futures::future::join_all(returned.iter().map(|(name, src)| join::delete_returned(name, src))).await;
+    let joint = match removals.into_iter().find_map(Result::err) {
+        Some(e) => Err(format!("cannot remove a child Docker gave back: {e:#}")),
+        None if endpoints.is_empty() => Ok(()),
+        None => {
+            let why = format!("Docker: {} Join and Leave calls together", endpoints.len());
+            match store::save(&ctx.state_dir, &ctx.fragments) {
+                Ok(()) => {
+                    let report = ctx.applier.apply_to(&why, &endpoints).await;
+                    if report.ok { Ok(()) } else { Err(report.error.unwrap_or_default()) }
+                }
+                Err(e) => Err(format!("cannot save vland's front-end fragments: {e:#}")),
             }
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!("cannot follow Docker's children into their containers: {e:#}"),
-    }
-    let fragments = match store::read(&state_dir) {
-        Ok(f) => f,
-        Err(e) => return error(call, format!("cannot read vland's front-end fragments: {e:#}")),
     };
-    let mut ctx = Ctx { path, state_dir, fragments, applier };
-    let result = network::handle(call, body, &mut ctx).await;
-    match result {
-        Ok(v) => v,
-        Err(msg) => {
-            tracing::info!(call, "Docker call refused: {msg}");
-            error(call, msg)
+    match joint {
+        Ok(()) => names.iter().zip(results).map(|(call, r)| reply(call, r)).collect(),
+        Err(why) => {
+            tracing::warn!("the joint apply of {} Docker calls failed, handling each alone: {why}", calls.len());
+            if let Err(e) = store::save(&ctx.state_dir, &before) {
+                let msg = format!("cannot save vland's front-end fragments: {e:#}");
+                return names.iter().map(|call| error(call, &msg)).collect();
+            }
+            let mut answers = Vec::new();
+            for docker in &calls {
+                answers.push(handle(docker, path, ctx.applier).await);
+            }
+            answers
         }
     }
 }

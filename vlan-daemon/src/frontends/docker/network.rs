@@ -37,6 +37,9 @@ fn check_id(what: &str, id: &str) -> Result<(), String> {
 }
 
 pub async fn handle<A: Apply>(call: &str, body: &Value, ctx: &mut Ctx<'_, A>) -> Result<Value, String> {
+    if let Some(result) = stateless(call, body) {
+        return result;
+    }
     match call {
         "IpamDriver.RequestPool" => {
             let mut next = ctx.fragments.clone();
@@ -77,16 +80,23 @@ pub async fn handle<A: Apply>(call: &str, body: &Value, ctx: &mut Ctx<'_, A>) ->
             };
             Ok(json!({ "Value": value }))
         }
-        "NetworkDriver.ProgramExternalConnectivity" => {
-            let r: EndpointRef = decode(call, body)?;
-            warn_about_ports(&r.endpoint_id, r.options.as_ref());
-            Ok(json!({}))
-        }
-        "NetworkDriver.RevokeExternalConnectivity" | "NetworkDriver.DiscoverNew" | "NetworkDriver.DiscoverDelete" => Ok(json!({})),
         "NetworkDriver.AllocateNetwork" | "NetworkDriver.FreeNetwork" => {
             Err("vland is a local driver: swarm (global scope) networks are not supported".into())
         }
         other => Err(format!("vland's Docker plugin has no call `{other}`")),
+    }
+}
+
+/// The calls that neither read nor change vland's state, answered where they arrive rather than
+/// queued behind applies (Docker sends them in the middle of starting and removing containers).
+pub fn stateless(call: &str, body: &Value) -> Option<Result<Value, String>> {
+    match call {
+        "NetworkDriver.ProgramExternalConnectivity" => Some(decode::<EndpointRef>(call, body).map(|r| {
+            warn_about_ports(&r.endpoint_id, r.options.as_ref());
+            json!({})
+        })),
+        "NetworkDriver.RevokeExternalConnectivity" | "NetworkDriver.DiscoverNew" | "NetworkDriver.DiscoverDelete" => Some(Ok(json!({}))),
+        _ => None,
     }
 }
 
@@ -403,7 +413,10 @@ async fn leave<A: Apply>(r: EndpointRef, ctx: &mut Ctx<'_, A>) -> Result<Value, 
         DockerPhase::Created => return Ok(json!({})),
         DockerPhase::Joining { src_name, .. } | DockerPhase::Joined { src_name, .. } => src_name,
     };
-    super::join::delete_returned(&name, &src).await.map_err(|e| format!("cannot remove the container's link {src}: {e:#}"))?;
+    match ctx.deferred.as_mut() {
+        Some(deferred) => deferred.returned.push((name.clone(), src)),
+        None => super::join::delete_returned(&name, &src).await.map_err(|e| format!("cannot remove the container's link {src}: {e:#}"))?,
+    }
     ctx.commit_endpoint(next, &format!("Docker Leave {}", short(&r.endpoint_id)), &name).await?;
     Ok(json!({}))
 }

@@ -38,7 +38,10 @@ impl Server {
         let app = axum::Router::new().fallback(move |uri: Uri, body: Bytes| {
             let frontends = frontends.clone();
             async move {
-                let reply = call(uri.path().trim_start_matches('/'), &body, &frontends).await;
+                let started = std::time::Instant::now();
+                let name = uri.path().trim_start_matches('/');
+                let reply = call(name, &body, &frontends).await;
+                tracing::debug!(call = name, ms = started.elapsed().as_secs_f64() * 1000.0, "answered Docker");
                 (StatusCode::OK, [(header::CONTENT_TYPE, MEDIA_TYPE)], reply.to_string()).into_response()
             }
         });
@@ -68,6 +71,9 @@ async fn call(name: &str, body: &[u8], frontends: &mpsc::Sender<Request>) -> Val
             Err(e) => return super::error(name, format!("malformed {name} request: the body is not JSON ({e})")),
         }
     };
+    if let Some(result) = super::network::stateless(name, &body) {
+        return result.unwrap_or_else(|msg| super::error(name, msg));
+    }
     let (reply, answer) = oneshot::channel();
     if frontends.send(Request { body: super::request(name, body), reply }).await.is_err() {
         return super::error(name, "vland is stopping");
