@@ -1,6 +1,6 @@
 //! Checks of the config against the running kernel and vland's records, made before anything
 //! is changed and reported together with the config's own errors.
-use crate::config::{Config, ConfigErrors, ParentKind};
+use crate::config::{Config, ConfigErrors, CounterHook, ParentKind};
 use crate::netlink::Netlink;
 use crate::state::State;
 
@@ -41,6 +41,14 @@ pub async fn check(config: &Config, state: &State, host: &Netlink, errors: &mut 
             errors.push(
                 format!("endpoints.{}.mac", ep.name),
                 format!("{} is the MAC of parent {name}: pick another (or leave `mac` out for a random one)", ep.mac.expect("filtered")),
+            );
+        }
+        // Refused rather than fallen back from: an apply that attaches something other than what
+        // the config says would leave the choice silently unmade.
+        if net.counter_hook == CounterHook::Tcx && !crate::netlink::tcx::supported() {
+            errors.push(
+                key("counter_hook"),
+                "this kernel has no tcx (Linux 6.6 or later has it): use counter_hook = \"tc\" (or leave the key out)".to_string(),
             );
         }
         if let (Some(want), Some(have)) = (net.mtu, mtu_source.and_then(|l| l.mtu))

@@ -88,6 +88,8 @@ mod tests {
         assert_eq!((net.mtu, net.arp_responder, net.mode.as_deref()), (Some(1400), Some(true), Some("1")));
         assert_eq!(net.source_macs, ["02:00:00:00:00:01", "02:00:00:00:00:02"]);
         assert!(errors.is_empty(), "{errors:?}");
+        let net = network_from_strings([("counter_hook", "tcx")], |k| format!("-o {k}"), &mut errors);
+        assert_eq!(net.counter_hook.as_deref(), Some("tcx"));
         network_from_strings([("spoof_check", "yes"), ("mtu", "-1")], |k| format!("-o {k}"), &mut errors);
         assert_eq!(errors, ["-o spoof_check must be true or false, not \"yes\"", "-o mtu must be a whole number, not \"-1\""]);
     }

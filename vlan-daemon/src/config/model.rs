@@ -157,6 +157,8 @@ pub struct Network {
     pub arp_responder: bool,
     /// The parent counts frames that claim the endpoints' addresses from other MACs (XDP).
     pub detect_conflicts: bool,
+    /// How the children's counting programs are attached (`counter_hook`).
+    pub counter_hook: CounterHook,
     /// `host_access`: vland gives the host a child of its own on the parent, with these addresses.
     pub host_access: Option<HostAccess>,
     pub mtu: Option<u32>,
@@ -175,6 +177,28 @@ impl Network {
             return None;
         }
         self.ipam(v6).and_then(|i| i.gateway)
+    }
+}
+
+/// Where a network's children carry their two counting programs (`counter_hook`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterHook {
+    /// cls_bpf filters on a clsact qdisc: tens of microseconds to attach, a few percent of a
+    /// small-packet stream's rate at run time.
+    #[default]
+    Tc,
+    /// tcx programs (Linux 6.6+): nearly free per packet, but each attach and detach waits for
+    /// an RCU grace period under RTNL (~12 ms per hook).
+    Tcx,
+}
+
+impl CounterHook {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CounterHook::Tc => "tc",
+            CounterHook::Tcx => "tcx",
+        }
     }
 }
 

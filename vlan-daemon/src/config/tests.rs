@@ -267,3 +267,20 @@ fn the_docker_table_defaults_to_dockers_plugin_dir_and_checks_its_path() {
     assert!(has(&errors, "docker.colour"), "{errors:?}");
     assert!(has(&errors_of(&format!("{GOOD}\n[docker]\nsocket = \"/run/vland\"\n")), ".sock"));
 }
+
+#[test]
+fn counter_hook_is_tc_unless_tcx_is_asked_for_and_a_bad_value_is_named_with_the_fix() {
+    assert_eq!(parse_str(GOOD, "t").unwrap().networks["lan"].counter_hook, CounterHook::Tc);
+    let with = |v: &str| GOOD.replace("gateway = \"172.16.10.1\"", &format!("gateway = \"172.16.10.1\"\ncounter_hook = {v}"));
+    assert_eq!(parse_str(&with("\"tcx\""), "t").unwrap().networks["lan"].counter_hook, CounterHook::Tcx);
+    assert_eq!(parse_str(&with("\"tc\""), "t").unwrap().networks["lan"].counter_hook, CounterHook::Tc);
+    // Reported with the other errors of the file, not instead of them.
+    let errors = errors_of(&with("\"xdp\"").replace("subnet = \"172.16.10.0/24\"", "subnet = \"172.16.10.1/24\""));
+    assert!(
+        has(&errors, r#"networks.lan.counter_hook: `xdp` is not a counter hook: use "tc" (classic TC filters, the default) or "tcx""#),
+        "{errors:?}"
+    );
+    assert!(has(&errors, "networks.lan.subnet"), "{errors:?}");
+    assert!(has(&errors_of(&with("true")), "networks.lan.counter_hook"));
+    assert!(network_keys().contains(&"counter_hook"), "front-ends and the fuzzer see the key");
+}

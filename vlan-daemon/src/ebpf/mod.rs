@@ -20,6 +20,7 @@ pub use endpoints::{
     EndpointPrograms, ProgramIds, endpoint_policy, is_legacy_ingress_xdp, pinned_program_ids, read_policies, reset_slots, write_policies,
 };
 pub use pins::Pins;
+pub use prog_info::program_name;
 pub use responder::{
     attach_responder, detach_other_responders, insert_neighbours, key_addr, neigh_key, read_neigh_counters, read_neighbours,
     remove_neighbours, responder_attached,

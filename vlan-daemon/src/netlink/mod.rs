@@ -2,6 +2,7 @@
 //! address and route operations vland needs, and errors that name the operation and errno.
 mod links;
 mod tc;
+pub mod tcx;
 
 pub use links::*;
 pub use tc::Hook;

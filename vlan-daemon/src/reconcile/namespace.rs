@@ -9,11 +9,13 @@ use super::plan::{Action, Fix};
 use super::sysctls;
 use crate::config::NetnsRef;
 use crate::ebpf::{self, EndpointPrograms, Pins};
+use crate::netlink::tcx::{self, TcxHook};
 use crate::netlink::{Hook, LinkFacts, Netlink, PresentAddress};
 use crate::netns;
 use crate::state::{State, StateStore};
 use anyhow::Context;
 use std::collections::HashMap;
+use std::os::fd::AsFd;
 use tracing::info;
 use vlan_common::{LinkId, names};
 
@@ -124,6 +126,34 @@ pub async fn execute(
     }
     sysctls::write(&ns, settings)?;
 
+    // tcx counters first (each attach blocks for an RCU grace period: one thread in the namespace
+    // does them all); a switch from tc removes the filters only after this, in `correct`.
+    let tcx_attach: Vec<(u32, TcxHook, Option<u32>)> = names
+        .iter()
+        .flat_map(|name| {
+            let index = links[&desired.endpoints[name].ep.ifname].index;
+            fixes_of(name).iter().filter_map(move |fix| match fix {
+                Fix::TcxIngress { replace } => Some((index, TcxHook::Ingress, *replace)),
+                Fix::TcxEgress { replace } => Some((index, TcxHook::Egress, *replace)),
+                _ => None,
+            })
+        })
+        .collect();
+    if !tcx_attach.is_empty() {
+        let programs = shared.programs;
+        netns::run_in(&ns, || {
+            for (index, hook, replace) in tcx_attach {
+                let prog = match hook {
+                    TcxHook::Ingress => programs.ingress.fd(),
+                    TcxHook::Egress => programs.egress.fd(),
+                };
+                let old = replace.map(tcx::program_fd).transpose()?;
+                tcx::attach(index, hook, prog, old.as_ref().map(|fd| fd.as_fd()))?;
+            }
+            Ok(())
+        })?;
+    }
+
     let mut steps = Vec::new();
     for name in names {
         let d = &desired.endpoints[name];
@@ -136,6 +166,33 @@ pub async fn execute(
         steps.push(async move { correct(nl, programs, d, link.index, fixes, present).await.with_context(|| format!("endpoint {name}")) });
     }
     futures::future::try_join_all(steps).await?;
+    // A switch to tc: the tcx counters go once the filters are in.
+    let tcx_detach: Vec<(u32, TcxHook, u32)> = names
+        .iter()
+        .flat_map(|name| {
+            let index = links[&desired.endpoints[name].ep.ifname].index;
+            fixes_of(name).iter().flat_map(move |fix| match fix {
+                Fix::RemoveTcx { ingress, egress } => {
+                    [ingress.map(|id| (index, TcxHook::Ingress, id)), egress.map(|id| (index, TcxHook::Egress, id))]
+                }
+                _ => [None, None],
+            })
+        })
+        .flatten()
+        .collect();
+    if !tcx_detach.is_empty() {
+        netns::run_in(&ns, || {
+            for (index, hook, id) in tcx_detach {
+                match tcx::program_fd(id) {
+                    Ok(fd) => tcx::detach(index, hook, fd.as_fd())?,
+                    // Unloaded since it was seen: it is attached nowhere.
+                    Err(e) if e.root_cause().downcast_ref::<std::io::Error>().and_then(|e| e.raw_os_error()) == Some(libc::ENOENT) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })?;
+    }
     for name in names {
         let d = &desired.endpoints[name];
         let rec = state.endpoints.get_mut(name).expect("recorded before execute");
@@ -185,6 +242,12 @@ async fn correct(
                 nl.ensure_clsact(index).await?;
                 nl.replace_filter(index, Hook::Egress, programs.egress.fd(), names::EGRESS_PROGRAM).await?;
             }
+            Fix::RemoveTcFilters => {
+                nl.delete_filter(index, Hook::Ingress).await?;
+                nl.delete_filter(index, Hook::Egress).await?;
+            }
+            // Done for all children at once, before (attach) and after (detach) these steps.
+            Fix::TcxIngress { .. } | Fix::TcxEgress { .. } | Fix::RemoveTcx { .. } => {}
             Fix::Sysctls { .. } | Fix::Policy => {}
         }
     }

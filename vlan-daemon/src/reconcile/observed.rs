@@ -4,12 +4,16 @@
 use super::sysctls::{self, Defaults, DeviceSysctls};
 use crate::config::{Config, NetnsRef};
 use crate::ebpf::{self, Pins, ProgramIds};
+use crate::netlink::tcx::{self, TcxHook};
 use crate::netlink::{Hook, LinkFacts, Netlink, PresentAddress, RouteSpec};
 use crate::netns;
 use crate::state::State;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
-use vlan_common::EndpointPolicy;
+use vlan_common::{EndpointPolicy, names};
+
+/// The ids of vland's programs on a child's two hooks of one kind: (ingress, egress).
+pub type HookPrograms = (Option<u32>, Option<u32>);
 
 /// One endpoint namespace as it is now.
 pub struct NamespaceView {
@@ -24,6 +28,9 @@ pub struct NamespaceView {
     pub routes: HashMap<u32, Vec<RouteSpec>>,
     /// Program ids in vland's TC filters on vland's children: (ingress, egress).
     pub filters: HashMap<u32, (Option<u32>, Option<u32>)>,
+    /// vland's counting programs (this build's or an older one's) attached through tcx on
+    /// vland's children: (ingress, egress). Empty where the kernel has no tcx.
+    pub tcx: HashMap<u32, HookPrograms>,
     /// Whether the XDP program on a child is one of vland's (this build's or an older one).
     pub xdp_is_legacy: HashMap<u32, bool>,
     /// What a child created now inherits, and the current values of the sysctls vland sets.
@@ -43,6 +50,7 @@ impl NamespaceView {
             addresses: HashMap::new(),
             routes: HashMap::new(),
             filters: HashMap::new(),
+            tcx: HashMap::new(),
             xdp_is_legacy: HashMap::new(),
             defaults: None,
             sysctls: BTreeMap::new(),
@@ -92,7 +100,7 @@ pub async fn observe(
     let mut namespaces = BTreeMap::new();
     for (ns_ref, keys) in keys_by_netns {
         let pending: Vec<u32> = state.pending_links.iter().filter(|p| &p.netns == ns_ref).map(|p| p.ifindex).collect();
-        let view = view(ns_ref, keys, &pending, link_group).await.map_err(|e| e.context(format!("namespace {ns_ref}")))?;
+        let view = view(ns_ref, keys, &pending, link_group, programs).await.map_err(|e| e.context(format!("namespace {ns_ref}")))?;
         namespaces.insert(ns_ref.clone(), view);
     }
     let own_inum = netns::inum(&netns::open(std::path::Path::new("/proc/thread-self/ns/net"))?)?;
@@ -117,7 +125,13 @@ impl Observed {
     }
 }
 
-async fn view(ns_ref: &NetnsRef, sysctl_keys: Vec<String>, pending: &[u32], link_group: u32) -> anyhow::Result<NamespaceView> {
+async fn view(
+    ns_ref: &NetnsRef,
+    sysctl_keys: Vec<String>,
+    pending: &[u32],
+    link_group: u32,
+    programs: Option<ProgramIds>,
+) -> anyhow::Result<NamespaceView> {
     if !netns::is_namespace(&ns_ref.path()) {
         return Ok(NamespaceView::absent());
     }
@@ -143,6 +157,13 @@ async fn view(ns_ref: &NetnsRef, sysctl_keys: Vec<String>, pending: &[u32], link
             xdp_is_legacy.insert(link.index, ebpf::is_legacy_ingress_xdp(id));
         }
     }
+    // tcx attachments make no netlink objects: asked of bpf(2), inside the namespace.
+    let tcx = if tcx::supported() && !filters.is_empty() {
+        let children: Vec<u32> = filters.keys().copied().collect();
+        netns::run_in(&ns, || tcx_counters(&children, programs))?
+    } else {
+        HashMap::new()
+    };
     let (defaults, sysctls) = sysctls::read(&ns, sysctl_keys)?;
     Ok(NamespaceView {
         exists: true,
@@ -152,9 +173,33 @@ async fn view(ns_ref: &NetnsRef, sysctl_keys: Vec<String>, pending: &[u32], link
         handle: Some((ns, nl)),
         links,
         filters,
+        tcx,
         xdp_is_legacy,
         defaults: Some(defaults),
         sysctls,
         leftovers,
     })
+}
+
+/// vland's counting programs on the tcx hooks of `children` (run inside their namespace): this
+/// build's (by id) or an older build's (by name); other programs there are someone else's.
+fn tcx_counters(children: &[u32], programs: Option<ProgramIds>) -> anyhow::Result<HashMap<u32, HookPrograms>> {
+    let ours = |index: u32, hook: TcxHook, current: Option<u32>, name: &str| -> anyhow::Result<Option<u32>> {
+        let ids = match tcx::query(index, hook) {
+            Ok(ids) => ids,
+            // Gone since it was listed: nothing attached.
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("query the tcx {hook:?} programs of link {index}"))),
+        };
+        Ok(ids.into_iter().find(|id| Some(*id) == current || ebpf::program_name(*id).is_some_and(|n| n == name)))
+    };
+    let mut out = HashMap::new();
+    for &index in children {
+        let ingress = ours(index, TcxHook::Ingress, programs.map(|p| p.ingress), names::INGRESS_PROGRAM)?;
+        let egress = ours(index, TcxHook::Egress, programs.map(|p| p.egress), names::EGRESS_PROGRAM)?;
+        if ingress.is_some() || egress.is_some() {
+            out.insert(index, (ingress, egress));
+        }
+    }
+    Ok(out)
 }

@@ -4,7 +4,7 @@ use super::desired::{Desired, DesiredEndpoint};
 use super::endpoint::same_placement;
 use super::observed::{NamespaceView, Observed};
 use super::sysctls::{self, Defaults, Setting};
-use crate::config::{ConfigErrors, NetnsRef, ParentKind};
+use crate::config::{ConfigErrors, CounterHook, NetnsRef, ParentKind};
 use crate::ebpf::ProgramIds;
 use crate::mac::Mac;
 use crate::netlink::{LinkFacts, RouteSpec};
@@ -123,6 +123,21 @@ pub enum Fix {
     /// vland's ingress counter (a TC filter) attached, or swapped for this build's.
     Ingress,
     Egress,
+    /// The same counters attached through tcx (`counter_hook = "tcx"`), in the place of an older
+    /// build's program there (`replace`, by id) in one step.
+    TcxIngress {
+        replace: Option<u32>,
+    },
+    TcxEgress {
+        replace: Option<u32>,
+    },
+    /// vland's TC filters removed, once the tcx counters are in (a switch to tcx).
+    RemoveTcFilters,
+    /// vland's tcx counters (these program ids) detached, once the TC filters are in (a switch to tc).
+    RemoveTcx {
+        ingress: Option<u32>,
+        egress: Option<u32>,
+    },
     /// An older build's generic-XDP counter removed (after the ingress filter is in).
     RemoveLegacyXdp,
     Policy,
@@ -318,7 +333,11 @@ fn setup(d: &DesiredEndpoint<'_>, defaults: Defaults, observed: &Observed) -> Ve
         fixes.push(Fix::Sysctls { set });
     }
     // Programs before the link goes up, so the child counts (and checks) its first frame.
-    fixes.extend([Fix::Ingress, Fix::Egress, Fix::Up]);
+    match d.net.counter_hook {
+        CounterHook::Tc => fixes.extend([Fix::Ingress, Fix::Egress]),
+        CounterHook::Tcx => fixes.extend([Fix::TcxIngress { replace: None }, Fix::TcxEgress { replace: None }]),
+    }
+    fixes.push(Fix::Up);
     if !d.routes.is_empty() {
         fixes.push(Fix::Routes { remove: Vec::new(), add: d.routes.clone() });
     }
@@ -360,7 +379,7 @@ fn corrections(d: &DesiredEndpoint<'_>, link: &LinkFacts, view: &NamespaceView, 
     if !set.is_empty() {
         fixes.push(Fix::Sysctls { set });
     }
-    fixes.extend(program_fixes(link, view, observed.programs));
+    fixes.extend(program_fixes(link, view, observed.programs, d.net.counter_hook));
     if !link.up {
         fixes.push(Fix::Up);
     }
@@ -378,17 +397,38 @@ fn corrections(d: &DesiredEndpoint<'_>, link: &LinkFacts, view: &NamespaceView, 
     fixes
 }
 
-/// The counting programs on one existing child: vland's filters on ingress and egress, attached
-/// where missing or not this build's. An older build's generic-XDP counter goes; someone else's
-/// XDP program stays (vland counts what it lets through).
-fn program_fixes(link: &LinkFacts, view: &NamespaceView, programs: Option<ProgramIds>) -> Vec<Fix> {
+/// The counting programs on one existing child: vland's programs on ingress and egress, through
+/// the network's `counter_hook`, attached where missing or not this build's; then what vland has
+/// on the other hook kind goes (after, so that no frame passes uncounted). An older build's
+/// generic-XDP counter goes; someone else's XDP program stays (vland counts what it lets through).
+fn program_fixes(link: &LinkFacts, view: &NamespaceView, programs: Option<ProgramIds>, hook: CounterHook) -> Vec<Fix> {
     let mut fixes = Vec::new();
+    let current = |have: Option<u32>, want: Option<u32>| have.is_some() && have == want;
     let (ingress, egress) = view.filters.get(&link.index).copied().unwrap_or_default();
-    if ingress.is_none() || ingress != programs.map(|p| p.ingress) {
-        fixes.push(Fix::Ingress);
-    }
-    if egress.is_none() || egress != programs.map(|p| p.egress) {
-        fixes.push(Fix::Egress);
+    let (tcx_ingress, tcx_egress) = view.tcx.get(&link.index).copied().unwrap_or_default();
+    match hook {
+        CounterHook::Tc => {
+            if !current(ingress, programs.map(|p| p.ingress)) {
+                fixes.push(Fix::Ingress);
+            }
+            if !current(egress, programs.map(|p| p.egress)) {
+                fixes.push(Fix::Egress);
+            }
+            if tcx_ingress.is_some() || tcx_egress.is_some() {
+                fixes.push(Fix::RemoveTcx { ingress: tcx_ingress, egress: tcx_egress });
+            }
+        }
+        CounterHook::Tcx => {
+            if !current(tcx_ingress, programs.map(|p| p.ingress)) {
+                fixes.push(Fix::TcxIngress { replace: tcx_ingress });
+            }
+            if !current(tcx_egress, programs.map(|p| p.egress)) {
+                fixes.push(Fix::TcxEgress { replace: tcx_egress });
+            }
+            if ingress.is_some() || egress.is_some() {
+                fixes.push(Fix::RemoveTcFilters);
+            }
+        }
     }
     if link.xdp_program.is_some() && view.xdp_is_legacy.get(&link.index).copied().unwrap_or(false) {
         fixes.push(Fix::RemoveLegacyXdp);
@@ -421,6 +461,12 @@ impl fmt::Display for Fix {
             Fix::Ingress => f.write_str("attach the ingress counter"),
             Fix::RemoveLegacyXdp => f.write_str("remove an older vland's XDP counter (vland counts in TC ingress now)"),
             Fix::Egress => f.write_str("attach the egress counter"),
+            Fix::TcxIngress { replace: None } => f.write_str("attach the ingress counter (tcx)"),
+            Fix::TcxIngress { replace: Some(id) } => write!(f, "replace program {id} with this build's ingress counter (tcx)"),
+            Fix::TcxEgress { replace: None } => f.write_str("attach the egress counter (tcx)"),
+            Fix::TcxEgress { replace: Some(id) } => write!(f, "replace program {id} with this build's egress counter (tcx)"),
+            Fix::RemoveTcFilters => f.write_str("remove the TC filter counters (counter_hook is tcx)"),
+            Fix::RemoveTcx { .. } => f.write_str("remove the tcx counters (counter_hook is tc)"),
             Fix::Policy => f.write_str("write the anti-spoofing policy"),
         }
     }

@@ -4,7 +4,7 @@ use super::ipam::ipam;
 use super::names::check_name;
 use super::parent::parent;
 use crate::config::errors::{ConfigErrors, Scope};
-use crate::config::model::{Network, ParentKind, PoolScope};
+use crate::config::model::{CounterHook, Network, ParentKind, PoolScope};
 use crate::config::schema::RawNetwork;
 use crate::drivers::{Driver, Options as DriverOptions};
 use std::net::IpAddr;
@@ -70,6 +70,17 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
             PoolScope::Local
         }
     };
+    let counter_hook = match raw.counter_hook.as_deref() {
+        None | Some("tc") => CounterHook::Tc,
+        Some("tcx") => CounterHook::Tcx,
+        Some(other) => {
+            s.err(
+                "counter_hook",
+                format!("`{other}` is not a counter hook: use \"tc\" (classic TC filters, the default) or \"tcx\" (Linux 6.6+)"),
+            );
+            CounterHook::Tc
+        }
+    };
     let host_access = super::host_access::host_access(raw, ipam4.as_ref(), ipam6.as_ref(), driver.as_ref(), scope, &mut s);
     if !s.ok() {
         return None;
@@ -87,6 +98,7 @@ pub fn network(name: &str, raw: &RawNetwork, errors: &mut ConfigErrors) -> Optio
         gratuitous_arp: raw.gratuitous_arp.unwrap_or(true),
         arp_responder: raw.arp_responder.unwrap_or(ARP_RESPONDER_DEFAULT),
         detect_conflicts: raw.detect_conflicts.unwrap_or(DETECT_CONFLICTS_DEFAULT),
+        counter_hook,
         host_access,
         mtu: raw.mtu,
         metric: raw.metric,

@@ -58,6 +58,7 @@ fn host_view() -> NamespaceView {
         addresses: HashMap::from([((PARENT, false), vec![present("172.16.10.200", 24)])]),
         routes: HashMap::from([(PARENT, vec![route("172.16.10.0/24"), route("0.0.0.0/0")])]),
         filters: HashMap::new(),
+        tcx: HashMap::new(),
         xdp_is_legacy: HashMap::new(),
         defaults: Some(Defaults { ipv6: Some(false), arp_notify: true }),
         sysctls: BTreeMap::new(),

@@ -86,6 +86,7 @@ fn applied_view(pins: &Pins) -> NamespaceView {
             vec![RouteSpec { to: "0.0.0.0/0".parse().unwrap(), via: Some("172.16.10.1".parse().unwrap()), metric: None }],
         )]),
         filters: HashMap::from([(index, (Some(PROGRAMS.ingress), Some(PROGRAMS.egress)))]),
+        tcx: HashMap::new(),
         xdp_is_legacy: HashMap::new(),
         defaults: Some(Defaults { ipv6: Some(false), arp_notify: true }),
         sysctls: sysctls.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
@@ -407,4 +408,44 @@ fn a_staged_child_handed_over_is_moving_not_missing() {
     // Still where it was made, once handed over: not corrected either (Docker may move it now).
     let (moving, plan) = planned(&observed_with(true, true));
     assert_eq!((moving, plan), (vec!["web1".to_string()], Vec::<String>::new()));
+}
+
+#[test]
+fn counter_hook_tcx_attaches_through_tcx_first_and_then_removes_the_filters_and_back() {
+    let tcx = config(&CONFIG.replace("driver = \"macvlan\"", "driver = \"macvlan\"\ncounter_hook = \"tcx\""));
+    // tc -> tcx: the tcx counters go in before vland's filters go.
+    let plan = plan_with(&tcx, applied_state(), |_| {}).unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "endpoint web1: attach the ingress counter (tcx); attach the egress counter (tcx); remove the TC filter counters (counter_hook is tcx)"
+        ]
+    );
+    let tcx_applied = |v: &mut NamespaceView| {
+        let index = v.links["eth0"].index;
+        v.filters.clear();
+        v.tcx.insert(index, (Some(PROGRAMS.ingress), Some(PROGRAMS.egress)));
+    };
+    let plan = plan_with(&tcx, applied_state(), tcx_applied).unwrap();
+    assert!(plan.is_empty(), "{:?}", lines(&plan));
+    // A detached tcx counter (drift: no netlink event) is attached again; an older build's is
+    // replaced in place.
+    let plan = plan_with(&tcx, applied_state(), |v| {
+        tcx_applied(v);
+        let index = v.links["eth0"].index;
+        *v.tcx.get_mut(&index).unwrap() = (None, Some(77));
+    })
+    .unwrap();
+    assert_eq!(
+        lines(&plan),
+        ["endpoint web1: attach the ingress counter (tcx); replace program 77 with this build's egress counter (tcx)"]
+    );
+    // tcx -> tc: the filters go in before the tcx counters go.
+    let plan = plan_with(&config(CONFIG), applied_state(), tcx_applied).unwrap();
+    assert_eq!(
+        lines(&plan),
+        ["endpoint web1: attach the ingress counter; attach the egress counter; remove the tcx counters (counter_hook is tc)"]
+    );
+    let Action::Correct { fixes, .. } = &plan.actions[0] else { panic!() };
+    assert_eq!(fixes[2], Fix::RemoveTcx { ingress: Some(PROGRAMS.ingress), egress: Some(PROGRAMS.egress) });
 }
