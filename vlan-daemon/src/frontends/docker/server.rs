@@ -13,8 +13,12 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Docker's plugin media type.
 const MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1+json";
-/// Docker connections served at once; more are turned away.
-const MAX_CONNECTIONS: usize = 32;
+/// Docker connections served at once; more are turned away. Docker makes a call per container
+/// it starts or removes, all at once (`docker rm -f` of 100 containers: ~100 Leaves waiting for
+/// the apply loop), and a call turned away is lost: Docker 20.10 retries it with an empty body
+/// (seen here: "missing field `EndpointID`"), so the container's endpoint stays behind. The socket
+/// is root's alone; what bounds it is the daemon's file limit.
+const MAX_CONNECTIONS: usize = 4096;
 /// Request headers must arrive within this; a whole call (which may wait for an apply) within
 /// CALL_LIFETIME, beyond Docker's own 30 s client timeout.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
