@@ -111,14 +111,42 @@ fn start(dir: &Path, vland_bin: &Path, config: &Path) -> anyhow::Result<Engines>
             .spawn()
             .context("cannot start the vland daemon")?,
     );
-    engines.dockerd = Some(
-        vland_tests::docker::private_dockerd(dir, &host())?
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("dockerd.log"))?)
-            .spawn()
-            .context("cannot start dockerd")?,
-    );
+    engines.start_dockerd()?;
     Ok(engines)
+}
+
+impl Engines {
+    fn start_dockerd(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("dockerd.log"))?;
+        self.dockerd = Some(
+            vland_tests::docker::private_dockerd(&self.dir, &host())?
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("cannot start dockerd")?,
+        );
+        wait_for("dockerd", Duration::from_secs(30), || self.docker(&["version"]).is_ok())
+    }
+
+    /// `docker network rm`, once Docker has deleted the network's endpoints (its DeleteEndpoint
+    /// calls run on after `rm -f` returns). Docker 20.10 can keep a stale endpoint count after
+    /// many removals at once, with either driver, and then refuses until it restarts
+    /// (moby/moby#42119): after 10 s, the bench restarts its dockerd and says so.
+    fn remove_network(&mut self, name: &str) -> anyhow::Result<()> {
+        let mut refusal = String::new();
+        let deleted = wait_for("Docker to delete the network's endpoints", Duration::from_secs(10), || {
+            self.docker(&["network", "rm", name]).map_err(|e| refusal = format!("{e:#}")).is_ok()
+        });
+        if deleted.is_ok() {
+            return Ok(());
+        }
+        step(&format!("dockerd keeps refusing `network rm {name}` ({refusal}): restarting it (moby/moby#42119)"));
+        if let Some(mut d) = self.dockerd.take() {
+            terminate(&mut d, Duration::from_secs(20));
+        }
+        self.start_dockerd()?;
+        self.docker(&["network", "rm", name]).map(drop)
+    }
 }
 
 fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
@@ -250,7 +278,6 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
     let mut engines = start(&dir, vland_bin, &config)?;
     let result = (|| -> anyhow::Result<Vec<Measurement>> {
         wait_for("vland's plugin socket", Duration::from_secs(30), || std::os::unix::net::UnixStream::connect(plugin_socket()).is_ok())?;
-        wait_for("dockerd", Duration::from_secs(30), || engines.docker(&["version"]).is_ok())?;
         import_busybox(&engines)?;
         let vland_net = ["network", "create", "-d", DRIVER, "--ipam-driver", DRIVER];
         let docker_net = ["network", "create", "-d", "macvlan"];
@@ -265,7 +292,9 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
                 engines.docker(&args)?;
                 step(&format!("round {r}: {} driver", create[3]));
                 times[i].push(round(&engines, "bench", n, parallel).with_context(|| format!("round {r}, {}", create[3]))?);
-                engines.docker(&["network", "rm", "bench"])?;
+                // Docker deletes the endpoints after the containers have left the network (its
+                // DeleteEndpoint calls run on): `network rm` is refused until then.
+                engines.remove_network("bench")?;
                 check_clean(&engines, &state_dir)?;
             }
             times[2].push(round(&engines, "none", n, parallel)?);
