@@ -363,24 +363,13 @@ fn joins_and_leaves_that_arrive_together_share_one_apply() {
     let (mut lab, host) = Lab::with_host();
     let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
     let daemon = start(&mut lab, &host, &config, &socket);
-    let pool = json!({"AddressSpace": "LocalDefault", "Pool": "172.16.10.0/24", "SubPool": "", "Options": {}, "V6": false});
-    let pool_id = ok(&socket, "IpamDriver.RequestPool", &pool)["PoolID"].as_str().unwrap().to_string();
-    ok(&socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "172.16.10.1", "Options": {}}));
-    ok(
-        &socket,
-        "NetworkDriver.CreateNetwork",
-        &json!({"NetworkID": NID, "Options": {"com.docker.network.generic": {"parent": "eth0"}},
-                "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": "172.16.10.0/24", "Gateway": "172.16.10.1/24"}], "IPv6Data": []}),
-    );
+    let pool_id = network_on_eth0(&socket);
     // N containers: an address, an endpoint (its MAC from vland) and a sandbox each.
     let ids: Vec<String> = (0..N).map(|i| format!("{i}{}", &EID[1..])).collect();
     let mut macs = Vec::new();
     let mut sandboxes = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        let addr = ok(&socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "", "Options": {}}));
-        let endpoint = json!({"NetworkID": NID, "EndpointID": id,
-            "Interface": {"Address": addr["Address"], "AddressIPv6": "", "MacAddress": ""}, "Options": {}});
-        macs.push(ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint)["Interface"]["MacAddress"].as_str().unwrap().to_string());
+        macs.push(endpoint(&socket, &pool_id, id));
         sandboxes.push(lab.add_ns(&format!("sandbox{i}")));
     }
     // All at once, and among them a Join for an endpoint Docker never created.
@@ -436,6 +425,65 @@ fn joins_and_leaves_that_arrive_together_share_one_apply() {
     for id in &ids {
         ok(&socket, "NetworkDriver.DeleteEndpoint", &json!({"NetworkID": NID, "EndpointID": id}));
     }
+    ok(&socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
+    let mut links = ip::link_names(&host);
+    links.sort();
+    assert_eq!(links, ["eth0", "lo"]);
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
+}
+
+/// `docker network create -d vland --ipam-driver vland --subnet 172.16.10.0/24 --gateway
+/// 172.16.10.1 -o parent=eth0` as Docker sends it; the pool's ID.
+fn network_on_eth0(socket: &Path) -> String {
+    let pool = json!({"AddressSpace": "LocalDefault", "Pool": "172.16.10.0/24", "SubPool": "", "Options": {}, "V6": false});
+    let pool_id = ok(socket, "IpamDriver.RequestPool", &pool)["PoolID"].as_str().unwrap().to_string();
+    ok(socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "172.16.10.1", "Options": {}}));
+    ok(
+        socket,
+        "NetworkDriver.CreateNetwork",
+        &json!({"NetworkID": NID, "Options": {"com.docker.network.generic": {"parent": "eth0"}},
+                "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": "172.16.10.0/24", "Gateway": "172.16.10.1/24"}], "IPv6Data": []}),
+    );
+    pool_id
+}
+
+/// A container's address and endpoint (`id`) on that network; the MAC vland gives its child.
+fn endpoint(socket: &Path, pool_id: &str, id: &str) -> String {
+    let addr = ok(socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "", "Options": {}}));
+    let endpoint = json!({"NetworkID": NID, "EndpointID": id,
+        "Interface": {"Address": addr["Address"], "AddressIPv6": "", "MacAddress": ""}, "Options": {}});
+    ok(socket, "NetworkDriver.CreateEndpoint", &endpoint)["Interface"]["MacAddress"].as_str().unwrap().to_string()
+}
+
+/// Docker calls Leave before it destroys the sandbox, which is when it moves the child back to
+/// the host: a container removed right after it started leaves its child in the sandbox, where
+/// vland may not have followed it yet. Leave deletes it there; nothing is left for Docker to move
+/// back, and nothing of vland's stays.
+#[test]
+fn a_leave_before_docker_gives_the_child_back_deletes_it_in_the_sandbox() {
+    let socket = sock("d");
+    let (mut lab, host) = Lab::with_host();
+    let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
+    let daemon = start(&mut lab, &host, &config, &socket);
+    let pool_id = network_on_eth0(&socket);
+    endpoint(&socket, &pool_id, EID);
+    let sandbox = lab.add_ns("sandbox");
+    let join = ok(
+        &socket,
+        "NetworkDriver.Join",
+        &json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": format!("/run/netns/{sandbox}"), "Options": {}}),
+    );
+    let src = join["InterfaceName"]["SrcName"].as_str().unwrap().to_string();
+    docker_moves_in(&lab, &host, &sandbox, &src, "172.16.10.2/24", "172.16.10.1");
+    // At once: before the daemon's own look at the namespace events (150 ms), as `docker run -d
+    // ... && docker rm -f` can.
+    ok(&socket, "NetworkDriver.Leave", &json!({"NetworkID": NID, "EndpointID": EID}));
+    assert!(ip::try_link(&sandbox, "eth0").is_none(), "Leave left the child in the sandbox: {}", daemon.log_text());
+    assert!(ip::try_link(&host, &src).is_none(), "Leave left the child in the host: {}", daemon.log_text());
+    ok(&socket, "NetworkDriver.DeleteEndpoint", &json!({"NetworkID": NID, "EndpointID": EID}));
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(lab.dir.join("h1-state/state.json")).unwrap()).unwrap();
+    assert_eq!(state["endpoints"], json!({}), "{state}");
     ok(&socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
     let mut links = ip::link_names(&host);
     links.sort();
