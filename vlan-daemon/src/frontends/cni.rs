@@ -255,8 +255,9 @@ async fn save_and_apply(
     why: &str,
     endpoints: &[String],
 ) -> Result<ApplyReport, Error> {
-    store::save(state_dir, fragments).map_err(|e| err(code::IO, "cannot save vland's front-end fragments", format!("{e:#}")))?;
-    Ok(applier.apply_to(why, endpoints).await)
+    super::save_and_apply(state_dir, fragments, applier, why, Some(endpoints))
+        .await
+        .map_err(|e| err(code::IO, "cannot save vland's front-end fragments", format!("{e:#}")))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -19,6 +19,22 @@ pub trait Apply {
     fn apply_to(&mut self, why: &str, endpoints: &[String]) -> impl Future<Output = ApplyReport>;
 }
 
+/// Saves the fragments (crash-safe), then applies what they concern: the namespaces of
+/// `endpoints`, or everything (None). An error is the save's; the apply's outcome is the report.
+pub async fn save_and_apply(
+    state_dir: &Path,
+    fragments: &store::Fragments,
+    applier: &mut impl Apply,
+    why: &str,
+    endpoints: Option<&[String]>,
+) -> anyhow::Result<ApplyReport> {
+    store::save(state_dir, fragments)?;
+    Ok(match endpoints {
+        Some(endpoints) => applier.apply_to(why, endpoints).await,
+        None => applier.apply(why).await,
+    })
+}
+
 /// A front-end request from the control socket (a JSON line), and where its answer goes.
 pub struct Request {
     pub body: Value,

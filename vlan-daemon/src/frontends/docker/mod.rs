@@ -11,8 +11,8 @@ pub mod network;
 pub mod options;
 pub mod server;
 
-use super::Apply;
 use super::store::{self, Fragments};
+use super::{Apply, save_and_apply};
 use crate::config::{self, LoadError};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -66,7 +66,7 @@ impl<A: Apply> Ctx<'_, A> {
 
     /// Saves `next` (crash-safe) without applying: for changes the kernel does not see.
     pub fn save(&mut self, next: Fragments) -> Result<(), String> {
-        store::save(&self.state_dir, &next).map_err(|e| format!("cannot save vland's front-end fragments: {e:#}"))?;
+        store::save(&self.state_dir, &next).map_err(saving)?;
         self.fragments = next;
         Ok(())
     }
@@ -90,24 +90,19 @@ impl<A: Apply> Ctx<'_, A> {
             self.fragments = next;
             return Ok(());
         }
-        let before = std::mem::replace(&mut self.fragments, next.clone());
-        store::save(&self.state_dir, &next).map_err(|e| format!("cannot save vland's front-end fragments: {e:#}"))?;
-        let report = match endpoints {
-            Some(endpoints) => self.applier.apply_to(why, endpoints).await,
-            None => self.applier.apply(why).await,
-        };
+        let report = save_and_apply(&self.state_dir, &next, self.applier, why, endpoints).await.map_err(saving)?;
         if report.ok {
+            self.fragments = next;
             return Ok(());
         }
-        let _ = store::save(&self.state_dir, &before);
-        let why = format!("{why} (rolling back)");
-        let _ = match endpoints {
-            Some(endpoints) => self.applier.apply_to(&why, endpoints).await,
-            None => self.applier.apply(&why).await,
-        };
-        self.fragments = before;
+        let _ = save_and_apply(&self.state_dir, &self.fragments, self.applier, &format!("{why} (rolling back)"), endpoints).await;
         Err(format!("vland could not apply this: {}", report.error.unwrap_or_default()))
     }
+}
+
+/// Why a call fails when its fragments cannot be saved.
+fn saving(e: anyhow::Error) -> String {
+    format!("cannot save vland's front-end fragments: {e:#}")
 }
 
 /// Handles one Docker call in the apply loop. Every answer is Docker's JSON: the call's reply or
@@ -172,12 +167,10 @@ pub async fn handle_batch(calls: Vec<Value>, path: &Path, applier: &mut impl App
         Ok(_) if endpoints.is_empty() => Ok(()),
         Ok(_) => {
             let why = format!("Docker: {} Join and Leave calls together", endpoints.len());
-            match store::save(&ctx.state_dir, &ctx.fragments) {
-                Ok(()) => {
-                    let report = ctx.applier.apply_to(&why, &endpoints).await;
-                    if report.ok { Ok(()) } else { Err(report.error.unwrap_or_default()) }
-                }
-                Err(e) => Err(format!("cannot save vland's front-end fragments: {e:#}")),
+            match save_and_apply(&ctx.state_dir, &ctx.fragments, ctx.applier, &why, Some(&endpoints)).await {
+                Ok(report) if report.ok => Ok(()),
+                Ok(report) => Err(report.error.unwrap_or_default()),
+                Err(e) => Err(saving(e)),
             }
         }
     };
@@ -186,7 +179,7 @@ pub async fn handle_batch(calls: Vec<Value>, path: &Path, applier: &mut impl App
         Err(why) => {
             tracing::warn!("the joint apply of {} Docker calls failed, handling each alone: {why}", calls.len());
             if let Err(e) = store::save(&ctx.state_dir, &before) {
-                let msg = format!("cannot save vland's front-end fragments: {e:#}");
+                let msg = saving(e);
                 return names.iter().map(|call| error(call, &msg)).collect();
             }
             let mut answers = Vec::new();
