@@ -100,6 +100,17 @@ impl Daemon {
         Ok(left)
     }
 
+    /// The end of a bench with a daemon (if it started): it is stopped and the bench's namespaces
+    /// and pins are removed, whatever `result` is; then the result, or else the stop's error.
+    pub fn finish<T>(daemon: Option<Daemon>, prefix: &str, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        let stopped = daemon.map(Daemon::stop).transpose();
+        remove_namespaces(prefix);
+        remove_bpf_dirs(prefix);
+        let value = result?;
+        stopped?;
+        Ok(value)
+    }
+
     /// SIGTERM, then `vland down` for what is left of this state dir (pins, parents).
     pub fn stop(mut self) -> anyhow::Result<()> {
         // SAFETY: kill(2) on our own child's PID.
@@ -310,10 +321,5 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
         }
         Ok(rows)
     })();
-    let stopped = daemon.map(Daemon::stop).transpose();
-    remove_namespaces(PREFIX);
-    remove_bpf_dirs(PREFIX);
-    let rows = result?;
-    stopped?;
-    Ok(rows)
+    Daemon::finish(daemon, PREFIX, result)
 }

@@ -7,7 +7,6 @@
 //! links in the host namespace, Podman's namespaces, vland's endpoints and fragments.
 use super::cni::{Daemon, build_host, link_names};
 use super::report::{Measurement, Target, median};
-use crate::netlab::{remove_bpf_dirs, remove_namespaces};
 use crate::paths::target_dir;
 use anyhow::{Context, bail, ensure};
 use serde_json::json;
@@ -241,10 +240,5 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
         let _ = p.command(&["network", "rm", "-f", &p.network]).output();
         let _ = std::fs::remove_dir_all(&p.runroot);
     }
-    let stopped = daemon.map(Daemon::stop).transpose();
-    remove_namespaces(PREFIX);
-    remove_bpf_dirs(PREFIX);
-    let rows = result?;
-    stopped?;
-    Ok(rows)
+    Daemon::finish(daemon, PREFIX, result)
 }
