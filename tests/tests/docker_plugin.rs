@@ -243,14 +243,8 @@ fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
     assert!(stats_row(&mut lab, &host, &config, &name).is_none());
 
     // `docker network rm`: IPAM first, then DeleteNetwork. Nothing is left.
-    for a in ["172.16.10.1", "172.16.10.101"] {
-        ok(&socket, "IpamDriver.ReleaseAddress", &json!({"PoolID": pool_id, "Address": a}));
-    }
-    ok(&socket, "IpamDriver.ReleasePool", &json!({"PoolID": pool_id}));
-    ok(&socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
-    let mut links = ip::link_names(&host);
-    links.sort();
-    assert_eq!(links, ["eth0", "lo"]);
+    docker_network_rm(&socket, &pool_id, &["172.16.10.1", "172.16.10.101"]);
+    assert_eq!(sorted_links(&host), ["eth0", "lo"]);
     let f: Value = serde_json::from_str(&frag(&lab)).unwrap();
     assert_eq!((&f["networks"], &f["endpoints"], f.get("docker_pools")), (&json!({}), &json!({}), None), "{f}");
     drop(daemon);
@@ -339,14 +333,8 @@ fn beside_the_toml_an_internal_network_taken_over_without_further_calls() {
     assert!(gone.is_some(), "the child Docker gave back stayed: {}", daemon.log_text());
     ok(&socket, "NetworkDriver.Leave", &json!({"NetworkID": NID, "EndpointID": EID}));
     ok(&socket, "NetworkDriver.DeleteEndpoint", &json!({"NetworkID": NID, "EndpointID": EID}));
-    for a in ["10.20.0.7", "10.20.0.1"] {
-        ok(&socket, "IpamDriver.ReleaseAddress", &json!({"PoolID": pool_id, "Address": a}));
-    }
-    ok(&socket, "IpamDriver.ReleasePool", &json!({"PoolID": pool_id}));
-    ok(&socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
-    let mut links = ip::link_names(&host);
-    links.sort();
-    assert_eq!(links, ["eth0", "eth1", "eth1p", "lo"], "only what vland did not make is left");
+    docker_network_rm(&socket, &pool_id, &["10.20.0.7", "10.20.0.1"]);
+    assert_eq!(sorted_links(&host), ["eth0", "eth1", "eth1p", "lo"], "only what vland did not make is left");
     assert_eq!(ip::link(&web1, "eth0").kind(), "macvlan", "the TOML's endpoint stays");
     drop(daemon);
     let _ = std::fs::remove_dir_all(socket.parent().unwrap());
@@ -425,12 +413,27 @@ fn joins_and_leaves_that_arrive_together_share_one_apply() {
     for id in &ids {
         ok(&socket, "NetworkDriver.DeleteEndpoint", &json!({"NetworkID": NID, "EndpointID": id}));
     }
-    ok(&socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
-    let mut links = ip::link_names(&host);
-    links.sort();
-    assert_eq!(links, ["eth0", "lo"]);
+    docker_network_rm(&socket, &pool_id, &["172.16.10.1"]);
+    assert_eq!(sorted_links(&host), ["eth0", "lo"]);
     drop(daemon);
     let _ = std::fs::remove_dir_all(socket.parent().unwrap());
+}
+
+/// `docker network rm` as Docker sends it: the addresses its IPAM still holds (gateway, aux
+/// addresses, containers' it never released) given back, the pool, then DeleteNetwork.
+fn docker_network_rm(socket: &Path, pool_id: &str, addresses: &[&str]) {
+    for a in addresses {
+        ok(socket, "IpamDriver.ReleaseAddress", &json!({"PoolID": pool_id, "Address": a}));
+    }
+    ok(socket, "IpamDriver.ReleasePool", &json!({"PoolID": pool_id}));
+    ok(socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
+}
+
+/// The links in namespace `ns`, sorted.
+fn sorted_links(ns: &str) -> Vec<String> {
+    let mut links = ip::link_names(ns);
+    links.sort();
+    links
 }
 
 /// `docker network create -d vland --ipam-driver vland --subnet 172.16.10.0/24 --gateway
@@ -484,10 +487,8 @@ fn a_leave_before_docker_gives_the_child_back_deletes_it_in_the_sandbox() {
     ok(&socket, "NetworkDriver.DeleteEndpoint", &json!({"NetworkID": NID, "EndpointID": EID}));
     let state: Value = serde_json::from_str(&std::fs::read_to_string(lab.dir.join("h1-state/state.json")).unwrap()).unwrap();
     assert_eq!(state["endpoints"], json!({}), "{state}");
-    ok(&socket, "NetworkDriver.DeleteNetwork", &json!({"NetworkID": NID}));
-    let mut links = ip::link_names(&host);
-    links.sort();
-    assert_eq!(links, ["eth0", "lo"]);
+    docker_network_rm(&socket, &pool_id, &["172.16.10.1"]);
+    assert_eq!(sorted_links(&host), ["eth0", "lo"]);
     drop(daemon);
     let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
