@@ -68,10 +68,18 @@ impl Applier<'_> {
     }
 
     async fn reapply_scoped(&mut self, why: &str, scope: reconcile::Scope) -> ApplyReport {
+        self.reapply_scoped_with(why, scope, None).await
+    }
+
+    /// `validated`: the effective config, when the caller has just loaded it.
+    async fn reapply_scoped_with(&mut self, why: &str, scope: reconcile::Scope, validated: Option<config::Config>) -> ApplyReport {
         info!(reason = why, "applying");
-        // The children Docker has moved are planned where they are now.
-        let scope = scope.with_endpoints(settle_docker(self.path).await);
-        let result = match config::load_effective(self.path) {
+        // The children Docker has moved are planned where they are now (their fragments
+        // changed: the config is loaded again).
+        let moved = settle_docker(self.path).await;
+        let validated = validated.filter(|_| moved.is_empty());
+        let scope = scope.with_endpoints(moved);
+        let result = match validated.map_or_else(|| config::load_effective(self.path), Ok) {
             Ok(config) => {
                 self.watched.follow(&config);
                 let result = reconcile::apply_scoped(&config, &self.source, &scope).await;
@@ -116,8 +124,8 @@ impl frontends::Apply for Applier<'_> {
         self.reapply(why).await
     }
 
-    async fn apply_to(&mut self, why: &str, endpoints: &[String]) -> ApplyReport {
-        self.reapply_scoped(why, reconcile::Scope::endpoints(endpoints.iter().cloned())).await
+    async fn apply_to(&mut self, why: &str, endpoints: &[String], validated: Option<config::Config>) -> ApplyReport {
+        self.reapply_scoped_with(why, reconcile::Scope::endpoints(endpoints.iter().cloned()), validated).await
     }
 }
 

@@ -1,10 +1,19 @@
 //! Checks of the config against the running kernel and vland's records, made before anything
 //! is changed and reported together with the config's own errors.
-use crate::config::{Config, ConfigErrors, CounterHook, ParentKind};
+use crate::config::{Config, ConfigErrors, CounterHook, NetnsRef, ParentKind};
 use crate::netlink::Netlink;
 use crate::state::State;
+use std::collections::BTreeSet;
 
-pub async fn check(config: &Config, state: &State, host: &Netlink, errors: &mut ConfigErrors) -> anyhow::Result<()> {
+/// `only`: the namespaces a scoped apply reads (None: all). Endpoint namespaces are checked
+/// there only: the others are not touched, and every whole apply checks them.
+pub async fn check(
+    config: &Config,
+    state: &State,
+    host: &Netlink,
+    only: Option<&BTreeSet<NetnsRef>>,
+    errors: &mut ConfigErrors,
+) -> anyhow::Result<()> {
     for net in config.networks.values() {
         let key = |k: &str| format!("networks.{}.{k}", net.name);
         let name = &net.parent.name;
@@ -59,8 +68,8 @@ pub async fn check(config: &Config, state: &State, host: &Netlink, errors: &mut 
         }
     }
     // A namespace given by path must be a network namespace now (named ones vland may create).
-    for ep in config.endpoints.values() {
-        if let crate::config::NetnsRef::Path(path) = &ep.netns
+    for ep in config.endpoints.values().filter(|e| only.is_none_or(|only| only.contains(&e.netns))) {
+        if let NetnsRef::Path(path) = &ep.netns
             && let Err(e) = crate::netns::open(path)
         {
             errors.push(format!("endpoints.{}.netns_path", ep.name), format!("{e:#}"));

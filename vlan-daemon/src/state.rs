@@ -308,13 +308,20 @@ pub fn read(dir: &Path) -> Result<State, StateError> {
 /// nothing in it this vland does not know.
 fn parse(bytes: &[u8], path: &Path) -> Result<State, StateError> {
     let refused = |reason: String| StateError::Refused { path: path.to_path_buf(), reason };
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| refused(format!("not JSON: {e}")))?;
-    let version = value.get("version").ok_or_else(|| refused("it has no `version`".to_string()))?;
-    let version = version.as_u64().filter(|v| *v >= 1).ok_or_else(|| refused(format!("its `version` is {version}")))?;
-    if version > u64::from(STATE_VERSION) {
-        return Err(StateError::Newer { path: path.to_path_buf(), found: version });
-    }
-    let mut state: State = serde_json::from_value(value).map_err(|e| refused(e.to_string()))?;
+    // Straight from the bytes when it is this vland's kind of state (every apply reads it);
+    // otherwise step by step, for an error that says what is wrong.
+    let mut state = match serde_json::from_slice::<State>(bytes) {
+        Ok(state) if (1..=STATE_VERSION).contains(&state.version) && bytes.trim_ascii_start().starts_with(b"{") => state,
+        _ => {
+            let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| refused(format!("not JSON: {e}")))?;
+            let version = value.get("version").ok_or_else(|| refused("it has no `version`".to_string()))?;
+            let version = version.as_u64().filter(|v| *v >= 1).ok_or_else(|| refused(format!("its `version` is {version}")))?;
+            if version > u64::from(STATE_VERSION) {
+                return Err(StateError::Newer { path: path.to_path_buf(), found: version });
+            }
+            serde_json::from_value(value).map_err(|e| refused(e.to_string()))?
+        }
+    };
     state.check_names().map_err(|e| refused(format!("it has been tampered with: {e}")))?;
     // Read in an older format, written in this one.
     state.version = STATE_VERSION;

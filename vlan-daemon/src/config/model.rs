@@ -3,7 +3,7 @@ use super::schema::DaemonConfig;
 use crate::drivers::Driver;
 use crate::mac::Mac;
 use ipnetwork::IpNetwork;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -72,13 +72,37 @@ impl Config {
     pub fn default_route_owner(&self, netns: &NetnsRef, v6: bool) -> Option<&str> {
         self.endpoints
             .values()
-            .filter(|e| &e.netns == netns && !e.staged)
-            .filter(|e| {
-                let n = &self.networks[&e.network];
-                !n.internal && n.ipam(v6).is_some() && (n.default_gateway(v6).is_some() || n.driver.routes_by_device())
-            })
-            .min_by_key(|e| (self.networks[&e.network].metric.unwrap_or(0), e.name.as_str()))
+            .filter(|e| &e.netns == netns)
+            .filter(|e| self.gives_default_route(e, v6))
+            .min_by_key(|e| self.route_rank(e))
             .map(|e| e.name.as_str())
+    }
+
+    /// `default_route_owner` of every namespace and family at once (one pass, not one per
+    /// endpoint): keyed by namespace, [IPv4 owner, IPv6 owner].
+    pub fn default_route_owners(&self) -> HashMap<&NetnsRef, [Option<&str>; 2]> {
+        let mut owners: HashMap<&NetnsRef, [Option<&Endpoint>; 2]> = HashMap::new();
+        for e in self.endpoints.values() {
+            for v6 in [false, true] {
+                if !self.gives_default_route(e, v6) {
+                    continue;
+                }
+                let owner = &mut owners.entry(&e.netns).or_default()[v6 as usize];
+                if owner.is_none_or(|o| self.route_rank(e) < self.route_rank(o)) {
+                    *owner = Some(e);
+                }
+            }
+        }
+        owners.into_iter().map(|(ns, o)| (ns, o.map(|e| e.map(|e| e.name.as_str())))).collect()
+    }
+
+    fn gives_default_route(&self, e: &Endpoint, v6: bool) -> bool {
+        let n = &self.networks[&e.network];
+        !e.staged && !n.internal && n.ipam(v6).is_some() && (n.default_gateway(v6).is_some() || n.driver.routes_by_device())
+    }
+
+    fn route_rank<'e>(&self, e: &'e Endpoint) -> (u32, &'e str) {
+        (self.networks[&e.network].metric.unwrap_or(0), e.name.as_str())
     }
 
     /// Every trunk with its allowed set: the VLANs of the networks whose parent is a

@@ -14,9 +14,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use vlan_common::names;
 
-/// Identifies this build's object (FNV-1a of its bytes), recorded in the state.
+/// Identifies this build's object (FNV-1a of its bytes), recorded in the state. Hashed once:
+/// every apply asks, and the object is large.
 pub fn object_id() -> String {
-    format!("{:016x}", crate::fnv::fnv1a64(super::OBJECT))
+    static ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!("{:016x}", crate::fnv::fnv1a64(super::OBJECT)));
+    ID.clone()
 }
 
 fn load(pins: &Pins, trunk_slot: u32) -> anyhow::Result<Ebpf> {

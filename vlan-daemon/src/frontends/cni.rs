@@ -110,23 +110,26 @@ pub async fn handle_batch(requests: Vec<Request>, path: &Path, applier: &mut imp
     let mut fragments = before.clone();
     // (request index, endpoint, whether ADD): the calls the joint apply carries out.
     let mut staged: Vec<(usize, String, bool)> = Vec::new();
+    // The effective config the staged fragments make (each call's check loads it anew).
+    let mut validated = None;
     let mut alone = Vec::new();
     for (i, request) in requests.iter().enumerate() {
         let outcome = match request.command.as_str() {
             "ADD" => netconf::parse(&request.config)
                 .map_err(|e| err(code::INVALID_CONFIG, "invalid network config", e.join("; ")))
                 .and_then(|conf| stage_add(request, &conf, &CniArgs::parse(&request.args), path, &state_dir, &fragments))
-                .map(|(name, next)| Some((name, next, true))),
-            "DEL" => stage_del(request, path, fragments.clone()).map(|s| s.map(|(name, next)| (name, next, false))),
+                .map(|(name, next, config)| Some((name, next, config, true))),
+            "DEL" => stage_del(request, path, fragments.clone()).map(|s| s.map(|(name, next, config)| (name, next, config, false))),
             _ => {
                 alone.push(i);
                 continue;
             }
         };
         match outcome {
-            Ok(Some((name, _, _))) if staged.iter().any(|(_, n, _)| *n == name) => alone.push(i),
-            Ok(Some((name, next, is_add))) => {
+            Ok(Some((name, ..))) if staged.iter().any(|(_, n, _)| *n == name) => alone.push(i),
+            Ok(Some((name, next, config, is_add))) => {
                 fragments = next;
+                validated = Some(config);
                 staged.push((i, name, is_add));
             }
             Ok(None) => answers[i] = Some(Ok(Value::Null)),
@@ -137,14 +140,13 @@ pub async fn handle_batch(requests: Vec<Request>, path: &Path, applier: &mut imp
         let adds = staged.iter().filter(|(_, _, is_add)| *is_add).count();
         let why = format!("CNI: {adds} ADD and {} DEL together", staged.len() - adds);
         let scope: Vec<String> = staged.iter().map(|(_, name, _)| name.clone()).collect();
-        match save_and_apply(&state_dir, &fragments, applier, &why, &scope).await {
+        let config: Config = validated.expect("a staged call validated the fragments");
+        match save_and_apply(&state_dir, &fragments, applier, &why, &scope, Some(config.clone())).await {
             Ok(report) if report.ok => {
-                let config = load_with(path, &fragments);
                 for (i, name, is_add) in &staged {
-                    answers[*i] = Some(match (is_add, &config) {
-                        (true, Ok(config)) => result(config, name, &requests[*i].config),
-                        (true, Err(e)) => Err(e.clone()),
-                        (false, _) => Ok(Value::Null),
+                    answers[*i] = Some(match is_add {
+                        true => result(&config, name, &requests[*i].config),
+                        false => Ok(Value::Null),
                     });
                 }
             }
@@ -247,15 +249,17 @@ fn load_with(path: &Path, fragments: &Fragments) -> Result<Config, Error> {
     })
 }
 
-/// Saves the fragments, then applies what the call concerns: the namespaces of `endpoints`.
+/// Saves the fragments, then applies what the call concerns: the namespaces of `endpoints`
+/// (`validated`: the effective config the fragments make, if just loaded).
 async fn save_and_apply(
     state_dir: &Path,
     fragments: &Fragments,
     applier: &mut impl Apply,
     why: &str,
     endpoints: &[String],
+    validated: Option<Config>,
 ) -> Result<ApplyReport, Error> {
-    super::save_and_apply(state_dir, fragments, applier, why, Some(endpoints))
+    super::save_and_apply(state_dir, fragments, applier, why, Some((endpoints, validated)))
         .await
         .map_err(|e| err(code::IO, "cannot save vland's front-end fragments", format!("{e:#}")))
 }
@@ -270,21 +274,20 @@ async fn add(
     before: Fragments,
     applier: &mut impl Apply,
 ) -> Result<Value, Error> {
-    let (name, fragments) = stage_add(request, conf, args, path, state_dir, &before)?;
+    let (name, fragments, config) = stage_add(request, conf, args, path, state_dir, &before)?;
     let why = format!("CNI ADD {} {}", short(&request.container_id), request.ifname);
     let scope = [name.clone()];
-    let report = save_and_apply(state_dir, &fragments, applier, &why, &scope).await?;
+    let report = save_and_apply(state_dir, &fragments, applier, &why, &scope, Some(config.clone())).await?;
     if !report.ok {
         // As the reference plugins: a failed ADD leaves nothing behind.
-        let _ = save_and_apply(state_dir, &before, applier, &format!("{why} (rolling back)"), &scope).await;
+        let _ = save_and_apply(state_dir, &before, applier, &format!("{why} (rolling back)"), &scope, None).await;
         return Err(err(code::APPLY_FAILED, "vland could not attach the container", report.error.unwrap_or_default()));
     }
-    let config = load_with(path, &fragments)?;
     result(&config, &name, &request.config)
 }
 
 /// ADD's change to the fragments, validated with the file (nothing is saved): the attachment's
-/// endpoint name and the fragments with it.
+/// endpoint name, the fragments with it and the effective config they make.
 fn stage_add(
     request: &Request,
     conf: &NetConf,
@@ -292,7 +295,7 @@ fn stage_add(
     path: &Path,
     state_dir: &Path,
     before: &Fragments,
-) -> Result<(String, Fragments), Error> {
+) -> Result<(String, Fragments, Config), Error> {
     require(&request.container_id, "CNI_CONTAINERID")?;
     require(&request.netns, "CNI_NETNS")?;
     require(&request.ifname, "CNI_IFNAME")?;
@@ -315,8 +318,12 @@ fn stage_add(
     let name = endpoint_name(&fragments, &request.container_id, &request.ifname);
     // A requested address another endpoint holds (allocated, so not in any config) is refused
     // here: the config's static address would otherwise take it from its holder.
-    let state = crate::state::read(state_dir).map_err(|e| err(code::IO, "cannot read vland's state", format!("{e:#}")))?;
-    for wanted in [&ip, &ip6].into_iter().flatten() {
+    let wanted: Vec<&String> = [&ip, &ip6].into_iter().flatten().collect();
+    let state = match wanted.is_empty() {
+        true => crate::state::State::default(),
+        false => crate::state::read(state_dir).map_err(|e| err(code::IO, "cannot read vland's state", format!("{e:#}")))?,
+    };
+    for wanted in wanted {
         let holder = state.endpoints.iter().find(|(n, rec)| {
             **n != name && [rec.ip.map(IpAddr::V4), rec.ip6.map(IpAddr::V6)].into_iter().flatten().any(|a| a.to_string() == *wanted)
         });
@@ -348,8 +355,8 @@ fn stage_add(
     };
     fragments.endpoints.insert(name.clone(), EndpointFragment { config: endpoint, origin });
     // Validated with the file before anything is saved: a refused config changes nothing.
-    load_with(path, &fragments)?;
-    Ok((name, fragments))
+    let config = load_with(path, &fragments)?;
+    Ok((name, fragments, config))
 }
 
 fn short(id: &str) -> &str {
@@ -402,11 +409,11 @@ fn result(config: &Config, name: &str, netconf: &Map<String, Value>) -> Result<V
 /// DEL: idempotent. Works without CNI_NETNS (containerd sends none) and after a restart of the
 /// daemon (the fragments are on disk): the container ID and interface name find the attachment.
 async fn del(request: &Request, path: &Path, state_dir: &Path, fragments: Fragments, applier: &mut impl Apply) -> Result<Value, Error> {
-    let Some((name, fragments)) = stage_del(request, path, fragments)? else {
+    let Some((name, fragments, config)) = stage_del(request, path, fragments)? else {
         return Ok(Value::Null);
     };
     let why = format!("CNI DEL {} {}", short(&request.container_id), request.ifname);
-    let report = save_and_apply(state_dir, &fragments, applier, &why, &[name]).await?;
+    let report = save_and_apply(state_dir, &fragments, applier, &why, &[name], Some(config)).await?;
     if !report.ok {
         return Err(err(code::APPLY_FAILED, "vland could not remove the attachment", report.error.unwrap_or_default()));
     }
@@ -414,8 +421,9 @@ async fn del(request: &Request, path: &Path, state_dir: &Path, fragments: Fragme
 }
 
 /// DEL's change to the fragments, validated with the file (nothing is saved): the attachment's
-/// endpoint name and the fragments without it; None when there is no such attachment.
-fn stage_del(request: &Request, path: &Path, mut fragments: Fragments) -> Result<Option<(String, Fragments)>, Error> {
+/// endpoint name, the fragments without it and the effective config they make; None when there
+/// is no such attachment.
+fn stage_del(request: &Request, path: &Path, mut fragments: Fragments) -> Result<Option<(String, Fragments, Config)>, Error> {
     require(&request.container_id, "CNI_CONTAINERID")?;
     require(&request.ifname, "CNI_IFNAME")?;
     let Some(name) = find_attachment(&fragments, &request.container_id, &request.ifname).cloned() else {
@@ -424,8 +432,8 @@ fn stage_del(request: &Request, path: &Path, mut fragments: Fragments) -> Result
     fragments.endpoints.remove(&name);
     fragments.remove_unused_networks();
     // What is left must still be a valid config (it is, unless the file changed meanwhile).
-    load_with(path, &fragments)?;
-    Ok(Some((name, fragments)))
+    let config = load_with(path, &fragments)?;
+    Ok(Some((name, fragments, config)))
 }
 
 /// CHECK: the attachment exists, and the plan for the effective config has nothing to do for it
@@ -483,8 +491,8 @@ async fn gc(
         return Ok(Value::Null);
     }
     fragments.remove_unused_networks();
-    load_with(path, &fragments)?;
-    let report = save_and_apply(state_dir, &fragments, applier, &format!("CNI GC {}", conf.name), &stale).await?;
+    let config = load_with(path, &fragments)?;
+    let report = save_and_apply(state_dir, &fragments, applier, &format!("CNI GC {}", conf.name), &stale, Some(config)).await?;
     if !report.ok {
         return Err(err(code::APPLY_FAILED, "vland could not remove stale attachments", report.error.unwrap_or_default()));
     }

@@ -6,6 +6,7 @@ pub mod docker;
 pub mod netconf;
 pub mod store;
 
+use crate::config::Config;
 use crate::control::ApplyReport;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -15,22 +16,25 @@ use tokio::sync::oneshot;
 pub trait Apply {
     fn apply(&mut self, why: &str) -> impl Future<Output = ApplyReport>;
     /// The same, reading and changing only the namespaces of these endpoints (a call about
-    /// them); validation and allocation still cover the whole effective config.
-    fn apply_to(&mut self, why: &str, endpoints: &[String]) -> impl Future<Output = ApplyReport>;
+    /// them); validation and allocation still cover the whole effective config. `validated`:
+    /// that config, when the caller has just loaded it with the saved fragments (else it is
+    /// loaded again).
+    fn apply_to(&mut self, why: &str, endpoints: &[String], validated: Option<Config>) -> impl Future<Output = ApplyReport>;
 }
 
 /// Saves the fragments (crash-safe), then applies what they concern: the namespaces of
-/// `endpoints`, or everything (None). An error is the save's; the apply's outcome is the report.
+/// `endpoints` (with the effective config they make, if the caller has it), or everything
+/// (None). An error is the save's; the apply's outcome is the report.
 pub async fn save_and_apply(
     state_dir: &Path,
     fragments: &store::Fragments,
     applier: &mut impl Apply,
     why: &str,
-    endpoints: Option<&[String]>,
+    endpoints: Option<(&[String], Option<Config>)>,
 ) -> anyhow::Result<ApplyReport> {
     store::save(state_dir, fragments)?;
     Ok(match endpoints {
-        Some(endpoints) => applier.apply_to(why, endpoints).await,
+        Some((endpoints, validated)) => applier.apply_to(why, endpoints, validated).await,
         None => applier.apply(why).await,
     })
 }

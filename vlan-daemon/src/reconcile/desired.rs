@@ -92,11 +92,13 @@ pub fn desired<'c>(config: &'c Config, allocations: BTreeMap<String, Allocation>
             by_network.entry(ep.network.as_str()).or_default().extend([alloc.address(false), alloc.address(true)].into_iter().flatten());
         }
     }
+    let default_owners = config.default_route_owners();
     for (name, alloc) in allocations {
         let ep = &config.endpoints[&name];
         let net = &config.networks[&ep.network];
         let host_child = host_access::is_host_child(ep);
-        let owns_default = [false, true].map(|v6| config.default_route_owner(&ep.netns, v6) == Some(name.as_str()));
+        let owners = default_owners.get(&ep.netns).copied().unwrap_or_default();
+        let owns_default = owners.map(|owner| owner == Some(name.as_str()));
         // A staged child gets its addresses where the engine moves it (Docker sets them there).
         let addresses = [false, true].map(|v6| {
             let addr = alloc.address(v6).filter(|_| !ep.staged)?;

@@ -8,7 +8,7 @@ use crate::mac::Mac;
 use crate::netlink::{Netlink, errno};
 use crate::netns;
 use crate::state::{EndpointRecord, PendingLink, State, StateStore};
-use anyhow::{Context, bail};
+use anyhow::bail;
 use std::os::fd::AsRawFd;
 use tracing::info;
 
@@ -160,33 +160,9 @@ pub async fn teardown_all(endpoints: &[(String, EndpointRecord)]) -> anyhow::Res
             doomed.push((name.clone(), ns, link.index));
         }
     }
-    delete_links_at_once(&doomed)?;
+    super::deletion::delete_links_at_once(&doomed)?;
     for (name, _) in endpoints {
         info!(endpoint = %name, "removed endpoint");
     }
     Ok(())
 }
-
-/// Deletes links (endpoint, namespace, ifindex) at once: each deletion waits for RCU (~20 ms),
-/// and sent from threads of their own, in their namespaces, those waits overlap (through the
-/// async connections they would come one after another).
-pub fn delete_links_at_once(links: &[(String, std::fs::File, u32)]) -> anyhow::Result<()> {
-    // A bounded number at a time: removing thousands of endpoints need not mean thousands of threads.
-    for batch in links.chunks(DELETION_THREADS) {
-        std::thread::scope(|s| {
-            let threads: Vec<_> = batch
-                .iter()
-                .map(|(name, ns, index)| {
-                    s.spawn(move || {
-                        netns::run_in(ns, || crate::netlink::delete_link_blocking(*index)).with_context(|| format!("endpoint {name}"))
-                    })
-                })
-                .collect();
-            threads.into_iter().try_for_each(|t| t.join().map_err(|_| anyhow::anyhow!("a link deletion thread panicked"))?)
-        })?;
-    }
-    Ok(())
-}
-
-/// How many children `delete_links_at_once` deletes at once.
-const DELETION_THREADS: usize = 64;

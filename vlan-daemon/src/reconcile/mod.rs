@@ -7,6 +7,7 @@
 //! leaves records that the next run repairs from; `vland plan` stops before it.
 mod adopt;
 mod allocate;
+mod deletion;
 mod desired;
 mod endpoint;
 mod error;
@@ -30,7 +31,8 @@ use observed::Observed;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tracing::info;
 
-pub use endpoint::{alias_for, delete_links_at_once};
+pub use deletion::delete_links_at_once;
+pub use endpoint::alias_for;
 pub use error::ApplyError;
 pub use plan::{Action, Fix, Plan};
 
@@ -131,7 +133,7 @@ async fn prepare<'c>(config: &'c Config, source_name: &str, dry_run: bool, scope
     let state = store.load()?;
     let only = scope.read_only(config, &state);
     let mut errors = ConfigErrors { source_name: source_name.to_string(), errors: Vec::new() };
-    crate::preflight::check(config, &state, &host, &mut errors).await?;
+    crate::preflight::check(config, &state, &host, only.as_ref(), &mut errors).await?;
     if !errors.is_empty() {
         return Err(errors.into());
     }

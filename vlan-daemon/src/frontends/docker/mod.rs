@@ -84,18 +84,20 @@ impl<A: Apply> Ctx<'_, A> {
     }
 
     async fn commit_to(&mut self, next: Fragments, why: &str, endpoints: Option<&[String]>) -> Result<(), String> {
-        self.validate(&next)?;
+        let validated = self.validate(&next)?;
         if let (Some(deferred), Some(endpoints)) = (self.deferred.as_mut(), endpoints) {
             deferred.endpoints.extend_from_slice(endpoints);
             self.fragments = next;
             return Ok(());
         }
-        let report = save_and_apply(&self.state_dir, &next, self.applier, why, endpoints).await.map_err(saving)?;
+        let scope = endpoints.map(|e| (e, Some(validated)));
+        let report = save_and_apply(&self.state_dir, &next, self.applier, why, scope).await.map_err(saving)?;
         if report.ok {
             self.fragments = next;
             return Ok(());
         }
-        let _ = save_and_apply(&self.state_dir, &self.fragments, self.applier, &format!("{why} (rolling back)"), endpoints).await;
+        let scope = endpoints.map(|e| (e, None));
+        let _ = save_and_apply(&self.state_dir, &self.fragments, self.applier, &format!("{why} (rolling back)"), scope).await;
         Err(format!("vland could not apply this: {}", report.error.unwrap_or_default()))
     }
 }
@@ -167,7 +169,7 @@ pub async fn handle_batch(calls: Vec<Value>, path: &Path, applier: &mut impl App
         Ok(_) if endpoints.is_empty() => Ok(()),
         Ok(_) => {
             let why = format!("Docker: {} Join and Leave calls together", endpoints.len());
-            match save_and_apply(&ctx.state_dir, &ctx.fragments, ctx.applier, &why, Some(&endpoints)).await {
+            match save_and_apply(&ctx.state_dir, &ctx.fragments, ctx.applier, &why, Some((&endpoints, None))).await {
                 Ok(report) if report.ok => Ok(()),
                 Ok(report) => Err(report.error.unwrap_or_default()),
                 Err(e) => Err(saving(e)),
