@@ -15,6 +15,7 @@ pub mod drivers;
 pub mod ebpf;
 pub mod ethtool;
 pub mod exposition;
+pub mod file_cache;
 pub mod fnv;
 pub mod frontends;
 pub mod ipam;

@@ -194,6 +194,10 @@ impl StateStore {
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
         // The rename itself must reach the disk before we act on the new state.
         File::open(&self.dir)?.sync_all()?;
+        // Remembered as `read` would return it (a state it would refuse is read, and refused).
+        if (1..=STATE_VERSION).contains(&state.version) && state.check_names().is_ok() {
+            LAST_READ.wrote(&path, &State { version: STATE_VERSION, ..state.clone() });
+        }
         Ok(())
     }
 }
@@ -297,12 +301,15 @@ pub fn path(dir: &Path) -> PathBuf {
 /// Reads the state without the lock: for `stats`, which only looks.
 pub fn read(dir: &Path) -> Result<State, StateError> {
     let path = path(dir);
-    match crate::secure_fs::read_regular(&path, MAX_STATE_BYTES) {
+    LAST_READ.read_through(&path, || match crate::secure_fs::read_regular(&path, MAX_STATE_BYTES) {
         Ok(Some(bytes)) => parse(&bytes, &path),
         Ok(None) => Ok(State { version: STATE_VERSION, ..Default::default() }),
-        Err(source) => Err(StateError::Unreadable { path, source }),
-    }
+        Err(source) => Err(StateError::Unreadable { path: path.clone(), source }),
+    })
 }
+
+/// The state as last read or written (see file_cache.rs).
+static LAST_READ: crate::file_cache::FileCache<State> = crate::file_cache::FileCache::new();
 
 /// The state in `bytes` (read from `path`), if it is vland's, of a version this vland knows, with
 /// nothing in it this vland does not know.

@@ -192,7 +192,14 @@ impl EndpointFragment {
 /// The fragments saved in `state_dir`; none when the file does not exist.
 pub fn read(state_dir: &Path) -> anyhow::Result<Fragments> {
     let path = state_dir.join(FILE);
-    let text = match std::fs::read(&path) {
+    LAST_READ.read_through(&path, || read_file(&path))
+}
+
+/// The fragments as last read or written (see file_cache.rs).
+static LAST_READ: crate::file_cache::FileCache<Fragments> = crate::file_cache::FileCache::new();
+
+fn read_file(path: &Path) -> anyhow::Result<Fragments> {
+    let text = match std::fs::read(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Fragments { version: VERSION, ..Fragments::default() }),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -220,6 +227,7 @@ pub fn save(state_dir: &Path, fragments: &Fragments) -> anyhow::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
     std::fs::File::open(state_dir)?.sync_all()?;
+    LAST_READ.wrote(&path, &doc);
     Ok(())
 }
 
