@@ -411,6 +411,45 @@ fn a_staged_child_handed_over_is_moving_not_missing() {
 }
 
 #[test]
+fn a_staged_child_is_made_down_and_bare_and_a_placed_one_complete() {
+    let pins = Pins::new(std::path::Path::new("/sys/fs/bpf/vland-plan-test"));
+    let setup_of = |staged: bool| {
+        let mut config = config(CONFIG);
+        config.endpoints.get_mut("web1").unwrap().staged = staged;
+        let mut state = applied_state();
+        state.endpoints.get_mut("web1").unwrap().link = None;
+        let mut view = applied_view(&pins);
+        view.links.clear();
+        let observed = Observed {
+            state,
+            host_links: HashMap::from([parent_link()]),
+            namespaces: BTreeMap::from([(NetnsRef::Named("web1".into()), view)]),
+            programs: Some(PROGRAMS),
+            policies: HashMap::from([(1, Default::default())]),
+            trunks_in_place: Vec::new(),
+            scope: None,
+            responder: Default::default(),
+        };
+        let desired = desired(&config, allocate(&config, &observed.state, "t").unwrap(), &pins);
+        let plan = plan(&desired, &observed, "t").unwrap();
+        plan.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::CreateChild { setup, .. } => Some(setup.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .expect("the child is created")
+    };
+    // Its engine moves it (dropping programs and per-device sysctls) and brings it up there.
+    let staged = setup_of(true);
+    assert!(!staged.iter().any(|f| f.contains("up") || f.contains("counter") || f.contains("sysctl")), "{staged:?}");
+    let placed = setup_of(false);
+    for wanted in ["link down -> up", "attach the ingress counter", "attach the egress counter"] {
+        assert!(placed.iter().any(|f| f == wanted), "{wanted} missing from {placed:?}");
+    }
+}
+
+#[test]
 fn counter_hook_tcx_attaches_through_tcx_first_and_then_removes_the_filters_and_back() {
     let tcx = config(&CONFIG.replace("driver = \"macvlan\"", "driver = \"macvlan\"\ncounter_hook = \"tcx\""));
     // tc -> tcx: the tcx counters go in before vland's filters go.
