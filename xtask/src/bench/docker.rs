@@ -23,6 +23,9 @@ const IMAGE: &str = "vld-busybox";
 const SUBNET: [&str; 3] = ["--subnet", "10.90.0.0/24", "--gateway=10.90.0.1"];
 const RANGE: [&str; 2] = ["--ip-range", "10.90.0.0/25"];
 
+/// How long one docker command may take (`timeout` syntax).
+const DOCKER_CALL_LIMIT: &str = "300s";
+
 fn host() -> String {
     format!("{PREFIX}host")
 }
@@ -40,12 +43,17 @@ struct Engines {
 
 impl Engines {
     fn docker(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = Command::new(docker_client())
+        // Docker 20.10 can wedge (seen once: `rm -f` of 100 containers never returned after a
+        // restart of dockerd): the bench then fails, with dockerd's log, rather than hang.
+        let out = Command::new("timeout")
+            .arg(DOCKER_CALL_LIMIT)
+            .arg(docker_client())
             .arg("-H")
             .arg(format!("unix://{}", self.dir.join("docker.sock").display()))
             .args(args)
             .output()
             .context("cannot run docker")?;
+        ensure!(out.status.code() != Some(124), "docker {} did not return within {DOCKER_CALL_LIMIT}", args.join(" "));
         ensure!(out.status.success(), "docker {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }

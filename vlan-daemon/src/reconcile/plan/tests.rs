@@ -412,26 +412,12 @@ fn a_staged_child_handed_over_is_moving_not_missing() {
 
 #[test]
 fn a_staged_child_is_made_down_and_bare_and_a_placed_one_complete() {
-    let pins = Pins::new(std::path::Path::new("/sys/fs/bpf/vland-plan-test"));
     let setup_of = |staged: bool| {
         let mut config = config(CONFIG);
         config.endpoints.get_mut("web1").unwrap().staged = staged;
         let mut state = applied_state();
         state.endpoints.get_mut("web1").unwrap().link = None;
-        let mut view = applied_view(&pins);
-        view.links.clear();
-        let observed = Observed {
-            state,
-            host_links: HashMap::from([parent_link()]),
-            namespaces: BTreeMap::from([(NetnsRef::Named("web1".into()), view)]),
-            programs: Some(PROGRAMS),
-            policies: HashMap::from([(1, Default::default())]),
-            trunks_in_place: Vec::new(),
-            scope: None,
-            responder: Default::default(),
-        };
-        let desired = desired(&config, allocate(&config, &observed.state, "t").unwrap(), &pins);
-        let plan = plan(&desired, &observed, "t").unwrap();
+        let plan = plan_with(&config, state, |v| v.links.clear()).unwrap();
         plan.actions
             .iter()
             .find_map(|a| match a {
