@@ -40,6 +40,31 @@ fn config_changes_and_sighup_are_applied_by_the_running_daemon() {
     assert!(daemon.stop().success());
 }
 
+/// Drift the kernel announces to no one (a sysctl written by hand) is repaired by the daemon's
+/// own whole apply every `[daemon] resync_interval` seconds, and not before: no event set it off.
+#[test]
+fn drift_without_an_event_is_repaired_by_the_periodic_resync() {
+    let (mut lab, host) = Lab::with_host();
+    let a = lab.expect_ns("a");
+    let config = lab.config("h1", &format!("{NET}{}", endpoint("a", &a)));
+    let text = std::fs::read_to_string(&config).unwrap().replacen("[daemon]\n", "[daemon]\nresync_interval = 8\n", 1);
+    std::fs::write(&config, text).unwrap();
+    let daemon = lab.spawn_daemon(&host, &config);
+    // Empty until vland has made the namespace and its child.
+    let arp_notify =
+        || String::from_utf8_lossy(&lab.exec_status(&a, &["sysctl", "-n", "net.ipv4.conf.eth0.arp_notify"]).stdout).trim().to_string();
+    assert!(wait_until(LIMIT, || arp_notify() == "1").is_some(), "the daemon did not apply: {}", daemon.log_text());
+    // The start's own events (and IPv6's duplicate address detection, ~1 s after the child goes
+    // up) cause more applies of the namespace: they come and go first.
+    std::thread::sleep(Duration::from_millis(2500));
+    lab.exec(&a, &["sysctl", "-qw", "net.ipv4.conf.eth0.arp_notify=0"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(arp_notify(), "0", "repaired before any resync: something announced the write after all: {}", daemon.log_text());
+    assert!(wait_until(LIMIT, || arp_notify() == "1").is_some(), "not repaired: {}", daemon.log_text());
+    assert!(daemon.log_text().contains("reason=\"periodic resync\""), "{}", daemon.log_text());
+    assert!(daemon.stop().success());
+}
+
 #[test]
 fn children_come_back_after_their_parent_does() {
     let mut lab = Lab::new();

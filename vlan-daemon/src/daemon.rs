@@ -147,6 +147,26 @@ async fn settle_docker(path: &Path) -> Vec<String> {
     }
 }
 
+/// The timer of the daemon's own whole applies, every `seconds` (none for 0); the first comes
+/// one interval after the start's apply.
+fn resync_timer(seconds: u64) -> Option<tokio::time::Interval> {
+    let period = Duration::from_secs(seconds);
+    (seconds > 0).then(|| {
+        let mut timer = tokio::time::interval_at(Instant::now() + period, period);
+        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        timer
+    })
+}
+
+async fn next_tick(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Takes the link events that queued up during an apply (mostly its own doing); the first
 /// watched link among them.
 async fn drain(link_events: &mut LinkEvents, watched: &mut watched::WatchedLinks) -> Option<String> {
@@ -256,8 +276,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let mut poll = tokio::time::interval(CONFIG_POLL);
     // After a long apply, one check rather than a burst of them.
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut resync = resync_timer(applier.config.as_ref().map_or(0, |c| c.daemon.resync_interval));
     let mut pending = Pending::default();
-    info!(config = %applier.source, "vland running; SIGHUP, config changes and parent link events re-apply; SIGTERM/SIGINT stop");
+    info!(config = %applier.source, "vland running; SIGHUP, config changes, parent link events and the periodic resync re-apply; SIGTERM/SIGINT stop");
     loop {
         let settle = async { if pending.is_empty() { std::future::pending().await } else { tokio::time::sleep(SETTLE).await } };
         let retry = async {
@@ -279,6 +300,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                         }
                     }
                     _ = retry => why = Some("retry after a failed apply".to_string()),
+                    // Not after an apply that waits for a change: it would fail the same way.
+                    _ = next_tick(&mut resync) => why = (applier.next != Next::WaitForChange).then(|| "periodic resync".to_string()),
                     Some(reply) = apply_requests.recv() => {
                         let report = applier.reapply("control socket").await;
                         follow(&mut ns_events, &applier);

@@ -71,6 +71,14 @@ pub struct DaemonConfig {
     /// Docker's API socket, asked for the names of Docker's networks and containers in stats
     /// and metrics (default /var/run/docker.sock).
     pub docker_api: Option<PathBuf>,
+    /// Seconds between whole applies that the daemon makes on its own (0: none), for drift the
+    /// kernel announces to no one: a sysctl written by hand, a detached tcx program.
+    #[serde(default = "default_resync_interval")]
+    pub resync_interval: u64,
+}
+
+pub fn default_resync_interval() -> u64 {
+    90
 }
 
 pub fn default_state_dir() -> PathBuf {
@@ -83,7 +91,14 @@ pub fn default_bpf_dir() -> PathBuf {
 
 impl Default for DaemonConfig {
     fn default() -> Self {
-        Self { state_dir: default_state_dir(), bpf_dir: default_bpf_dir(), socket: None, metrics_addr: None, docker_api: None }
+        Self {
+            state_dir: default_state_dir(),
+            bpf_dir: default_bpf_dir(),
+            socket: None,
+            metrics_addr: None,
+            docker_api: None,
+            resync_interval: default_resync_interval(),
+        }
     }
 }
 
