@@ -71,7 +71,7 @@ fn value() -> impl Strategy<Value = Value> {
 }
 
 const TRUNK_KEYS: [&str; 3] = ["allowed_vlans", "untagged", "bogus"];
-const DAEMON_KEYS: [&str; 5] = ["state_dir", "bpf_dir", "socket", "metrics_addr", "bogus"];
+const DAEMON_KEYS: [&str; 6] = ["state_dir", "bpf_dir", "socket", "metrics_addr", "resync_interval", "bogus"];
 
 /// A table's real keys and one it does not have.
 fn keys_and_a_bogus_one(keys: &'static [&'static str]) -> &'static [&'static str] {

@@ -49,6 +49,16 @@ fn unknown_keys_are_named_with_their_line() {
 }
 
 #[test]
+fn the_resync_interval_defaults_to_90_s_and_is_at_most_a_day() {
+    assert_eq!(parse_str(GOOD, "t").unwrap().daemon.resync_interval, 90);
+    assert_eq!(parse_str(&format!("{GOOD}\n[daemon]\nresync_interval = 0\n"), "t").unwrap().daemon.resync_interval, 0);
+    let errors = errors_of(&format!("{GOOD}\n[daemon]\nresync_interval = 100000\n"));
+    assert!(has(&errors, "daemon.resync_interval"), "{errors:?}");
+    let errors = errors_of(&format!("{GOOD}\n[daemon]\nresync_interval = -1\n"));
+    assert!(has(&errors, "daemon.resync_interval"), "{errors:?}");
+}
+
+#[test]
 fn every_error_is_reported_at_once() {
     let text = r#"
 [networks.a]

@@ -19,6 +19,9 @@ use super::model::Config;
 use super::schema::RawConfig;
 use std::collections::BTreeMap;
 
+/// A day: beyond it a resync repairs nothing in time (and the timer would overflow).
+const MAX_RESYNC_INTERVAL: u64 = 86_400;
+
 pub fn validate(raw: RawConfig, errors: &mut ConfigErrors) -> Config {
     let mut networks = BTreeMap::new();
     for (name, net) in &raw.networks {
@@ -56,6 +59,15 @@ pub fn validate(raw: RawConfig, errors: &mut ConfigErrors) -> Config {
         errors.push(
             "daemon.docker_api",
             format!("{} is relative: give Docker's API socket as an absolute path such as /var/run/docker.sock", api.display()),
+        );
+    }
+    if raw.daemon.resync_interval > MAX_RESYNC_INTERVAL {
+        errors.push(
+            "daemon.resync_interval",
+            format!(
+                "{} s is more than a day: give at most {MAX_RESYNC_INTERVAL} (seconds), or 0 for no periodic apply",
+                raw.daemon.resync_interval
+            ),
         );
     }
     let trunks = raw.trunks.iter().filter_map(|(name, t)| trunk::trunk(name, t, errors).map(|t| (name.clone(), t))).collect();
