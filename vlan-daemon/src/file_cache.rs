@@ -2,7 +2,9 @@
 //! read by every apply and every engine call, whose parsing grows with the number of endpoints.
 //! A parse is reused only while the file is the very same one (device, inode, size, change and
 //! modification times): any write, replacement or rename changes at least one of them, and the
-//! change time cannot be set from user space.
+//! change time cannot be set from user space. (vland saves by rename, so each save is a new
+//! inode; only an in-place edit of the same size within one tick of a file system that keeps
+//! whole seconds could go unseen, and both files live in root's own state dir.)
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
