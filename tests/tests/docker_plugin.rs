@@ -176,13 +176,7 @@ fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
     // Docker sent no MAC: the reply names the one the child will have (docker inspect shows it).
     let created = ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint);
     let mac = created["Interface"]["MacAddress"].as_str().unwrap_or_else(|| panic!("no MacAddress: {created}")).to_string();
-    let sandbox = lab.add_ns("sandbox");
-    let join = ok(
-        &socket,
-        "NetworkDriver.Join",
-        &json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": format!("/run/netns/{sandbox}"), "Options": {}}),
-    );
-    let src = join["InterfaceName"]["SrcName"].as_str().unwrap().to_string();
+    let (sandbox, join, src) = join_a_sandbox(&mut lab, &socket);
     assert_eq!(join["InterfaceName"]["DstPrefix"], "eth");
     assert_eq!(join["Gateway"], "172.16.10.1");
     // The child waits in the host namespace, bare: no address, no route there.
@@ -295,14 +289,8 @@ fn beside_the_toml_an_internal_network_taken_over_without_further_calls() {
         "Interface": {"Address": "10.20.0.7/24", "AddressIPv6": "", "MacAddress": ""},
         "Options": {"com.docker.network.endpoint.macaddress": "AkIKFAAH"}});
     ok(&socket, "NetworkDriver.CreateEndpoint", &endpoint);
-    let sandbox = lab.add_ns("sandbox");
-    let join = ok(
-        &socket,
-        "NetworkDriver.Join",
-        &json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": format!("/run/netns/{sandbox}"), "Options": {}}),
-    );
+    let (sandbox, join, src) = join_a_sandbox(&mut lab, &socket);
     assert_eq!((join.get("Gateway"), join.get("StaticRoutes")), (None, None), "{join}");
-    let src = join["InterfaceName"]["SrcName"].as_str().unwrap().to_string();
     let staged = ip::link(&host, &src);
     assert_eq!(staged.address, "02:42:0a:14:00:07");
     lab.exec(&host, &["ip", "link", "set", &src, "netns", &sandbox]);
@@ -451,6 +439,19 @@ fn network_on_eth0(socket: &Path) -> String {
     pool_id
 }
 
+/// Join of endpoint EID into a new sandbox namespace: the sandbox, Join's reply and the name
+/// of the child vland staged for Docker to move there.
+fn join_a_sandbox(lab: &mut Lab, socket: &Path) -> (String, Value, String) {
+    let sandbox = lab.add_ns("sandbox");
+    let join = ok(
+        socket,
+        "NetworkDriver.Join",
+        &json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": format!("/run/netns/{sandbox}"), "Options": {}}),
+    );
+    let src = join["InterfaceName"]["SrcName"].as_str().unwrap_or_else(|| panic!("no SrcName: {join}")).to_string();
+    (sandbox, join, src)
+}
+
 /// A container's address and endpoint (`id`) on that network; the MAC vland gives its child.
 fn endpoint(socket: &Path, pool_id: &str, id: &str) -> String {
     let addr = ok(socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "", "Options": {}}));
@@ -471,13 +472,7 @@ fn a_leave_before_docker_gives_the_child_back_deletes_it_in_the_sandbox() {
     let daemon = start(&mut lab, &host, &config, &socket);
     let pool_id = network_on_eth0(&socket);
     endpoint(&socket, &pool_id, EID);
-    let sandbox = lab.add_ns("sandbox");
-    let join = ok(
-        &socket,
-        "NetworkDriver.Join",
-        &json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": format!("/run/netns/{sandbox}"), "Options": {}}),
-    );
-    let src = join["InterfaceName"]["SrcName"].as_str().unwrap().to_string();
+    let (sandbox, _, src) = join_a_sandbox(&mut lab, &socket);
     docker_moves_in(&lab, &host, &sandbox, &src, "172.16.10.2/24", "172.16.10.1");
     // At once: before the daemon's own look at the namespace events (150 ms), as `docker run -d
     // ... && docker rm -f` can.
