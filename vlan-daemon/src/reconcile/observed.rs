@@ -27,7 +27,7 @@ pub struct NamespaceView {
     pub addresses: HashMap<(u32, bool), Vec<PresentAddress>>,
     pub routes: HashMap<u32, Vec<RouteSpec>>,
     /// Program ids in vland's TC filters on vland's children: (ingress, egress).
-    pub filters: HashMap<u32, (Option<u32>, Option<u32>)>,
+    pub filters: HashMap<u32, HookPrograms>,
     /// vland's counting programs (this build's or an older one's) attached through tcx on
     /// vland's children: (ingress, egress). Empty where the kernel has no tcx.
     pub tcx: HashMap<u32, HookPrograms>,
