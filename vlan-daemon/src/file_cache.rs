@@ -34,7 +34,14 @@ fn identity(path: &Path) -> Option<Identity> {
 
 /// One file's last parse (a single entry: the daemon has one state dir).
 pub struct FileCache<T> {
-    last: Mutex<Option<(Identity, T)>>,
+    last: Mutex<Option<Entry<T>>>,
+}
+
+struct Entry<T> {
+    id: Identity,
+    value: T,
+    /// Written (and synced) by this process, rather than found on disk.
+    written: bool,
 }
 
 impl<T: Clone> Default for FileCache<T> {
@@ -54,24 +61,35 @@ impl<T: Clone> FileCache<T> {
     pub fn read_through<E>(&self, path: &Path, read: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         let before = identity(path);
         if let Some(id) = &before
-            && let Some((kept, value)) = &*self.lock()
-            && kept == id
+            && let Some(kept) = &*self.lock()
+            && kept.id == *id
         {
-            return Ok(value.clone());
+            return Ok(kept.value.clone());
         }
         let value = read()?;
         if let Some(id) = before {
-            *self.lock() = Some((id, value.clone()));
+            *self.lock() = Some(Entry { id, value: value.clone(), written: false });
         }
         Ok(value)
     }
 
-    /// Records that `path` now holds `value` (called right after writing it).
+    /// Records that `path` now holds `value` (called right after writing and syncing it).
     pub fn wrote(&self, path: &Path, value: &T) {
-        *self.lock() = identity(path).map(|id| (id, value.clone()));
+        *self.lock() = identity(path).map(|id| Entry { id, value: value.clone(), written: true });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Identity, T)>> {
+    /// Whether `path` is still the very file this process last wrote, holding `value`: writing
+    /// `value` again would change nothing on disk (and what it holds was synced then). A file
+    /// only read, not written, does not count: its writer may have crashed before syncing it.
+    pub fn still_holds(&self, path: &Path, value: &T) -> bool
+    where
+        T: PartialEq,
+    {
+        let now = identity(path);
+        self.lock().as_ref().is_some_and(|kept| kept.written && Some(&kept.id) == now.as_ref() && kept.value == *value)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Entry<T>>> {
         // A panic while holding it leaves at worst a stale entry, which the identity check refuses.
         self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -110,5 +128,23 @@ mod tests {
         assert_eq!(reads.get(), 3);
         std::fs::remove_file(&path).unwrap();
         assert!(cache.read_through(&path, read).is_err(), "a missing file is read, not remembered");
+    }
+
+    #[test]
+    fn only_the_file_last_written_unchanged_still_holds_a_value() {
+        let dir = tempfile::Builder::new().prefix("vland-cache-").tempdir_in("/tmp").unwrap();
+        let path = dir.path().join("f");
+        let cache = FileCache::<String>::new();
+        std::fs::write(&path, "one").unwrap();
+        cache.read_through(&path, || std::fs::read_to_string(&path)).unwrap();
+        assert!(!cache.still_holds(&path, &"one".to_string()), "read, not written by this process");
+        cache.wrote(&path, &"one".to_string());
+        assert!(cache.still_holds(&path, &"one".to_string()));
+        assert!(!cache.still_holds(&path, &"two".to_string()), "another value");
+        std::fs::write(dir.path().join("g"), "one").unwrap();
+        std::fs::rename(dir.path().join("g"), &path).unwrap();
+        assert!(!cache.still_holds(&path, &"one".to_string()), "replaced since, even by the same bytes");
+        std::fs::remove_file(&path).unwrap();
+        assert!(!cache.still_holds(&path, &"one".to_string()), "gone");
     }
 }

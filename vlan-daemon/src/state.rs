@@ -189,6 +189,11 @@ impl StateStore {
 
     pub fn save(&self, state: &State) -> anyhow::Result<()> {
         let path = self.dir.join(STATE_FILE);
+        // An apply with nothing to do saves what the file already holds: two fsyncs saved.
+        let remembered = State { version: STATE_VERSION, ..state.clone() };
+        if state.version == STATE_VERSION && LAST_READ.still_holds(&path, &remembered) {
+            return Ok(());
+        }
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
         crate::secure_fs::write_new(&tmp, &serde_json::to_vec_pretty(state)?)?;
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
@@ -196,7 +201,7 @@ impl StateStore {
         File::open(&self.dir)?.sync_all()?;
         // Remembered as `read` would return it (a state it would refuse is read, and refused).
         if (1..=STATE_VERSION).contains(&state.version) && state.check_names().is_ok() {
-            LAST_READ.wrote(&path, &State { version: STATE_VERSION, ..state.clone() });
+            LAST_READ.wrote(&path, &remembered);
         }
         Ok(())
     }

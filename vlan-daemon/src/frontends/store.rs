@@ -219,10 +219,13 @@ fn read_file(path: &Path) -> anyhow::Result<Fragments> {
 pub fn save(state_dir: &Path, fragments: &Fragments) -> anyhow::Result<()> {
     std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create state dir {}", state_dir.display()))?;
     let path = state_dir.join(FILE);
-    let tmp = state_dir.join(format!("{FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     let mut doc = fragments.clone();
     doc.version = VERSION;
+    if LAST_READ.still_holds(&path, &doc) {
+        return Ok(());
+    }
+    let tmp = state_dir.join(format!("{FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(&serde_json::to_vec_pretty(&doc)?)?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
