@@ -487,3 +487,41 @@ fn a_leave_before_docker_gives_the_child_back_deletes_it_in_the_sandbox() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
+
+/// Docker slow to configure a child it has moved (a loaded host starting many containers):
+/// vland does not wait for it, so the next container's Join is answered meanwhile and the child
+/// is not taken over half-configured; once Docker is done, vland takes it over with no further
+/// call.
+#[test]
+fn a_child_docker_is_still_configuring_holds_up_no_call() {
+    const EID2: &str = "6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e";
+    let socket = sock("e");
+    let (mut lab, host) = Lab::with_host();
+    let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
+    let daemon = start(&mut lab, &host, &config, &socket);
+    let pool_id = network_on_eth0(&socket);
+    endpoint(&socket, &pool_id, EID);
+    let (sandbox, _, src) = join_a_sandbox(&mut lab, &socket);
+    // Moved, but not yet renamed, addressed or up.
+    lab.exec(&host, &["ip", "link", "set", &src, "netns", &sandbox]);
+    endpoint(&socket, &pool_id, EID2);
+    let sandbox2 = lab.add_ns("sandbox2");
+    ok(
+        &socket,
+        "NetworkDriver.Join",
+        &json!({"NetworkID": NID, "EndpointID": EID2, "SandboxKey": format!("/run/netns/{sandbox2}"), "Options": {}}),
+    );
+    assert!(filter_programs(&sandbox, &src, "ingress").is_empty(), "taken over half-configured: {}", daemon.log_text());
+    assert!(!ip::link(&sandbox, &src).is_up(), "vland configured Docker's child: {}", daemon.log_text());
+
+    lab.exec(&sandbox, &["ip", "link", "set", &src, "name", "eth0"]);
+    lab.exec(&sandbox, &["ip", "addr", "add", "172.16.10.2/24", "dev", "eth0"]);
+    lab.exec(&sandbox, &["ip", "link", "set", "eth0", "up"]);
+    lab.exec(&sandbox, &["ip", "route", "add", "default", "via", "172.16.10.1", "dev", "eth0"]);
+    let counted = wait_until(Duration::from_secs(10), || filter_programs(&sandbox, "eth0", "ingress").iter().any(|p| p == "vland_rx_tc"));
+    assert!(counted.is_some(), "the configured child was not taken over: {}", daemon.log_text());
+    assert!(daemon.log_text().contains("Docker configured its children"), "{}", daemon.log_text());
+    assert!(!daemon.log_text().contains("taken over as it is"), "{}", daemon.log_text());
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
+}

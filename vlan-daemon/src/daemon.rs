@@ -59,6 +59,9 @@ struct Applier<'a> {
     backoff: Backoff,
     next: Next,
     reports: watch::Sender<Option<ApplyReport>>,
+    /// Docker's children it is still configuring in their containers, and when to look again.
+    configuring: frontends::docker::join::Configuring,
+    look_again: Option<Instant>,
 }
 
 impl Applier<'_> {
@@ -74,9 +77,26 @@ impl Applier<'_> {
     /// `validated`: the effective config, when the caller has just loaded it.
     async fn reapply_scoped_with(&mut self, why: &str, scope: reconcile::Scope, validated: Option<config::Config>) -> ApplyReport {
         info!(reason = why, "applying");
-        // The children Docker has moved are planned where they are now (their fragments
-        // changed: the config is loaded again).
-        let moved = settle_docker(self.path).await;
+        let moved = self.settle_docker().await;
+        self.apply_settled(why, scope, validated, moved).await
+    }
+
+    /// Follows Docker's children into their containers; returns the endpoints recorded there.
+    async fn settle_docker(&mut self) -> Vec<String> {
+        let settled = settle_docker(self.path, &mut self.configuring).await;
+        self.look_again = settled.configuring.then(|| Instant::now() + frontends::docker::join::LOOK_AGAIN);
+        settled.moved
+    }
+
+    /// The apply, once Docker's children are settled: those it `moved` are planned where they
+    /// are now (their fragments changed: the config is loaded again).
+    async fn apply_settled(
+        &mut self,
+        why: &str,
+        scope: reconcile::Scope,
+        validated: Option<config::Config>,
+        moved: Vec<String>,
+    ) -> ApplyReport {
         let validated = validated.filter(|_| moved.is_empty());
         let scope = scope.with_endpoints(moved);
         let result = match validated.map_or_else(|| config::load_effective(self.path), Ok) {
@@ -130,19 +150,19 @@ impl frontends::Apply for Applier<'_> {
 }
 
 /// Children Docker has moved into their containers since the last apply are recorded there
-/// first, so the apply neither misses nor re-creates them. Returns their endpoints.
-async fn settle_docker(path: &Path) -> Vec<String> {
-    let Ok(daemon) = config::load_daemon_section(path) else { return Vec::new() };
-    match frontends::docker::join::settle(&daemon.state_dir).await {
-        Ok(moved) => {
-            if !moved.is_empty() {
-                info!(endpoints = ?moved, "Docker moved children into or out of their containers");
+/// first, so the apply neither misses nor re-creates them.
+async fn settle_docker(path: &Path, configuring: &mut frontends::docker::join::Configuring) -> frontends::docker::join::Settled {
+    let Ok(daemon) = config::load_daemon_section(path) else { return Default::default() };
+    match frontends::docker::join::settle(&daemon.state_dir, configuring).await {
+        Ok(settled) => {
+            if !settled.moved.is_empty() {
+                info!(endpoints = ?settled.moved, "Docker moved children into or out of their containers");
             }
-            moved
+            settled
         }
         Err(e) => {
             error!("cannot follow Docker's children into their containers: {e:#}");
-            Vec::new()
+            Default::default()
         }
     }
 }
@@ -156,6 +176,14 @@ fn resync_timer(seconds: u64) -> Option<tokio::time::Interval> {
         timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         timer
     })
+}
+
+/// Sleeps until `at`; for ever if None.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_tick(timer: &mut Option<tokio::time::Interval>) {
@@ -218,7 +246,9 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     // One daemon per state dir, held until exit.
     let _instance = crate::state::DaemonLock::acquire(&config.daemon.state_dir)?;
     // What Docker did while vland was down is recorded before the first apply.
-    let config = if settle_docker(path).await.is_empty() { config } else { config::load_effective(path)? };
+    let mut configuring = frontends::docker::join::Configuring::default();
+    let settled = settle_docker(path, &mut configuring).await;
+    let config = if settled.moved.is_empty() { config } else { config::load_effective(path)? };
     crate::listen::raise_fd_limit();
     if let Some(addr) = &config.daemon.metrics_addr {
         let addr = addr.parse().with_context(|| format!("[daemon] metrics_addr `{addr}` is not an address:port such as 127.0.0.1:9750"))?;
@@ -261,6 +291,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         backoff: Backoff::default(),
         next: Next::Idle,
         reports,
+        configuring,
+        look_again: settled.configuring.then(|| Instant::now() + frontends::docker::join::LOOK_AGAIN),
     };
     applier.watched.follow(&config);
     info!(reason = "start", "applying");
@@ -281,12 +313,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     info!(config = %applier.source, "vland running; SIGHUP, config changes, parent link events and the periodic resync re-apply; SIGTERM/SIGINT stop");
     loop {
         let settle = async { if pending.is_empty() { std::future::pending().await } else { tokio::time::sleep(SETTLE).await } };
-        let retry = async {
-            match retry_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let retry = sleep_until(retry_at);
+        let look_again = sleep_until(applier.look_again);
         let mut why = None;
         tokio::select! {
                     _ = term.recv() => break,
@@ -300,6 +328,16 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                         }
                     }
                     _ = retry => why = Some("retry after a failed apply".to_string()),
+                    _ = look_again => {
+                        let moved = applier.settle_docker().await;
+                        if !moved.is_empty() {
+                            let why = "Docker configured its children";
+                            info!(reason = why, "applying");
+                            applier.apply_settled(why, reconcile::Scope::endpoints(Vec::new()), None, moved).await;
+                            follow(&mut ns_events, &applier);
+                            retry_at = applier.retry_at(Instant::now());
+                        }
+                    }
                     // Not after an apply that waits for a change: it would fail the same way.
                     _ = next_tick(&mut resync) => why = (applier.next != Next::WaitForChange).then(|| "periodic resync".to_string()),
                     Some(reply) = apply_requests.recv() => {

@@ -5,57 +5,106 @@
 //! sandbox and the new name, and the state record follows the link (the kernel keeps its
 //! ifindex, which is its slot in the counters). From then on it is an endpoint like any other:
 //! counted, watched, repaired on drift.
+//!
+//! vland never waits for Docker there: a child Docker is still configuring is looked at again
+//! shortly (`Settled::configuring`), and the apply loop goes on answering meanwhile. Docker
+//! configures a child while it starts its container, and under load that takes a while.
 use crate::config::NetnsRef;
 use crate::frontends::store::{self, DockerPhase, OWN_NAMESPACE, Origin};
-use crate::netlink::Netlink;
+use crate::netlink::{LinkFacts, Netlink};
 use crate::netns;
 use crate::reconcile::alias_for;
 use crate::state::StateStore;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-use tracing::info;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
 use vlan_common::LinkId;
 
-/// How long vland waits for Docker to finish configuring a child it has moved.
+/// How long Docker may take to configure a child it has moved; after that vland takes it over
+/// as it is (Docker may have failed half-way: vland then repairs it).
 const DOCKER_CONFIGURES_WITHIN: Duration = Duration::from_secs(2);
-const POLL: Duration = Duration::from_millis(20);
+/// How soon a child Docker is configuring is looked at again.
+pub const LOOK_AGAIN: Duration = Duration::from_millis(50);
 
-/// Records every staged child Docker has moved since the last look (and forgets every child
-/// Docker has given back); returns their endpoints.
-pub async fn settle(state_dir: &Path) -> anyhow::Result<Vec<String>> {
+/// The children found in their sandboxes but not configured yet, and since when.
+#[derive(Default)]
+pub struct Configuring(HashMap<String, Instant>);
+
+/// What a look at Docker's children found.
+#[derive(Default)]
+pub struct Settled {
+    /// The endpoints recorded in their containers (or given back) by this look.
+    pub moved: Vec<String>,
+    /// Whether a child Docker is still configuring awaits another look.
+    pub configuring: bool,
+}
+
+/// Records every staged child Docker has moved and configured since the last look (and forgets
+/// every child Docker has given back).
+pub async fn settle(state_dir: &Path, configuring: &mut Configuring) -> anyhow::Result<Settled> {
     let mut fragments = store::read(state_dir)?;
+    let phase_of = |f: &store::EndpointFragment| match &f.origin {
+        Origin::DockerEndpoint { phase, .. } => Some(phase.clone()),
+        _ => None,
+    };
+    let phases: Vec<(String, DockerPhase)> =
+        fragments.endpoints.iter().filter_map(|(name, f)| Some((name.clone(), phase_of(f)?))).collect();
+    configuring.0.retain(|name, _| phases.iter().any(|(n, p)| n == name && matches!(p, DockerPhase::Joining { .. })));
+    if !phases.iter().any(|(_, p)| matches!(p, DockerPhase::Joining { .. } | DockerPhase::Joined { .. })) {
+        return Ok(Settled::default());
+    }
+    let own = own_links().await?;
     // Children Docker gave back before their Leave was handled (vland was not answering, or the
     // Leave still waits in the queue): Docker is done with them, so they are deleted and their
     // endpoints wait for DeleteEndpoint without one (the Leave then has nothing to do).
-    let joined = fragments.endpoints.iter().filter_map(|(name, f)| match &f.origin {
-        Origin::DockerEndpoint { phase: DockerPhase::Joined { src_name, .. }, .. } => {
-            Some(GivenBack { endpoint: name.clone(), src_name: src_name.clone(), sandbox: None })
-        }
-        _ => None,
-    });
-    let mut moved = delete_returned_at_once(&joined.collect::<Vec<_>>()).await?;
-    for name in &moved {
+    let joined: Vec<GivenBack> = phases
+        .iter()
+        .filter_map(|(name, p)| match p {
+            DockerPhase::Joined { src_name, .. } => Some(GivenBack { endpoint: name.clone(), src_name: src_name.clone(), sandbox: None }),
+            _ => None,
+        })
+        .collect();
+    let mut settled = Settled { moved: delete_returned(&own, &joined).await?, configuring: false };
+    for name in &settled.moved {
         if let Some(Origin::DockerEndpoint { phase, .. }) = fragments.endpoints.get_mut(name).map(|f| &mut f.origin) {
             *phase = DockerPhase::Created;
         }
     }
-    for (name, f) in fragments.endpoints.iter_mut() {
-        let Origin::DockerEndpoint { phase: DockerPhase::Joining { sandbox, src_name, default_routes }, .. } = &f.origin else {
-            continue;
-        };
-        let (sandbox, src_name, default_routes) = (sandbox.clone(), src_name.clone(), *default_routes);
-        if !netns::is_namespace(&sandbox) {
-            continue;
+    for (name, phase) in phases {
+        let DockerPhase::Joining { sandbox, src_name, default_routes } = phase else { continue };
+        if own.get(&src_name).is_some_and(|l| l.alias.as_deref() == Some(alias_for(&name).as_str())) {
+            continue; // still staged: Docker has not moved it
         }
-        let ns = netns::open(&sandbox)?;
-        let nl = Netlink::in_netns(&ns)?;
-        let Some(link) = configured(&nl, name, &src_name, default_routes).await? else { continue };
+        let found = match netns::is_namespace(&sandbox) {
+            true => {
+                let ns = netns::open(&sandbox)?;
+                let at = in_sandbox(&Netlink::in_netns(&ns)?, &name, &src_name, default_routes).await?;
+                Some((ns, at))
+            }
+            // Docker mounts the container's namespace there as it moves the child.
+            false => None,
+        };
+        let (ns, link) = match found {
+            Some((ns, InSandbox::Configured(link))) => (ns, link),
+            Some((ns, InSandbox::Configuring(link))) if configuring.waited_enough(&name) => {
+                warn!(endpoint = %name, ifname = %link.name, "Docker has not finished configuring the child: taken over as it is");
+                (ns, link)
+            }
+            _ => {
+                // On its way into the sandbox, or being configured there: looked at again soon,
+                // for a while (a child deleted meanwhile is never found).
+                settled.configuring |= !configuring.waited_enough(&name);
+                continue;
+            }
+        };
+        configuring.0.remove(&name);
         let inum = netns::inum(&ns)?;
         // The state record first: a crash before the fragment is saved leaves a record the
         // next apply rebuilds from the kernel (adoption), never a child made twice.
         let store_ = StateStore::open_locked(state_dir)?;
         let mut state = store_.load()?;
-        if let Some(rec) = state.endpoints.get_mut(name) {
+        if let Some(rec) = state.endpoints.get_mut(&name) {
             rec.netns = NetnsRef::Path(sandbox.clone());
             rec.ifname = link.name.clone();
             rec.link = Some(LinkId { netns_inum: inum, ifindex: link.index });
@@ -65,41 +114,46 @@ pub async fn settle(state_dir: &Path) -> anyhow::Result<Vec<String>> {
         store_.save(&state)?;
         drop(store_);
         info!(endpoint = %name, sandbox = %sandbox.display(), ifname = %link.name, "Docker moved the child into its container");
-        if let Origin::DockerEndpoint { phase, .. } = &mut f.origin {
+        if let Some(Origin::DockerEndpoint { phase, .. }) = fragments.endpoints.get_mut(&name).map(|f| &mut f.origin) {
             *phase = DockerPhase::Joined { sandbox, src_name, ifname: link.name.clone() };
         }
-        moved.push(name.clone());
+        settled.moved.push(name);
     }
-    if !moved.is_empty() {
+    if !settled.moved.is_empty() {
         store::save(state_dir, &fragments)?;
     }
-    Ok(moved)
+    Ok(settled)
 }
 
-/// The endpoint's child in the sandbox once Docker is done with it: renamed, up, with the
-/// default routes Join gave it. None if it is not there (not moved yet); after a wait, as it
-/// is (Docker may have failed half-way; vland then repairs it).
-async fn configured(
-    nl: &Netlink,
-    name: &str,
-    src_name: &str,
-    default_routes: [bool; 2],
-) -> anyhow::Result<Option<crate::netlink::LinkFacts>> {
-    let alias = alias_for(name);
-    let deadline = tokio::time::Instant::now() + DOCKER_CONFIGURES_WITHIN;
-    loop {
-        let Some(link) = nl.links().await?.into_iter().find(|l| l.alias.as_deref() == Some(alias.as_str())) else {
-            return Ok(None);
-        };
-        let routes = nl.routes_by_link().await?;
-        let has_default =
-            |v6: bool| routes.get(&link.index).is_some_and(|rs| rs.iter().any(|r| r.to.prefix() == 0 && r.to.is_ipv6() == v6));
-        let done = link.name != src_name && link.up && [false, true].into_iter().all(|v6| !default_routes[v6 as usize] || has_default(v6));
-        if done || tokio::time::Instant::now() >= deadline {
-            return Ok(Some(link));
-        }
-        tokio::time::sleep(POLL).await;
+impl Configuring {
+    /// Whether Docker has had its time with this child since vland first found it moved (the
+    /// first call starts the clock).
+    fn waited_enough(&mut self, endpoint: &str) -> bool {
+        self.0.entry(endpoint.to_string()).or_insert_with(Instant::now).elapsed() >= DOCKER_CONFIGURES_WITHIN
     }
+}
+
+/// Where Docker is with the endpoint's child in the sandbox.
+enum InSandbox {
+    /// Not there (not moved yet).
+    Absent,
+    /// There, but not yet renamed, up and with the default routes Join gave it.
+    Configuring(LinkFacts),
+    Configured(LinkFacts),
+}
+
+async fn in_sandbox(nl: &Netlink, name: &str, src_name: &str, default_routes: [bool; 2]) -> anyhow::Result<InSandbox> {
+    let alias = alias_for(name);
+    let Some(link) = nl.links().await?.into_iter().find(|l| l.alias.as_deref() == Some(alias.as_str())) else {
+        return Ok(InSandbox::Absent);
+    };
+    if link.name == src_name || !link.up {
+        return Ok(InSandbox::Configuring(link));
+    }
+    let routes = nl.routes_by_link().await?;
+    let has_default = |v6: bool| routes.get(&link.index).is_some_and(|rs| rs.iter().any(|r| r.to.prefix() == 0 && r.to.is_ipv6() == v6));
+    let done = [false, true].into_iter().all(|v6| !default_routes[v6 as usize] || has_default(v6));
+    Ok(if done { InSandbox::Configured(link) } else { InSandbox::Configuring(link) })
 }
 
 /// A Docker child to delete: the one of `endpoint`, back in vland's namespace under `src_name`,
@@ -115,11 +169,24 @@ pub struct GivenBack {
 /// Deletes the children, each only if it carries its endpoint's tag, all at once; returns the
 /// endpoints whose child was deleted.
 pub async fn delete_returned_at_once(children: &[GivenBack]) -> anyhow::Result<Vec<String>> {
-    let own = Netlink::current()?;
+    if children.is_empty() {
+        return Ok(Vec::new());
+    }
+    delete_returned(&own_links().await?, children).await
+}
+
+/// vland's namespace's links by name: one listing, not a lookup per child (every apply looks for
+/// the children of all running containers).
+async fn own_links() -> anyhow::Result<HashMap<String, LinkFacts>> {
+    Ok(Netlink::current()?.links().await?.into_iter().map(|l| (l.name.clone(), l)).collect())
+}
+
+/// `delete_returned_at_once`, with vland's namespace's links listed already.
+async fn delete_returned(own: &HashMap<String, LinkFacts>, children: &[GivenBack]) -> anyhow::Result<Vec<String>> {
     let mut doomed = Vec::new();
     for c in children {
         let alias = alias_for(&c.endpoint);
-        if let Some(link) = own.link_by_name(&c.src_name).await?
+        if let Some(link) = own.get(&c.src_name)
             && link.alias.as_deref() == Some(alias.as_str())
         {
             doomed.push((c.endpoint.clone(), netns::open(Path::new(OWN_NAMESPACE))?, link.index));
