@@ -364,6 +364,12 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                         retry_at = applier.retry_at(Instant::now());
                     }
                     Some(ns) = ns_events.next() => {
+                        // A Docker child leaving vland's namespace is Docker moving it into its
+                        // container: followed there at once, not after the events settle (by
+                        // then the next container's calls are often in, and would wait for it).
+                        if ns == NetnsRef::Own && applier.config.as_ref().is_some_and(|c| c.docker.is_some()) {
+                            applier.look_again.get_or_insert_with(|| Instant::now() + frontends::docker::join::LOOK_AGAIN);
+                        }
                         pending.namespaces.insert(ns);
                     }
                     Some((msg, _)) = link_events.next() => {
