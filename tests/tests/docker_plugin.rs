@@ -452,6 +452,29 @@ fn join_a_sandbox(lab: &mut Lab, socket: &Path) -> (String, Value, String) {
     (sandbox, join, src)
 }
 
+/// A daemon serving Docker's calls, a network on eth0 and one container's endpoint joined to a
+/// fresh sandbox (its child still staged in the host under `src`).
+struct Joined {
+    lab: Lab,
+    host: String,
+    socket: PathBuf,
+    daemon: Daemon,
+    pool_id: String,
+    sandbox: String,
+    src: String,
+}
+
+fn one_container_joined(tag: &str) -> Joined {
+    let socket = sock(tag);
+    let (mut lab, host) = Lab::with_host();
+    let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
+    let daemon = start(&mut lab, &host, &config, &socket);
+    let pool_id = network_on_eth0(&socket);
+    endpoint(&socket, &pool_id, EID);
+    let (sandbox, _, src) = join_a_sandbox(&mut lab, &socket);
+    Joined { lab, host, socket, daemon, pool_id, sandbox, src }
+}
+
 /// A container's address and endpoint (`id`) on that network; the MAC vland gives its child.
 fn endpoint(socket: &Path, pool_id: &str, id: &str) -> String {
     let addr = ok(socket, "IpamDriver.RequestAddress", &json!({"PoolID": pool_id, "Address": "", "Options": {}}));
@@ -466,13 +489,7 @@ fn endpoint(socket: &Path, pool_id: &str, id: &str) -> String {
 /// back, and nothing of vland's stays.
 #[test]
 fn a_leave_before_docker_gives_the_child_back_deletes_it_in_the_sandbox() {
-    let socket = sock("d");
-    let (mut lab, host) = Lab::with_host();
-    let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
-    let daemon = start(&mut lab, &host, &config, &socket);
-    let pool_id = network_on_eth0(&socket);
-    endpoint(&socket, &pool_id, EID);
-    let (sandbox, _, src) = join_a_sandbox(&mut lab, &socket);
+    let Joined { lab, host, socket, daemon, pool_id, sandbox, src } = one_container_joined("d");
     docker_moves_in(&lab, &host, &sandbox, &src, "172.16.10.2/24", "172.16.10.1");
     // At once: before the daemon's own look at the namespace events (150 ms), as `docker run -d
     // ... && docker rm -f` can.
@@ -495,13 +512,7 @@ fn a_leave_before_docker_gives_the_child_back_deletes_it_in_the_sandbox() {
 #[test]
 fn a_child_docker_is_still_configuring_holds_up_no_call() {
     const EID2: &str = "6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e";
-    let socket = sock("e");
-    let (mut lab, host) = Lab::with_host();
-    let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
-    let daemon = start(&mut lab, &host, &config, &socket);
-    let pool_id = network_on_eth0(&socket);
-    endpoint(&socket, &pool_id, EID);
-    let (sandbox, _, src) = join_a_sandbox(&mut lab, &socket);
+    let Joined { mut lab, host, socket, daemon, pool_id, sandbox, src } = one_container_joined("e");
     // Moved, but not yet renamed, addressed or up.
     lab.exec(&host, &["ip", "link", "set", &src, "netns", &sandbox]);
     endpoint(&socket, &pool_id, EID2);
