@@ -330,6 +330,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                     _ = retry => why = Some("retry after a failed apply".to_string()),
                     _ = look_again => {
                         let moved = applier.settle_docker().await;
+                        tracing::debug!(moved = moved.len(), again = applier.look_again.is_some(), "looked at Docker's children");
                         if !moved.is_empty() {
                             let why = "Docker configured its children";
                             info!(reason = why, "applying");
@@ -364,10 +365,12 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                         retry_at = applier.retry_at(Instant::now());
                     }
                     Some(ns) = ns_events.next() => {
+                        tracing::debug!(netns = %ns, "event in an endpoint namespace");
                         // A Docker child leaving vland's namespace is Docker moving it into its
                         // container: followed there at once, not after the events settle (by
                         // then the next container's calls are often in, and would wait for it).
-                        if ns == NetnsRef::Own && applier.config.as_ref().is_some_and(|c| c.docker.is_some()) {
+                        // (Docker's staged children are placed by path, not as NetnsRef::Own.)
+                        if ns.path() == NetnsRef::Own.path() && applier.config.as_ref().is_some_and(|c| c.docker.is_some()) {
                             applier.look_again.get_or_insert_with(|| Instant::now() + frontends::docker::join::LOOK_AGAIN);
                         }
                         pending.namespaces.insert(ns);

@@ -76,18 +76,15 @@ pub async fn settle(state_dir: &Path, configuring: &mut Configuring) -> anyhow::
         if own.get(&src_name).is_some_and(|l| l.alias.as_deref() == Some(alias_for(&name).as_str())) {
             continue; // still staged: Docker has not moved it
         }
-        let found = match netns::is_namespace(&sandbox) {
-            true => {
-                let ns = netns::open(&sandbox)?;
-                let at = in_sandbox(&Netlink::in_netns(&ns)?, &name, &src_name, default_routes).await?;
-                Some((ns, at))
-            }
-            // Docker mounts the container's namespace there as it moves the child.
-            false => None,
-        };
-        let (ns, link) = match found {
-            Some((ns, InSandbox::Configured(link))) => (ns, link),
-            Some((ns, InSandbox::Configuring(link))) if configuring.waited_enough(&name) => {
+        // Docker mounts the container's namespace there before it moves the child: without it,
+        // the child is not on its way yet (its own Join's apply, say, has yet to make it).
+        if !netns::is_namespace(&sandbox) {
+            continue;
+        }
+        let ns = netns::open(&sandbox)?;
+        let (ns, link) = match in_sandbox(&Netlink::in_netns(&ns)?, &name, &src_name, default_routes).await? {
+            InSandbox::Configured(link) => (ns, link),
+            InSandbox::Configuring(link) if configuring.waited_enough(&name) => {
                 warn!(endpoint = %name, ifname = %link.name, "Docker has not finished configuring the child: taken over as it is");
                 (ns, link)
             }
