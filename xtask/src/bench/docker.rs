@@ -291,8 +291,14 @@ pub fn run(vland_bin: &Path, quick: bool) -> anyhow::Result<Vec<Measurement>> {
         let docker_net = ["network", "create", "-d", "macvlan"];
         let mut times: [Vec<Round>; 3] = Default::default();
         for r in 0..rounds {
-            // Taking turns, each driver's network alone on the parent while it is measured.
-            for (i, create) in [(1, &docker_net[..]), (0, &vland_net[..])] {
+            // Taking turns, each driver's network alone on the parent while it is measured. The
+            // order alternates: this shared machine drifts slower or faster within a run, which
+            // would always count against the driver measured second.
+            let mut order = [(1, &docker_net[..]), (0, &vland_net[..])];
+            if r % 2 == 1 {
+                order.reverse();
+            }
+            for (i, create) in order {
                 let mut args = create.to_vec();
                 args.extend_from_slice(&SUBNET);
                 args.extend_from_slice(&RANGE);
