@@ -328,7 +328,10 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                         }
                     }
                     _ = retry => why = Some("retry after a failed apply".to_string()),
-                    _ = look_again => {
+                    // Not while calls wait: an apply of theirs follows Docker's children too, and
+                    // many containers starting at once then share one takeover instead of each
+                    // taking an apply of its own.
+                    _ = look_again, if frontend_requests.is_empty() => {
                         let moved = applier.settle_docker().await;
                         tracing::debug!(moved = moved.len(), again = applier.look_again.is_some(), "looked at Docker's children");
                         if !moved.is_empty() {
