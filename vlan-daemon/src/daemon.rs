@@ -84,7 +84,7 @@ impl Applier<'_> {
     /// Follows Docker's children into their containers; returns the endpoints recorded there.
     async fn settle_docker(&mut self) -> Vec<String> {
         let settled = settle_docker(self.path, &mut self.configuring).await;
-        self.look_again = settled.configuring.then(|| Instant::now() + frontends::docker::join::LOOK_AGAIN);
+        self.look_again = settled.configuring.then(look_soon);
         settled.moved
     }
 
@@ -176,6 +176,11 @@ fn resync_timer(seconds: u64) -> Option<tokio::time::Interval> {
         timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         timer
     })
+}
+
+/// When to look at Docker's children again (one moved, or on its way).
+fn look_soon() -> Instant {
+    Instant::now() + frontends::docker::join::LOOK_AGAIN
 }
 
 /// Sleeps until `at`; for ever if None.
@@ -292,7 +297,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         next: Next::Idle,
         reports,
         configuring,
-        look_again: settled.configuring.then(|| Instant::now() + frontends::docker::join::LOOK_AGAIN),
+        look_again: settled.configuring.then(look_soon),
     };
     applier.watched.follow(&config);
     info!(reason = "start", "applying");
@@ -372,9 +377,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                         // A Docker child leaving vland's namespace is Docker moving it into its
                         // container: followed there at once, not after the events settle (by
                         // then the next container's calls are often in, and would wait for it).
-                        // (Docker's staged children are placed by path, not as NetnsRef::Own.)
-                        if ns.path() == NetnsRef::Own.path() && applier.config.as_ref().is_some_and(|c| c.docker.is_some()) {
-                            applier.look_again.get_or_insert_with(|| Instant::now() + frontends::docker::join::LOOK_AGAIN);
+                        if ns.is_own() && applier.config.as_ref().is_some_and(|c| c.docker.is_some()) {
+                            applier.look_again.get_or_insert_with(look_soon);
                         }
                         pending.namespaces.insert(ns);
                     }

@@ -256,6 +256,12 @@ impl NetnsRef {
             NetnsRef::Own => PathBuf::from("/proc/self/ns/net"),
         }
     }
+
+    /// Whether this is vland's own namespace, named as `Own` or by its path (as Docker's staged
+    /// children are).
+    pub fn is_own(&self) -> bool {
+        self.path() == NetnsRef::Own.path()
+    }
 }
 
 impl fmt::Display for NetnsRef {

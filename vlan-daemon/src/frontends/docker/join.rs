@@ -44,35 +44,35 @@ pub struct Settled {
 /// every child Docker has given back).
 pub async fn settle(state_dir: &Path, configuring: &mut Configuring) -> anyhow::Result<Settled> {
     let mut fragments = store::read(state_dir)?;
-    let phase_of = |f: &store::EndpointFragment| match &f.origin {
-        Origin::DockerEndpoint { phase, .. } => Some(phase.clone()),
-        _ => None,
-    };
-    let phases: Vec<(String, DockerPhase)> =
-        fragments.endpoints.iter().filter_map(|(name, f)| Some((name.clone(), phase_of(f)?))).collect();
-    configuring.0.retain(|name, _| phases.iter().any(|(n, p)| n == name && matches!(p, DockerPhase::Joining { .. })));
-    if !phases.iter().any(|(_, p)| matches!(p, DockerPhase::Joining { .. } | DockerPhase::Joined { .. })) {
+    // Joined children Docker gave back before their Leave was handled (vland was not answering,
+    // or the Leave still waits in the queue): Docker is done with them, so they are deleted and
+    // their endpoints wait for DeleteEndpoint without one (the Leave then has nothing to do).
+    // Joining ones are followed into their sandboxes below.
+    let mut joined = Vec::new();
+    let mut joining = Vec::new();
+    for (name, f) in &fragments.endpoints {
+        match &f.origin {
+            Origin::DockerEndpoint { phase: DockerPhase::Joined { src_name, .. }, .. } => {
+                joined.push(GivenBack { endpoint: name.clone(), src_name: src_name.clone(), sandbox: None })
+            }
+            Origin::DockerEndpoint { phase: DockerPhase::Joining { sandbox, src_name, default_routes }, .. } => {
+                joining.push((name.clone(), sandbox.clone(), src_name.clone(), *default_routes))
+            }
+            _ => {}
+        }
+    }
+    configuring.0.retain(|name, _| joining.iter().any(|(n, ..)| n == name));
+    if joined.is_empty() && joining.is_empty() {
         return Ok(Settled::default());
     }
     let own = own_links().await?;
-    // Children Docker gave back before their Leave was handled (vland was not answering, or the
-    // Leave still waits in the queue): Docker is done with them, so they are deleted and their
-    // endpoints wait for DeleteEndpoint without one (the Leave then has nothing to do).
-    let joined: Vec<GivenBack> = phases
-        .iter()
-        .filter_map(|(name, p)| match p {
-            DockerPhase::Joined { src_name, .. } => Some(GivenBack { endpoint: name.clone(), src_name: src_name.clone(), sandbox: None }),
-            _ => None,
-        })
-        .collect();
     let mut settled = Settled { moved: delete_returned(&own, &joined).await?, configuring: false };
     for name in &settled.moved {
         if let Some(Origin::DockerEndpoint { phase, .. }) = fragments.endpoints.get_mut(name).map(|f| &mut f.origin) {
             *phase = DockerPhase::Created;
         }
     }
-    for (name, phase) in phases {
-        let DockerPhase::Joining { sandbox, src_name, default_routes } = phase else { continue };
+    for (name, sandbox, src_name, default_routes) in joining {
         if own.get(&src_name).is_some_and(|l| l.alias.as_deref() == Some(alias_for(&name).as_str())) {
             continue; // still staged: Docker has not moved it
         }
@@ -132,7 +132,7 @@ impl Configuring {
 
 /// Where Docker is with the endpoint's child in the sandbox.
 enum InSandbox {
-    /// Not there (not moved yet).
+    /// Not there: on its way (it has left vland's namespace).
     Absent,
     /// There, but not yet renamed, up and with the default routes Join gave it.
     Configuring(LinkFacts),
