@@ -536,3 +536,22 @@ fn a_child_docker_is_still_configuring_holds_up_no_call() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
+
+/// While a child is staged in vland's own namespace, vland follows that namespace, but only what
+/// happens to its own children there: a link the host adds for reasons of its own makes no apply.
+/// Docker names that namespace by path (`/proc/self/ns/net`), which once let every host event in.
+#[test]
+fn a_host_link_beside_a_staged_child_makes_no_apply() {
+    let Joined { lab, host, socket, daemon, src, .. } = one_container_joined("f");
+    assert!(ip::try_link(&host, &src).is_some(), "no staged child: {}", daemon.log_text());
+    // The Join's own events settle first (150 ms with none).
+    std::thread::sleep(Duration::from_millis(600));
+    let before = daemon.log_text().len();
+    lab.exec(&host, &["ip", "link", "add", "vlt-other", "type", "veth", "peer", "name", "vlt-peer"]);
+    lab.exec(&host, &["ip", "link", "set", "vlt-other", "up"]);
+    std::thread::sleep(Duration::from_millis(600));
+    let log = daemon.log_text();
+    assert!(!log[before..].contains("applying"), "an apply for a link that is not vland's: {}", &log[before..]);
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
+}

@@ -58,14 +58,14 @@ impl NamespaceEvents {
         });
         // In vland's own namespace only what happens to vland's children counts (they are
         // numbered in this instance's block): the host's other links and routes change for
-        // reasons of their own.
+        // reasons of their own. Docker's staged children name it by path, not as `Own`.
         let base = crate::ebpf::Pins::new(&config.daemon.bpf_dir).ifindex_base();
         let children = base + 1..base + vlan_common::MAX_ENDPOINTS;
         for ns_ref in wanted {
             if self.watching.contains_key(ns_ref) || !netns::is_namespace(&ns_ref.path()) {
                 continue;
             }
-            let only = (*ns_ref == NetnsRef::Own).then(|| children.clone());
+            let only = ns_ref.is_own().then(|| children.clone());
             match watch(ns_ref, only, self.tx.clone()) {
                 Ok(task) => {
                     self.watching.insert(ns_ref.clone(), task);
