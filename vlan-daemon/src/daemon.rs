@@ -377,10 +377,16 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                         // A Docker child leaving vland's namespace is Docker moving it into its
                         // container: followed there at once, not after the events settle (by
                         // then the next container's calls are often in, and would wait for it).
-                        if ns.is_own() && applier.config.as_ref().is_some_and(|c| c.docker.is_some()) {
+                        let docker = applier.config.as_ref().is_some_and(|c| c.docker.is_some());
+                        if ns.is_own() && docker {
                             applier.look_again.get_or_insert_with(look_soon);
                         }
-                        pending.namespaces.insert(ns);
+                        // Where Docker's children are staged, the look alone follows them: the
+                        // events there are their Join's own (an apply would find nothing to do)
+                        // or Docker moving them, which is what the look is for.
+                        if !(docker && frontends::store::is_staging(&ns)) {
+                            pending.namespaces.insert(ns);
+                        }
                     }
                     Some((msg, _)) = link_events.next() => {
                         if let Some(name) = applier.watched.changed(msg) {

@@ -2,7 +2,7 @@
 //! in the shape of the config file's tables, each with where it came from. The daemon owns the
 //! file (`frontends.json` in the state dir) and writes it atomically (temp file, fsync, rename),
 //! so a crash leaves the old or the new version, never half of one; `vland apply` reads it too.
-use crate::config::{ConfigErrors, RawEndpoint, RawNetwork};
+use crate::config::{ConfigErrors, NetnsRef, RawEndpoint, RawNetwork};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -105,6 +105,11 @@ pub enum Origin {
 
 /// vland's own namespace, where a Docker child is made before Docker moves it.
 pub const OWN_NAMESPACE: &str = "/proc/self/ns/net";
+
+/// Whether `ns` is where Docker's children are staged (vland's own namespace, by that path).
+pub fn is_staging(ns: &NetnsRef) -> bool {
+    matches!(ns, NetnsRef::Path(p) if p == Path::new(OWN_NAMESPACE))
+}
 
 impl Origin {
     /// How `vland stats` shows the owner: the pod when Kubernetes named one, else the container.
