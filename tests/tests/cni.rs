@@ -53,11 +53,14 @@ fn refused(command: &str, id: &str, netns: &str, args: &str, conf: &Value, want_
 }
 
 /// The lab's daemon with a control socket, and the TOML network `lan` (the seed's segment).
-fn daemon_lab(socket: &Path, networks: &str) -> (Lab, String, PathBuf, Daemon) {
+/// A lab host running the daemon with `networks`; its socket is in the lab's directory (removed
+/// with the lab, even when the test fails).
+fn daemon_lab(networks: &str) -> (Lab, String, PathBuf, Daemon, PathBuf) {
     let (mut lab, host) = Lab::with_host();
+    let socket = lab.dir.join("vland.sock");
     let config = lab.config("h1", &format!("socket = \"{}\"\n\n{networks}", socket.display()));
-    let daemon = start(&mut lab, &host, &config, socket);
-    (lab, host, config, daemon)
+    let daemon = start(&mut lab, &host, &config, &socket);
+    (lab, host, config, daemon, socket)
 }
 
 fn start(lab: &mut Lab, host: &str, config: &Path, socket: &Path) -> Daemon {
@@ -76,8 +79,7 @@ fn fragments(config_dir: &Path) -> Value {
 
 #[test]
 fn add_check_del_status_against_a_namespace_and_across_a_restart() {
-    let socket = std::env::temp_dir().join(format!("vlt-cni-{}-a.sock", std::process::id()));
-    let (mut lab, host, config, daemon) = daemon_lab(&socket, LAN);
+    let (mut lab, host, config, daemon, socket) = daemon_lab(LAN);
     let conf = json!({"cniVersion": "1.1.0", "name": "lan", "type": "vland", "socket": socket, "network": "lan"});
     let c1 = lab.add_ns("c1");
     let netns = format!("/run/netns/{c1}");
@@ -147,8 +149,7 @@ fn add_check_del_status_against_a_namespace_and_across_a_restart() {
 
 #[test]
 fn a_conflist_for_the_reference_macvlan_plugin_works_with_only_type_changed_and_gc_removes_the_rest() {
-    let socket = std::env::temp_dir().join(format!("vlt-cni-{}-b.sock", std::process::id()));
-    let (mut lab, host, config, _daemon) = daemon_lab(&socket, "");
+    let (mut lab, host, config, _daemon, socket) = daemon_lab("");
     // As the reference plugins' docs write it; `socket` only because this lab's daemon is not
     // on the default /run/vland.sock.
     let conflist = json!({
@@ -211,8 +212,7 @@ fn a_conflist_for_the_reference_macvlan_plugin_works_with_only_type_changed_and_
 
 #[test]
 fn bad_requests_get_the_specs_errors_and_change_nothing() {
-    let socket = std::env::temp_dir().join(format!("vlt-cni-{}-c.sock", std::process::id()));
-    let (mut lab, _host, _config, _daemon) = daemon_lab(&socket, LAN);
+    let (mut lab, _host, _config, _daemon, socket) = daemon_lab(LAN);
     let conf = json!({"cniVersion": "1.1.0", "name": "lan", "type": "vland", "socket": socket, "network": "lan"});
     let (c1, c2) = (lab.add_ns("c1"), lab.add_ns("c2"));
     let (n1, n2) = (format!("/run/netns/{c1}"), format!("/run/netns/{c2}"));
@@ -262,8 +262,7 @@ fn bad_requests_get_the_specs_errors_and_change_nothing() {
 #[test]
 fn twenty_concurrent_adds_and_dels_all_succeed_with_distinct_addresses_and_leave_nothing() {
     const N: usize = 20;
-    let socket = std::env::temp_dir().join(format!("vlt-cni-{}-d.sock", std::process::id()));
-    let (mut lab, host, config, daemon) = daemon_lab(&socket, LAN);
+    let (mut lab, host, config, daemon, socket) = daemon_lab(LAN);
     let conf = json!({"cniVersion": "1.1.0", "name": "lan", "type": "vland", "socket": socket, "network": "lan"});
     let namespaces: Vec<String> = (0..2 * N).map(|i| lab.add_ns(&format!("p{i}"))).collect();
     // Each call from a thread of its own, as N runtimes' plugin processes: (index, exit code, output).

@@ -66,8 +66,10 @@ fn start(lab: &mut Lab, host: &str, config: &Path, socket: &Path) -> Daemon {
     daemon
 }
 
-fn sock(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("vlt-docker-{}-{tag}/vland.sock", std::process::id()))
+/// The plugin socket, in a directory of its own inside the lab's (short enough for a Unix
+/// socket's path, and removed with the lab even when the test fails).
+fn sock(lab: &Lab, tag: &str) -> PathBuf {
+    lab.dir.join(format!("docker-{tag}/vland.sock"))
 }
 
 fn stats_row(lab: &mut Lab, host: &str, config: &Path, endpoint: &str) -> Option<Value> {
@@ -94,8 +96,8 @@ fn docker_moves_out(lab: &Lab, host: &str, sandbox: &str, src: &str) {
 
 #[test]
 fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
-    let socket = sock("a");
     let (mut lab, host) = Lab::with_host();
+    let socket = sock(&lab, "a");
     let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
     let daemon = start(&mut lab, &host, &config, &socket);
 
@@ -242,7 +244,6 @@ fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
     let f: Value = serde_json::from_str(&frag(&lab)).unwrap();
     assert_eq!((&f["networks"], &f["endpoints"], f.get("docker_pools")), (&json!({}), &json!({}), None), "{f}");
     drop(daemon);
-    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
 
 /// A Docker network beside the TOML's: the same parent rules across both (an ipvlan network on
@@ -253,8 +254,8 @@ fn the_seeds_network_create_run_rm_and_network_rm_as_docker_sends_them() {
 /// ipvlan l3 is checked by the daemon's unit tests.)
 #[test]
 fn beside_the_toml_an_internal_network_taken_over_without_further_calls() {
-    let socket = sock("b");
     let mut lab = Lab::new();
+    let socket = sock(&lab, "b");
     lab.add_switch("172.16.10.1/24");
     let host = lab.add_host("h1", None);
     let web1 = lab.expect_ns("web1");
@@ -325,7 +326,6 @@ fn beside_the_toml_an_internal_network_taken_over_without_further_calls() {
     assert_eq!(sorted_links(&host), ["eth0", "eth1", "eth1p", "lo"], "only what vland did not make is left");
     assert_eq!(ip::link(&web1, "eth0").kind(), "macvlan", "the TOML's endpoint stays");
     drop(daemon);
-    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
 
 /// Containers started and removed together: their Join and Leave calls arrive at once and share
@@ -335,8 +335,8 @@ fn beside_the_toml_an_internal_network_taken_over_without_further_calls() {
 #[test]
 fn joins_and_leaves_that_arrive_together_share_one_apply() {
     const N: usize = 4;
-    let socket = sock("c");
     let (mut lab, host) = Lab::with_host();
+    let socket = sock(&lab, "c");
     let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
     let daemon = start(&mut lab, &host, &config, &socket);
     let pool_id = network_on_eth0(&socket);
@@ -404,7 +404,6 @@ fn joins_and_leaves_that_arrive_together_share_one_apply() {
     docker_network_rm(&socket, &pool_id, &["172.16.10.1"]);
     assert_eq!(sorted_links(&host), ["eth0", "lo"]);
     drop(daemon);
-    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
 
 /// `docker network rm` as Docker sends it: the addresses its IPAM still holds (gateway, aux
@@ -465,8 +464,8 @@ struct Joined {
 }
 
 fn one_container_joined(tag: &str) -> Joined {
-    let socket = sock(tag);
     let (mut lab, host) = Lab::with_host();
+    let socket = sock(&lab, tag);
     let config = lab.config("h1", &format!("[docker]\nsocket = \"{}\"\n", socket.display()));
     let daemon = start(&mut lab, &host, &config, &socket);
     let pool_id = network_on_eth0(&socket);
@@ -502,7 +501,6 @@ fn a_leave_before_docker_gives_the_child_back_deletes_it_in_the_sandbox() {
     docker_network_rm(&socket, &pool_id, &["172.16.10.1"]);
     assert_eq!(sorted_links(&host), ["eth0", "lo"]);
     drop(daemon);
-    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
 
 /// Docker slow to configure a child it has moved (a loaded host starting many containers):
@@ -534,7 +532,6 @@ fn a_child_docker_is_still_configuring_holds_up_no_call() {
     assert!(daemon.log_text().contains("Docker configured its children"), "{}", daemon.log_text());
     assert!(!daemon.log_text().contains("taken over as it is"), "{}", daemon.log_text());
     drop(daemon);
-    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
 
 /// While a child is staged in vland's own namespace, neither its own Join's events there nor a
@@ -564,5 +561,4 @@ fn a_staged_child_and_a_host_link_beside_it_make_no_apply() {
     let log = daemon.log_text();
     assert!(!log[settled..].contains("applying"), "an apply for a link that is not vland's: {}", &log[settled..]);
     drop(daemon);
-    let _ = std::fs::remove_dir_all(socket.parent().unwrap());
 }
