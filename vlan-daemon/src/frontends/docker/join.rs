@@ -72,6 +72,7 @@ pub async fn settle(state_dir: &Path, configuring: &mut Configuring) -> anyhow::
             *phase = DockerPhase::Created;
         }
     }
+    let mut taken = Vec::new();
     for (name, sandbox, src_name, default_routes) in joining {
         if own.get(&src_name).is_some_and(|l| l.alias.as_deref() == Some(alias_for(&name).as_str())) {
             continue; // still staged: Docker has not moved it
@@ -96,25 +97,32 @@ pub async fn settle(state_dir: &Path, configuring: &mut Configuring) -> anyhow::
             }
         };
         configuring.0.remove(&name);
-        let inum = netns::inum(&ns)?;
-        // The state record first: a crash before the fragment is saved leaves a record the
-        // next apply rebuilds from the kernel (adoption), never a child made twice.
+        let link_id = LinkId { netns_inum: netns::inum(&ns)?, ifindex: link.index };
+        taken.push(Taken { endpoint: name, sandbox, src_name, ifname: link.name, link_id });
+    }
+    if !taken.is_empty() {
+        // The state records first, all in one save (under load, from containers started
+        // together, each fsync took tens of ms): a crash before the fragments are saved leaves
+        // records the next apply rebuilds from the kernel (adoption), never a child made twice.
         let store_ = StateStore::open_locked(state_dir)?;
         let mut state = store_.load()?;
-        if let Some(rec) = state.endpoints.get_mut(&name) {
-            rec.netns = NetnsRef::Path(sandbox.clone());
-            rec.ifname = link.name.clone();
-            rec.link = Some(LinkId { netns_inum: inum, ifindex: link.index });
-            // The routes there are Docker's, set from Join's reply: vland's own are recorded anew.
-            rec.routes.clear();
+        for t in &taken {
+            if let Some(rec) = state.endpoints.get_mut(&t.endpoint) {
+                rec.netns = NetnsRef::Path(t.sandbox.clone());
+                rec.ifname = t.ifname.clone();
+                rec.link = Some(t.link_id);
+                // The routes there are Docker's, set from Join's reply: vland's own are recorded anew.
+                rec.routes.clear();
+            }
         }
         store_.save(&state)?;
-        drop(store_);
-        info!(endpoint = %name, sandbox = %sandbox.display(), ifname = %link.name, "Docker moved the child into its container");
-        if let Some(Origin::DockerEndpoint { phase, .. }) = fragments.endpoints.get_mut(&name).map(|f| &mut f.origin) {
-            *phase = DockerPhase::Joined { sandbox, src_name, ifname: link.name.clone() };
+    }
+    for Taken { endpoint, sandbox, src_name, ifname, .. } in taken {
+        info!(endpoint = %endpoint, sandbox = %sandbox.display(), ifname = %ifname, "Docker moved the child into its container");
+        if let Some(Origin::DockerEndpoint { phase, .. }) = fragments.endpoints.get_mut(&endpoint).map(|f| &mut f.origin) {
+            *phase = DockerPhase::Joined { sandbox, src_name, ifname };
         }
-        settled.moved.push(name);
+        settled.moved.push(endpoint);
     }
     if !settled.moved.is_empty() {
         store::save(state_dir, &fragments)?;
@@ -128,6 +136,15 @@ impl Configuring {
     fn waited_enough(&mut self, endpoint: &str) -> bool {
         self.0.entry(endpoint.to_string()).or_insert_with(Instant::now).elapsed() >= DOCKER_CONFIGURES_WITHIN
     }
+}
+
+/// A child Docker has moved and configured, found in its sandbox.
+struct Taken {
+    endpoint: String,
+    sandbox: PathBuf,
+    src_name: String,
+    ifname: String,
+    link_id: LinkId,
 }
 
 /// Where Docker is with the endpoint's child in the sandbox.
