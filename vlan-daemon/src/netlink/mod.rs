@@ -33,13 +33,22 @@ impl Netlink {
 
     /// A handle whose socket lives in `ns`; usable from any thread afterwards.
     pub fn in_netns(ns: &File) -> anyhow::Result<Self> {
+        Self::in_netns_with(ns, || Ok(())).map(|(nl, ())| nl)
+    }
+
+    /// `in_netns`, running `also` on the same thread inside `ns`: one thread, not two, for what
+    /// must be read from inside (under load, each thread waits its turn on a CPU).
+    pub fn in_netns_with<T: Send>(ns: &File, also: impl FnOnce() -> anyhow::Result<T> + Send) -> anyhow::Result<(Self, T)> {
         let rt = tokio::runtime::Handle::current();
-        let (conn, handle, _) = crate::netns::run_in(ns, || {
-            let _guard = rt.enter();
-            rtnetlink::new_connection().context("cannot open a netlink socket in the endpoint namespace")
+        let ((conn, handle, _), found) = crate::netns::run_in(ns, || {
+            let socket = {
+                let _guard = rt.enter();
+                rtnetlink::new_connection().context("cannot open a netlink socket in the endpoint namespace")?
+            };
+            Ok((socket, also()?))
         })?;
         tokio::spawn(conn);
-        Ok(Self { handle })
+        Ok((Self { handle }, found))
     }
 
     /// Every global (scope universe) address in the namespace, by (link, is IPv6): the ones vland

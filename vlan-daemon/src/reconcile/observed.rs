@@ -92,15 +92,30 @@ pub async fn observe(
     let host_links: HashMap<String, LinkFacts> = host.links().await?.into_iter().map(|l| (l.name.clone(), l)).collect();
     let same_build = state.ebpf_object.as_deref() == Some(ebpf::object_id().as_str());
     let programs = if same_build { ebpf::pinned_program_ids(pins) } else { None };
+    // Staged children an engine is about to move, recorded where they are: the apply sets them
+    // aside (`Desired::set_aside_moving`), so their hooks and sysctls are not read either (every
+    // Docker Join's apply reads vland's namespace, where all children being started are staged).
+    let aside: BTreeSet<(&NetnsRef, &str)> = config
+        .endpoints
+        .iter()
+        .filter(|(name, ep)| ep.staged && state.endpoints.get(*name).is_some_and(|r| r.link.is_some() && r.netns == ep.netns))
+        .map(|(_, ep)| (&ep.netns, ep.ifname.as_str()))
+        .collect();
     let mut keys_by_netns: BTreeMap<&NetnsRef, Vec<String>> = BTreeMap::new();
     for ep in config.endpoints.values().filter(|ep| scope.as_ref().is_none_or(|s| s.contains(&ep.netns))) {
+        if aside.contains(&(&ep.netns, ep.ifname.as_str())) {
+            keys_by_netns.entry(&ep.netns).or_default();
+            continue;
+        }
         let wanted = DeviceSysctls::for_network(&ep.ifname, &config.networks[&ep.network]).wanted(sysctls::has_ipv6());
         keys_by_netns.entry(&ep.netns).or_default().extend(wanted.into_iter().map(|(k, _)| k));
     }
     let mut namespaces = BTreeMap::new();
     for (ns_ref, keys) in keys_by_netns {
         let pending: Vec<u32> = state.pending_links.iter().filter(|p| &p.netns == ns_ref).map(|p| p.ifindex).collect();
-        let view = view(ns_ref, keys, &pending, link_group, programs).await.map_err(|e| e.context(format!("namespace {ns_ref}")))?;
+        let set_aside: BTreeSet<&str> = aside.iter().filter(|(ns, _)| *ns == ns_ref).map(|(_, name)| *name).collect();
+        let view =
+            view(ns_ref, keys, &set_aside, &pending, link_group, programs).await.map_err(|e| e.context(format!("namespace {ns_ref}")))?;
         namespaces.insert(ns_ref.clone(), view);
     }
     let own_inum = netns::inum(&netns::open(std::path::Path::new("/proc/thread-self/ns/net"))?)?;
@@ -128,6 +143,7 @@ impl Observed {
 async fn view(
     ns_ref: &NetnsRef,
     sysctl_keys: Vec<String>,
+    set_aside: &BTreeSet<&str>,
     pending: &[u32],
     link_group: u32,
     programs: Option<ProgramIds>,
@@ -136,7 +152,7 @@ async fn view(
         return Ok(NamespaceView::absent());
     }
     let ns = netns::open(&ns_ref.path())?;
-    let nl = Netlink::in_netns(&ns)?;
+    let (nl, (defaults, sysctls)) = Netlink::in_netns_with(&ns, || Ok(sysctls::read_here(sysctl_keys)))?;
     let mut links = HashMap::new();
     let mut leftovers = Vec::new();
     for link in nl.links().await? {
@@ -149,7 +165,8 @@ async fn view(
     }
     let mut filters = HashMap::new();
     let mut xdp_is_legacy = HashMap::new();
-    for link in links.values().filter(|l| l.alias.as_deref().is_some_and(super::endpoint::is_vland_alias)) {
+    let counted = |l: &&LinkFacts| l.alias.as_deref().is_some_and(super::endpoint::is_vland_alias) && !set_aside.contains(l.name.as_str());
+    for link in links.values().filter(counted) {
         let hooks = (nl.filter_program(link.index, Hook::Ingress).await?, nl.filter_program(link.index, Hook::Egress).await?);
         filters.insert(link.index, hooks);
         // An older build's generic-XDP counter (apply removes it), or someone else's program.
@@ -164,7 +181,6 @@ async fn view(
     } else {
         HashMap::new()
     };
-    let (defaults, sysctls) = sysctls::read(&ns, sysctl_keys)?;
     Ok(NamespaceView {
         exists: true,
         inum: Some(netns::inum(&ns)?),

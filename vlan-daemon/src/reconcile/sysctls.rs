@@ -88,16 +88,15 @@ fn flag(on: bool) -> &'static str {
     if on { "1" } else { "0" }
 }
 
-/// Reads the namespace's defaults and the current value of each key (missing keys are left out).
-pub fn read(ns: &File, keys: Vec<String>) -> anyhow::Result<(Defaults, BTreeMap<String, bool>)> {
-    netns::run_in(ns, move || {
-        let defaults = Defaults {
-            ipv6: has_ipv6().then(|| !netns::read_sysctl_flag("ipv6/conf/default/disable_ipv6").unwrap_or(false)),
-            arp_notify: netns::read_sysctl_flag("ipv4/conf/default/arp_notify").unwrap_or(false),
-        };
-        let values = keys.into_iter().filter_map(|k| netns::read_sysctl_flag(&k).map(|v| (k, v))).collect();
-        Ok((defaults, values))
-    })
+/// Reads the namespace's defaults and the current value of each key (missing keys are left out);
+/// must run inside the namespace.
+pub fn read_here(keys: Vec<String>) -> (Defaults, BTreeMap<String, bool>) {
+    let defaults = Defaults {
+        ipv6: has_ipv6().then(|| !netns::read_sysctl_flag("ipv6/conf/default/disable_ipv6").unwrap_or(false)),
+        arp_notify: netns::read_sysctl_flag("ipv4/conf/default/arp_notify").unwrap_or(false),
+    };
+    let values = keys.into_iter().filter_map(|k| netns::read_sysctl_flag(&k).map(|v| (k, v))).collect();
+    (defaults, values)
 }
 
 /// Sets the `default` values of a namespace vland just created.
