@@ -9,6 +9,7 @@ use crate::config::{Config, Endpoint, NetnsRef, Network};
 use crate::ebpf::{Pins, endpoint_policy};
 use crate::mac::Mac;
 use crate::netlink::RouteSpec;
+use crate::state::EndpointRecord;
 use ipnetwork::IpNetwork;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -60,9 +61,7 @@ impl Desired<'_> {
         let moving: Vec<String> = self
             .endpoints
             .iter()
-            .filter(|(name, d)| {
-                d.ep.staged && observed.state.endpoints.get(*name).is_some_and(|r| r.link.is_some() && r.netns == d.ep.netns)
-            })
+            .filter(|(name, d)| is_moving(d.ep, observed.state.endpoints.get(*name)))
             .map(|(name, _)| name.clone())
             .collect();
         for name in &moving {
@@ -79,6 +78,12 @@ impl Desired<'_> {
         let devices: Vec<&DeviceSysctls> = self.by_netns[ns_ref].iter().map(|n| &self.endpoints[n].sysctls).collect();
         super::sysctls::majority_defaults(&devices, super::sysctls::has_ipv6())
     }
+}
+
+/// Whether `ep` is a staged child its engine is about to move: made, and recorded (`record`)
+/// where it was staged.
+pub fn is_moving(ep: &Endpoint, record: Option<&EndpointRecord>) -> bool {
+    ep.staged && record.is_some_and(|r| r.link.is_some() && r.netns == ep.netns)
 }
 
 pub fn desired<'c>(config: &'c Config, allocations: BTreeMap<String, Allocation>, pins: &Pins) -> Desired<'c> {

@@ -92,30 +92,25 @@ pub async fn observe(
     let host_links: HashMap<String, LinkFacts> = host.links().await?.into_iter().map(|l| (l.name.clone(), l)).collect();
     let same_build = state.ebpf_object.as_deref() == Some(ebpf::object_id().as_str());
     let programs = if same_build { ebpf::pinned_program_ids(pins) } else { None };
-    // Staged children an engine is about to move, recorded where they are: the apply sets them
-    // aside (`Desired::set_aside_moving`), so their hooks and sysctls are not read either (every
-    // Docker Join's apply reads vland's namespace, where all children being started are staged).
-    let aside: BTreeSet<(&NetnsRef, &str)> = config
-        .endpoints
-        .iter()
-        .filter(|(name, ep)| ep.staged && state.endpoints.get(*name).is_some_and(|r| r.link.is_some() && r.netns == ep.netns))
-        .map(|(_, ep)| (&ep.netns, ep.ifname.as_str()))
-        .collect();
-    let mut keys_by_netns: BTreeMap<&NetnsRef, Vec<String>> = BTreeMap::new();
-    for ep in config.endpoints.values().filter(|ep| scope.as_ref().is_none_or(|s| s.contains(&ep.netns))) {
-        if aside.contains(&(&ep.netns, ep.ifname.as_str())) {
-            keys_by_netns.entry(&ep.netns).or_default();
-            continue;
+    // Per namespace, the sysctl keys to read and the children set aside: staged children an
+    // engine is about to move (`desired::is_moving`) are neither planned nor touched, so their
+    // hooks and sysctls are not read either (every Docker Join's apply reads vland's namespace,
+    // where all children being started are staged).
+    let mut reads_by_netns: BTreeMap<&NetnsRef, (Vec<String>, BTreeSet<&str>)> = BTreeMap::new();
+    for (name, ep) in config.endpoints.iter().filter(|(_, ep)| scope.as_ref().is_none_or(|s| s.contains(&ep.netns))) {
+        let (keys, aside) = reads_by_netns.entry(&ep.netns).or_default();
+        if super::desired::is_moving(ep, state.endpoints.get(name)) {
+            aside.insert(ep.ifname.as_str());
+        } else {
+            let wanted = DeviceSysctls::for_network(&ep.ifname, &config.networks[&ep.network]).wanted(sysctls::has_ipv6());
+            keys.extend(wanted.into_iter().map(|(k, _)| k));
         }
-        let wanted = DeviceSysctls::for_network(&ep.ifname, &config.networks[&ep.network]).wanted(sysctls::has_ipv6());
-        keys_by_netns.entry(&ep.netns).or_default().extend(wanted.into_iter().map(|(k, _)| k));
     }
     let mut namespaces = BTreeMap::new();
-    for (ns_ref, keys) in keys_by_netns {
+    for (ns_ref, (keys, aside)) in reads_by_netns {
         let pending: Vec<u32> = state.pending_links.iter().filter(|p| &p.netns == ns_ref).map(|p| p.ifindex).collect();
-        let set_aside: BTreeSet<&str> = aside.iter().filter(|(ns, _)| *ns == ns_ref).map(|(_, name)| *name).collect();
         let view =
-            view(ns_ref, keys, &set_aside, &pending, link_group, programs).await.map_err(|e| e.context(format!("namespace {ns_ref}")))?;
+            view(ns_ref, keys, &aside, &pending, link_group, programs).await.map_err(|e| e.context(format!("namespace {ns_ref}")))?;
         namespaces.insert(ns_ref.clone(), view);
     }
     let own_inum = netns::inum(&netns::open(std::path::Path::new("/proc/thread-self/ns/net"))?)?;
