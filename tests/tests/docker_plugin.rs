@@ -10,6 +10,8 @@ use vland_tests::{Daemon, Lab, filter_programs, ip, wait_until};
 
 const NID: &str = "9f2b1c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5061728394a5b6c7d8e9f";
 const EID: &str = "5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
+/// A second container's endpoint on the same network.
+const EID2: &str = "6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e";
 
 /// One plugin call as Docker makes it: HTTP/1.1 POST with a JSON body on the Unix socket.
 fn call(socket: &Path, name: &str, body: &Value) -> Value {
@@ -441,11 +443,16 @@ fn network_on_eth0(socket: &Path) -> String {
 /// Join of endpoint EID into a new sandbox namespace: the sandbox, Join's reply and the name
 /// of the child vland staged for Docker to move there.
 fn join_a_sandbox(lab: &mut Lab, socket: &Path) -> (String, Value, String) {
-    let sandbox = lab.add_ns("sandbox");
+    join_sandbox(lab, socket, EID, "sandbox")
+}
+
+/// Join of endpoint `id` into a new namespace `name`, as `join_a_sandbox`.
+fn join_sandbox(lab: &mut Lab, socket: &Path, id: &str, name: &str) -> (String, Value, String) {
+    let sandbox = lab.add_ns(name);
     let join = ok(
         socket,
         "NetworkDriver.Join",
-        &json!({"NetworkID": NID, "EndpointID": EID, "SandboxKey": format!("/run/netns/{sandbox}"), "Options": {}}),
+        &json!({"NetworkID": NID, "EndpointID": id, "SandboxKey": format!("/run/netns/{sandbox}"), "Options": {}}),
     );
     let src = join["InterfaceName"]["SrcName"].as_str().unwrap_or_else(|| panic!("no SrcName: {join}")).to_string();
     (sandbox, join, src)
@@ -509,17 +516,11 @@ fn a_leave_before_docker_gives_the_child_back_deletes_it_in_the_sandbox() {
 /// call.
 #[test]
 fn a_child_docker_is_still_configuring_holds_up_no_call() {
-    const EID2: &str = "6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e";
     let Joined { mut lab, host, socket, daemon, pool_id, sandbox, src } = one_container_joined("e");
     // Moved, but not yet renamed, addressed or up.
     lab.exec(&host, &["ip", "link", "set", &src, "netns", &sandbox]);
     endpoint(&socket, &pool_id, EID2);
-    let sandbox2 = lab.add_ns("sandbox2");
-    ok(
-        &socket,
-        "NetworkDriver.Join",
-        &json!({"NetworkID": NID, "EndpointID": EID2, "SandboxKey": format!("/run/netns/{sandbox2}"), "Options": {}}),
-    );
+    join_sandbox(&mut lab, &socket, EID2, "sandbox2");
     assert!(filter_programs(&sandbox, &src, "ingress").is_empty(), "taken over half-configured: {}", daemon.log_text());
     assert!(!ip::link(&sandbox, &src).is_up(), "vland configured Docker's child: {}", daemon.log_text());
 
@@ -540,16 +541,13 @@ fn a_child_docker_is_still_configuring_holds_up_no_call() {
 /// every host event in, and each of its events made an apply that found nothing to do.
 #[test]
 fn a_staged_child_and_a_host_link_beside_it_make_no_apply() {
-    const EID2: &str = "7a8192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
     let Joined { mut lab, host, socket, daemon, pool_id, .. } = one_container_joined("f");
     // Events settle after 150 ms with none. The first child on eth0 changed eth0's flags: that
     // event is the parent's, followed as such, and would hide the second one's.
     std::thread::sleep(Duration::from_millis(600));
     let joined = daemon.log_text().len();
     endpoint(&socket, &pool_id, EID2);
-    let sandbox2 = lab.add_ns("sandbox2");
-    let join = json!({"NetworkID": NID, "EndpointID": EID2, "SandboxKey": format!("/run/netns/{sandbox2}"), "Options": {}});
-    let src = ok(&socket, "NetworkDriver.Join", &join)["InterfaceName"]["SrcName"].as_str().unwrap().to_string();
+    let (_, _, src) = join_sandbox(&mut lab, &socket, EID2, "sandbox2");
     assert!(ip::try_link(&host, &src).is_some(), "no staged child: {}", daemon.log_text());
     std::thread::sleep(Duration::from_millis(600));
     let log = daemon.log_text();
